@@ -1,0 +1,36 @@
+"""ncsn_toy: the toy experiment of Song & Ermon (2019), "Generative Modeling by Estimating
+Gradients of the Data Distribution" (NCSN), as a small, tested package.
+
+Exact Gaussian-mixture scores at every noise level, the seed project's two score networks,
+denoising / annealed denoising / sliced score matching, and (annealed) Langevin samplers.
+"""
+
+from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
+from .mixtures import GaussianMixture, four_gaussians, two_gaussians
+from .networks import NoiseConditionalScoreNet, ScoreNet
+from .noise_levels import geometric_sigmas
+from .samplers import (
+    SamplerDivergedError,
+    Trajectory,
+    annealed_langevin_dynamics,
+    langevin_dynamics,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GaussianMixture",
+    "two_gaussians",
+    "four_gaussians",
+    "ScoreNet",
+    "NoiseConditionalScoreNet",
+    "geometric_sigmas",
+    "dsm_loss",
+    "anneal_dsm_loss",
+    "sliced_score_matching_loss",
+    "langevin_dynamics",
+    "annealed_langevin_dynamics",
+    "Trajectory",
+    "SamplerDivergedError",
+    "__version__",
+]

@@ -1,0 +1,7 @@
+"""``python -m ncsn_toy``: see :mod:`ncsn_toy.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

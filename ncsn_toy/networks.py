@@ -1,0 +1,185 @@
+"""The seed project's two score networks, with keyword options around them.
+
+``ScoreNet()`` is the seed's ``score_network`` (input (x, y)), ``NoiseConditionalScoreNet()`` its
+``score_network2`` (input (x, y, sigma)); constructed with no arguments both are exactly
+
+    Linear(in, 64), LogSigmoid, Linear(64, 64), LogSigmoid, Linear(64, 64), LogSigmoid, Linear(64, 2)
+
+Options: ``hidden`` width, ``n_hidden_layers`` depth, ``activation``, and for the
+noise-conditional network how sigma enters:
+- ``sigma_input="raw"`` feeds sigma itself as the third input (the seed);
+  ``"log"`` feeds log sigma, which spreads geometric noise levels evenly over the input range;
+- ``divide_by_sigma=True`` returns net(x, sigma) / sigma, the output parametrisation of
+  NCSNv2 (Song & Ermon 2020, "Improved Techniques for Training Score-Based Generative Models",
+  Sec. 3.4), since the true score of p_sigma scales like 1 / sigma.
+
+References: Song & Ermon, NeurIPS 2019 (NCSN, Sec. 4.1: s_theta(x, sigma)); Song & Ermon,
+NeurIPS 2020 (NCSNv2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _checks
+from .noise_levels import PAPER_N_LEVELS, PAPER_SIGMA_MAX, PAPER_SIGMA_MIN, geometric_sigmas
+
+__all__ = ["ScoreNet", "NoiseConditionalScoreNet", "ACTIVATIONS", "SIGMA_INPUTS"]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "logsigmoid": nn.LogSigmoid,  # the seed's choice
+    "softplus": nn.Softplus,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+}
+SIGMA_INPUTS = ("raw", "log")
+
+
+def _mlp(in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int, activation: str) -> nn.Sequential:
+    """Linear, act, (Linear, act) * (n_hidden_layers - 1), Linear: the seed's layout."""
+    hidden = _checks.positive_int(hidden, "hidden")
+    n_hidden_layers = _checks.positive_int(n_hidden_layers, "n_hidden_layers")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(n_hidden_layers):
+        layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
+        width = hidden
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
+
+
+def _check_input(x: torch.Tensor, net: nn.Sequential, dim: int) -> torch.Tensor:
+    x = _checks.points(x, dim)
+    weight_dtype = net[0].weight.dtype
+    if x.dtype != weight_dtype:
+        raise TypeError(
+            f"x is {x.dtype} but the network's parameters are {weight_dtype}; "
+            f"convert one of them (x.to({weight_dtype}) or model.to({x.dtype}))"
+        )
+    return x
+
+
+class ScoreNet(nn.Module):
+    """s_theta(x): a score network without noise input (the seed's ``score_network``).
+
+    Args:
+        dim: data dimension d (input and output size).
+        hidden: width of every hidden layer.
+        n_hidden_layers: number of hidden layers (each Linear + activation).
+        activation: one of ``ACTIVATIONS``.
+
+    ``forward(x)``: ``(n, d) -> (n, d)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int = 2,
+        hidden: int = 64,
+        n_hidden_layers: int = 3,
+        activation: str = "logsigmoid",
+    ) -> None:
+        super().__init__()
+        self.dim = _checks.positive_int(dim, "dim")
+        self.architecture = {
+            "dim": self.dim, "hidden": hidden, "n_hidden_layers": n_hidden_layers,
+            "activation": activation,
+        }  # keyword arguments that rebuild this network (saved in checkpoints)
+        self.net = _mlp(self.dim, self.dim, hidden, n_hidden_layers, activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(_check_input(x, self.net, self.dim))
+
+
+class NoiseConditionalScoreNet(nn.Module):
+    """s_theta(x, sigma): a noise-conditional score network (the seed's ``score_network2``).
+
+    Args:
+        dim: data dimension d.
+        hidden, n_hidden_layers, activation: as for :class:`ScoreNet`.
+        sigma_input: ``"raw"`` (sigma is the extra input, as in the seed) or ``"log"`` (log sigma).
+        divide_by_sigma: return net(x, sigma) / sigma (NCSNv2's output scaling).
+        sigmas: the noise levels the network is trained for, strictly decreasing; stored as the
+            buffer ``sigmas`` (saved with the weights). Default: the paper's 10 geometric levels
+            from 20 to 1.
+
+    ``forward(x, sigma)``: ``x`` is ``(n, d)``; ``sigma`` a Python float, a 0-d tensor or an
+    ``(n,)`` tensor; returns ``(n, d)``. A scalar sigma is folded into the first layer's bias
+    (W [x; sigma] + b = W_x x + (b + w_sigma sigma)), which gives the same numbers as
+    concatenating a column of sigma without building the (n, d + 1) input.
+    """
+
+    sigmas: torch.Tensor
+
+    def __init__(
+        self,
+        *,
+        dim: int = 2,
+        hidden: int = 64,
+        n_hidden_layers: int = 3,
+        activation: str = "logsigmoid",
+        sigma_input: str = "raw",
+        divide_by_sigma: bool = False,
+        sigmas: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.dim = _checks.positive_int(dim, "dim")
+        if sigma_input not in SIGMA_INPUTS:
+            raise ValueError(f"sigma_input must be one of {SIGMA_INPUTS}, got {sigma_input!r}")
+        if not isinstance(divide_by_sigma, bool):
+            raise TypeError(f"divide_by_sigma must be a bool, got {type(divide_by_sigma).__name__}")
+        self.sigma_input = sigma_input
+        self.divide_by_sigma = divide_by_sigma
+        self.architecture = {
+            "dim": self.dim, "hidden": hidden, "n_hidden_layers": n_hidden_layers,
+            "activation": activation, "sigma_input": sigma_input, "divide_by_sigma": divide_by_sigma,
+        }  # keyword arguments that rebuild this network, with the `sigmas` buffer
+        self.net = _mlp(self.dim + 1, self.dim, hidden, n_hidden_layers, activation)
+        if sigmas is None:
+            sigmas = geometric_sigmas(PAPER_SIGMA_MAX, PAPER_SIGMA_MIN, PAPER_N_LEVELS)
+        self.register_buffer("sigmas", _checks.sigma_levels(sigmas).to(torch.float32).clone())
+
+    def forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        x = _check_input(x, self.net, self.dim)
+        first, rest = self.net[0], self.net[1:]
+        w_x, w_sigma = first.weight[:, : self.dim], first.weight[:, self.dim]  # (h, d), (h,)
+        if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
+            sigma = self._sigma_column(sigma, x)  # (n, 1)
+            feature = torch.log(sigma) if self.sigma_input == "log" else sigma
+            h = torch.addmm(first.bias, x, w_x.t()) + feature * w_sigma  # (n, h)
+        else:
+            sigma = self._sigma_scalar(sigma)
+            feature = math.log(sigma) if self.sigma_input == "log" else sigma
+            h = F.linear(x, w_x, first.bias + feature * w_sigma)  # (n, h)
+        out = rest(h)  # (n, d)
+        return out / sigma if self.divide_by_sigma else out
+
+    def _needs_positive_sigma(self) -> bool:
+        return self.sigma_input == "log" or self.divide_by_sigma
+
+    def _sigma_scalar(self, sigma: float | torch.Tensor) -> float:
+        sigma = _checks.real_number(sigma, "sigma")
+        if sigma < 0 or (sigma == 0 and self._needs_positive_sigma()):
+            bound = "> 0" if self._needs_positive_sigma() else ">= 0"
+            raise ValueError(f"sigma must be {bound}, got {sigma}")
+        return sigma
+
+    def _sigma_column(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if sigma.shape != (x.shape[0],):
+            raise ValueError(
+                "sigma must be a float, a 0-d tensor or an (n,) tensor with n = "
+                f"{x.shape[0]} (one per point), got shape {tuple(sigma.shape)}"
+            )
+        _checks.finite(sigma, "sigma")
+        low = sigma.min()
+        if bool(low < 0) or (self._needs_positive_sigma() and bool(low == 0)):
+            bound = "> 0" if self._needs_positive_sigma() else ">= 0"
+            raise ValueError(f"every sigma must be {bound}, got a minimum of {float(low)}")
+        return sigma.to(x.dtype).unsqueeze(1)

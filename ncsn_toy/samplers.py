@@ -1,0 +1,229 @@
+"""Langevin samplers: plain Langevin dynamics and annealed Langevin dynamics.
+
+Step convention of the paper (Song & Ermon 2019, Eq. 4):
+
+    x <- x + (alpha / 2) * score(x) + sqrt(alpha) * z,    z ~ N(0, I)
+
+Annealed Langevin dynamics (Algorithm 1) runs ``n_steps_each`` such steps at each noise level
+sigma_1 > ... > sigma_L with alpha_i = eps * sigma_i^2 / sigma_L^2, so that the signal-to-noise
+ratio of a step is the same at every level (Sec. 4.3).
+
+Both samplers run under ``torch.no_grad()`` (a score that needs autograd must enable it
+itself), reuse one noise buffer filled in place from ``generator`` (bitwise reproducible on the
+CPU), never modify ``x0``, and raise :class:`SamplerDivergedError` naming the level and step as
+soon as a non-finite value appears.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from tqdm.auto import tqdm
+
+from . import _checks
+
+__all__ = [
+    "langevin_dynamics",
+    "annealed_langevin_dynamics",
+    "Trajectory",
+    "SamplerDivergedError",
+]
+
+
+class SamplerDivergedError(FloatingPointError):
+    """A sampler produced NaN or infinite values (usually: the step size is too large)."""
+
+
+class Trajectory(NamedTuple):
+    """What a sampler returns when asked to ``record`` frames.
+
+    samples: ``(n, d)`` final samples (what the sampler returns without ``record``).
+    frames: ``(F, n, d)`` copies of the particles at the recorded steps (on the CPU).
+    steps: ``(F,)`` global step of each frame: 0 is ``x0``, s is after s updates.
+    levels: ``(F,)`` index of the noise level each frame was taken at (0 for plain Langevin).
+    """
+
+    samples: torch.Tensor
+    frames: torch.Tensor
+    steps: torch.Tensor
+    levels: torch.Tensor
+
+
+class _Level(NamedTuple):
+    sigma: float | None  # passed to the score function; None for plain Langevin
+    alpha: float  # step size of every step at this level
+    n_steps: int
+
+
+def langevin_dynamics(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    step_size: float,
+    n_steps: int,
+    generator: torch.Generator | None = None,
+    *,
+    record: int | Sequence[int] | None = None,
+    progress: bool = False,
+) -> torch.Tensor | Trajectory:
+    """Langevin dynamics (paper Eq. 4): ``n_steps`` steps of size alpha = ``step_size``.
+
+    Args:
+        score_fn: ``(n, d) -> (n, d)``, e.g. ``lambda x: mixture.score(x)`` or a ``ScoreNet``.
+        x0: ``(n, d)`` starting points (not modified).
+        step_size: alpha > 0.
+        n_steps: number of steps T >= 1.
+        generator: for the noise; ``None`` uses a generator seeded with 0.
+        record: also return frames: an int F (F frames evenly spaced over steps 0..T) or the
+            list of global steps to keep. Only those frames are kept in memory.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``(n, d)`` samples, or a :class:`Trajectory` when ``record`` is given.
+    """
+    step_size = _checks.positive_float(step_size, "step_size")
+    n_steps = _checks.positive_int(n_steps, "n_steps")
+    levels = [_Level(None, step_size, n_steps)]
+    return _run(lambda x, sigma: score_fn(x), x0, levels, generator, record, progress,
+                denoise_sigma=None, name="Langevin dynamics")
+
+
+def annealed_langevin_dynamics(
+    score_fn: Callable[[torch.Tensor, float], torch.Tensor],
+    x0: torch.Tensor,
+    sigmas: torch.Tensor,
+    step_size: float,
+    n_steps_each: int,
+    generator: torch.Generator | None = None,
+    *,
+    record: int | Sequence[int] | None = None,
+    progress: bool = False,
+    denoise: bool = False,
+) -> torch.Tensor | Trajectory:
+    """Annealed Langevin dynamics (paper Algorithm 1).
+
+    For i = 1..L: alpha_i = step_size * sigma_i^2 / sigma_L^2, then ``n_steps_each`` Langevin
+    steps with ``score_fn(x, sigma_i)``.
+
+    Args:
+        score_fn: ``(x (n, d), sigma: float) -> (n, d)``, e.g. ``mixture.score`` or a
+            ``NoiseConditionalScoreNet``.
+        x0: ``(n, d)`` starting points (not modified).
+        sigmas: ``(L,)`` noise levels, positive and strictly decreasing.
+        step_size: eps > 0, the step size at the last level.
+        n_steps_each: T >= 1 steps per level.
+        generator: for the noise; ``None`` uses a generator seeded with 0.
+        record: also return frames, as for :func:`langevin_dynamics`; steps run over
+            0..L*T (and L*T + 1, the denoised samples, when ``denoise``).
+        progress: show a tqdm progress bar.
+        denoise: finish with one denoising step x + sigma_L^2 s(x, sigma_L) (Tweedie's formula:
+            the posterior mean of the clean point; Jolicoeur-Martineau et al. 2020; NCSNv2).
+
+    Returns:
+        ``(n, d)`` samples, or a :class:`Trajectory` when ``record`` is given.
+    """
+    sigma_list = _checks.sigma_levels(sigmas).tolist()
+    step_size = _checks.positive_float(step_size, "step_size")
+    n_steps_each = _checks.positive_int(n_steps_each, "n_steps_each")
+    if not isinstance(denoise, bool):
+        raise TypeError(f"denoise must be a bool, got {type(denoise).__name__}")
+    last = sigma_list[-1]
+    levels = [_Level(s, step_size * s**2 / last**2, n_steps_each) for s in sigma_list]
+    return _run(score_fn, x0, levels, generator, record, progress,
+                denoise_sigma=last if denoise else None, name="annealed Langevin dynamics")
+
+
+def _record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
+    """The global steps (0..total) to record."""
+    if record is None:
+        return set()
+    if isinstance(record, bool):
+        raise TypeError("record must be an int (number of frames) or a sequence of steps")
+    if isinstance(record, int):
+        n_frames = _checks.positive_int(record, "record")
+        if n_frames == 1:
+            return {total}
+        return {round(i * total / (n_frames - 1)) for i in range(n_frames)}
+    try:
+        steps = {int(s) for s in record}
+    except (TypeError, ValueError) as err:
+        raise TypeError("record must be an int (number of frames) or a sequence of int steps") from err
+    if not steps or min(steps) < 0 or max(steps) > total:
+        raise ValueError(f"record steps must be a non-empty set within 0..{total}, got {sorted(steps)}")
+    return steps
+
+
+def _run(
+    score_fn: Callable[[torch.Tensor, float | None], torch.Tensor],
+    x0: torch.Tensor,
+    levels: list[_Level],
+    generator: torch.Generator | None,
+    record: int | Sequence[int] | None,
+    progress: bool,
+    *,
+    denoise_sigma: float | None,
+    name: str,
+) -> torch.Tensor | Trajectory:
+    """The shared loop: Langevin steps level by level, recording, progress, checks."""
+    x = _checks.points(x0, None, "x0").detach().clone()  # (n, d), never aliases x0
+    gen = _checks.default_generator(generator, x.device)
+    total = sum(level.n_steps for level in levels) + (denoise_sigma is not None)
+    keep = _record_steps(record, total)
+    frames: list[torch.Tensor] = []
+    frame_steps: list[int] = []
+    frame_levels: list[int] = []
+
+    def snapshot(step: int, level: int) -> None:
+        if step in keep:
+            frames.append(x.to("cpu", copy=True))
+            frame_steps.append(step)
+            frame_levels.append(level)
+
+    def diverged(where: str) -> SamplerDivergedError:
+        return SamplerDivergedError(f"{name} diverged (non-finite values) at {where}; try a smaller step_size")
+
+    noise = torch.empty_like(x)  # (n, d), refilled in place at every step
+    step = 0
+    snapshot(step, 0)
+    bar = tqdm(total=total, desc=name, disable=not progress, leave=False)
+    with torch.no_grad(), bar:
+        for index, level in enumerate(levels):
+            half, root = level.alpha / 2, math.sqrt(level.alpha)
+            if level.sigma is not None:
+                bar.set_postfix(sigma=f"{level.sigma:.3g}", refresh=False)
+            for t in range(level.n_steps):
+                score = score_fn(x, level.sigma)
+                if t == 0:
+                    _checks.score_output(score, x)
+                torch.randn(x.shape, generator=gen, out=noise)
+                x.add_(score, alpha=half).add_(noise, alpha=root)
+                # one reduction per step; a non-finite score shows up here too, as x absorbs it
+                if not bool(torch.isfinite(x).all()):
+                    raise diverged(_where(index, len(levels), level, t))
+                step += 1
+                snapshot(step, index)
+                bar.update()
+        if denoise_sigma is not None:
+            x.add_(_checks.score_output(score_fn(x, denoise_sigma), x), alpha=denoise_sigma**2)
+            if not bool(torch.isfinite(x).all()):
+                raise diverged("the final denoising step")
+            step += 1
+            snapshot(step, len(levels) - 1)
+            bar.update()
+    if record is None:
+        return x
+    return Trajectory(
+        samples=x,
+        frames=torch.stack(frames),
+        steps=torch.tensor(frame_steps),
+        levels=torch.tensor(frame_levels),
+    )
+
+
+def _where(index: int, n_levels: int, level: _Level, t: int) -> str:
+    step = f"step {t + 1}/{level.n_steps}"
+    if level.sigma is None:
+        return step
+    return f"noise level {index + 1}/{n_levels} (sigma={level.sigma:.4g}), {step}"
