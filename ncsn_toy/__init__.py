@@ -6,6 +6,7 @@ denoising / annealed denoising / sliced score matching, and (annealed) Langevin 
 """
 
 from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
+from .metrics import ModeStatistics, ScoreError, energy_distance, mode_statistics, mode_weights, relative_score_error
 from .mixtures import GaussianMixture, four_gaussians, two_gaussians
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import geometric_sigmas
@@ -13,6 +14,7 @@ from .samplers import (
     SamplerDivergedError,
     Trajectory,
     annealed_langevin_dynamics,
+    consistent_annealed_sampling,
     langevin_dynamics,
 )
 
@@ -30,7 +32,14 @@ __all__ = [
     "sliced_score_matching_loss",
     "langevin_dynamics",
     "annealed_langevin_dynamics",
+    "consistent_annealed_sampling",
     "Trajectory",
     "SamplerDivergedError",
+    "mode_weights",
+    "mode_statistics",
+    "ModeStatistics",
+    "energy_distance",
+    "relative_score_error",
+    "ScoreError",
     "__version__",
 ]

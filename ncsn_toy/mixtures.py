@@ -198,14 +198,15 @@ class GaussianMixture:
         x = self._mu64.to(device)[component] + torch.einsum("nde,ne->nd", chol[component], noise)
         return x.to(self._dtype)
 
-    def box(self, n_std: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """The axis-aligned box holding every component's mean +- ``n_std`` standard deviations.
+    def box(self, n_std: float = 3.0, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The axis-aligned box holding every component of p_sigma within ``n_std`` standard deviations.
 
-        For ``two_gaussians()`` and the default this is [-8, 8]^2, the paper's starting box.
+        For ``two_gaussians()`` and the defaults this is [-8, 8]^2, the paper's starting box.
         Returns ``(low, high)``, each ``(d,)``.
         """
         n_std = _checks.nonnegative_float(n_std, "n_std")
-        std = torch.sqrt(torch.diagonal(self._cov64, dim1=1, dim2=2))  # (K, d)
+        sigma = _checks.nonnegative_float(sigma, "sigma")
+        std = torch.sqrt(torch.diagonal(self._cov64, dim1=1, dim2=2) + sigma**2)  # (K, d)
         low = (self._mu64 - n_std * std).min(dim=0).values
         high = (self._mu64 + n_std * std).max(dim=0).values
         return low.to(self._dtype), high.to(self._dtype)

@@ -1,4 +1,4 @@
-"""Langevin samplers: plain Langevin dynamics and annealed Langevin dynamics.
+"""Langevin samplers: Langevin dynamics, annealed Langevin dynamics, consistent annealed sampling.
 
 Step convention of the paper (Song & Ermon 2019, Eq. 4):
 
@@ -16,6 +16,7 @@ soon as a non-finite value appears.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -28,6 +29,7 @@ from . import _checks
 __all__ = [
     "langevin_dynamics",
     "annealed_langevin_dynamics",
+    "consistent_annealed_sampling",
     "Trajectory",
     "SamplerDivergedError",
 ]
@@ -53,9 +55,16 @@ class Trajectory(NamedTuple):
 
 
 class _Level(NamedTuple):
+    """Steps x <- x + drift * score(x, sigma) + noise * z, repeated n_steps times."""
+
     sigma: float | None  # passed to the score function; None for plain Langevin
-    alpha: float  # step size of every step at this level
+    drift: float  # alpha / 2 for Langevin steps
+    noise: float  # sqrt(alpha) for Langevin steps
     n_steps: int
+
+    @classmethod
+    def langevin(cls, sigma: float | None, alpha: float, n_steps: int) -> _Level:
+        return cls(sigma, alpha / 2, math.sqrt(alpha), n_steps)
 
 
 def langevin_dynamics(
@@ -85,7 +94,7 @@ def langevin_dynamics(
     """
     step_size = _checks.positive_float(step_size, "step_size")
     n_steps = _checks.positive_int(n_steps, "n_steps")
-    levels = [_Level(None, step_size, n_steps)]
+    levels = [_Level.langevin(None, step_size, n_steps)]
     return _run(lambda x, sigma: score_fn(x), x0, levels, generator, record, progress,
                 denoise_sigma=None, name="Langevin dynamics")
 
@@ -130,9 +139,69 @@ def annealed_langevin_dynamics(
     if not isinstance(denoise, bool):
         raise TypeError(f"denoise must be a bool, got {type(denoise).__name__}")
     last = sigma_list[-1]
-    levels = [_Level(s, step_size * s**2 / last**2, n_steps_each) for s in sigma_list]
+    levels = [_Level.langevin(s, step_size * s**2 / last**2, n_steps_each) for s in sigma_list]
     return _run(score_fn, x0, levels, generator, record, progress,
                 denoise_sigma=last if denoise else None, name="annealed Langevin dynamics")
+
+
+def consistent_annealed_sampling(
+    score_fn: Callable[[torch.Tensor, float], torch.Tensor],
+    x0: torch.Tensor,
+    sigmas: torch.Tensor,
+    step_size: float,
+    generator: torch.Generator | None = None,
+    *,
+    record: int | Sequence[int] | None = None,
+    progress: bool = False,
+) -> torch.Tensor | Trajectory:
+    """Consistent annealed sampling (Jolicoeur-Martineau et al. 2021, Algorithm 2).
+
+    One step per noise level, with eta = step_size / sigma_L^2 (so alpha_i = eta sigma_i^2, the
+    annealed-Langevin step sizes) and sigma_{L+1} = 0:
+
+        x <- x + eta sigma_i^2 s(x, sigma_i) + beta_i sigma_{i+1} z,
+        beta_i = sqrt(1 - (1 - eta)^2 sigma_i^2 / sigma_{i+1}^2).
+
+    If x carries noise of standard deviation sigma_i, the step removes a share eta of it and
+    adds just enough fresh noise for x to carry exactly sigma_{i+1}: the noise level follows
+    the schedule (it is "consistent"), which annealed Langevin's steps do not guarantee. The
+    last step adds no noise. It needs (1 - eta) sigma_i / sigma_{i+1} <= 1 at every level, i.e.
+    fine enough levels for the step size: spend score evaluations on more levels, not on more
+    steps per level.
+
+    Args:
+        score_fn: ``(x (n, d), sigma: float) -> (n, d)``.
+        x0: ``(n, d)`` starting points (not modified).
+        sigmas: ``(L,)`` noise levels, positive and strictly decreasing; L score evaluations.
+        step_size: eps, with 0 < eps <= sigma_L^2.
+        generator, record, progress: as for :func:`annealed_langevin_dynamics`.
+
+    Reference: A. Jolicoeur-Martineau, R. Piché-Taillefer, R. Tachet des Combes, I. Mitliagkas,
+    "Adversarial score matching and improved sampling for image generation", ICLR 2021.
+    """
+    sigma_list = _checks.sigma_levels(sigmas).tolist()
+    step_size = _checks.positive_float(step_size, "step_size")
+    eta = step_size / sigma_list[-1] ** 2
+    if eta > 1:
+        raise ValueError(
+            f"step_size must be <= sigma_L^2 = {sigma_list[-1] ** 2:.4g} for consistent annealed "
+            f"sampling (eta = step_size / sigma_L^2 <= 1), got {step_size}"
+        )
+    next_sigmas = [*sigma_list[1:], 0.0]
+    ratio = max((s / t for s, t in itertools.pairwise(sigma_list)), default=1.0)
+    if (1 - eta) * ratio > 1:
+        needed = sigma_list[-1] ** 2 * (1 - 1 / ratio)
+        raise ValueError(
+            f"consistent annealed sampling needs (1 - eta) sigma_i / sigma_(i+1) <= 1 at every level; with "
+            f"these sigmas (largest ratio {ratio:.4g}) step_size must be >= {needed:.4g}, got {step_size}: "
+            "use more noise levels or a larger step_size"
+        )
+    levels = []
+    for sigma, next_sigma in zip(sigma_list, next_sigmas, strict=True):
+        beta = math.sqrt(max(0.0, 1 - (1 - eta) ** 2 * (sigma / next_sigma) ** 2)) if next_sigma else 0.0
+        levels.append(_Level(sigma, eta * sigma**2, beta * next_sigma, 1))
+    return _run(score_fn, x0, levels, generator, record, progress,
+                denoise_sigma=None, name="consistent annealed sampling")
 
 
 def _record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
@@ -190,7 +259,6 @@ def _run(
     bar = tqdm(total=total, desc=name, disable=not progress, leave=False)
     with torch.no_grad(), bar:
         for index, level in enumerate(levels):
-            half, root = level.alpha / 2, math.sqrt(level.alpha)
             if level.sigma is not None:
                 bar.set_postfix(sigma=f"{level.sigma:.3g}", refresh=False)
             for t in range(level.n_steps):
@@ -198,7 +266,7 @@ def _run(
                 if t == 0:
                     _checks.score_output(score, x)
                 torch.randn(x.shape, generator=gen, out=noise)
-                x.add_(score, alpha=half).add_(noise, alpha=root)
+                x.add_(score, alpha=level.drift).add_(noise, alpha=level.noise)
                 # one reduction per step; a non-finite score shows up here too, as x absorbs it
                 if not bool(torch.isfinite(x).all()):
                     raise diverged(_where(index, len(levels), level, t))

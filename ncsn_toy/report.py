@@ -1,0 +1,48 @@
+"""Small helpers to report results: Markdown tables, number formatting, the machine.
+
+Shared by ``reproduce`` and ``bench``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["markdown_table", "mean_std", "machine"]
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured Markdown table (cells are converted with ``str``)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def mean_std(values: Sequence[float], digits: int = 3) -> str:
+    """``"0.800 ± 0.004"`` (sample standard deviation over the values), or one value alone."""
+    t = torch.tensor(values, dtype=torch.float64)
+    if len(values) < 2:
+        return f"{t.mean().item():.{digits}f}"
+    return f"{t.mean().item():.{digits}f} ± {t.std().item():.{digits}f}"
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,93 @@
+"""Short training runs: the loss goes down, the score error goes the right way, runs repeat."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ncsn_toy import NoiseConditionalScoreNet, ScoreNet, geometric_sigmas, relative_score_error, two_gaussians
+from ncsn_toy.training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
+
+SHORT = TrainConfig(steps=300, batch_size=256, lr=1e-2)
+
+
+def max_error(model, mixture, sigmas):
+    return max(relative_score_error(lambda x, s=s: model(x, s), mixture, s, n=4000).overall for s in sigmas)
+
+
+def test_noise_conditional_training_lowers_loss_and_score_error():
+    mixture = two_gaussians()
+    sigmas = geometric_sigmas(20.0, 1.0, 5)
+
+    def build():
+        return NoiseConditionalScoreNet(sigmas=sigmas, sigma_input="log", divide_by_sigma=True)
+
+    before = max_error(seeded_init(SHORT.seed, build), mixture, sigmas.tolist())
+    result = train_noise_conditional(mixture, SHORT, seeded_init(SHORT.seed, build), progress=False)
+    after = max_error(result.model, mixture, sigmas.tolist())
+    losses = torch.tensor(result.losses)
+    assert len(losses) == SHORT.steps
+    assert losses[-50:].mean() < losses[:50].mean()
+    assert after < 0.5 * before  # an untrained network is off by about 100 %
+
+
+@pytest.mark.parametrize("objective", ["dsm", "ssm"])
+def test_score_net_training(objective):
+    mixture = two_gaussians()
+    config = dataclasses.replace(SHORT, objective=objective, lr=3e-3)
+    sigma = config.sigma if objective == "dsm" else 0.0
+    before = relative_score_error(seeded_init(config.seed, ScoreNet),
+                                  mixture, sigma, n=4000).overall
+    result = train_score_net(mixture, config, progress=False)
+    after = relative_score_error(result.model, mixture, sigma, n=4000).overall
+    assert torch.tensor(result.losses[-50:]).mean() < torch.tensor(result.losses[:50]).mean()
+    assert after < 0.5 * before
+
+
+def test_training_is_deterministic_and_leaves_the_global_rng_alone():
+    mixture = two_gaussians()
+    config = TrainConfig(steps=20, batch_size=64)
+    state = torch.get_rng_state()
+    a = train_noise_conditional(mixture, config, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = train_noise_conditional(mixture, config, progress=False)
+    c = train_noise_conditional(mixture, dataclasses.replace(config, seed=1), progress=False)
+    assert a.losses == b.losses
+    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    assert a.losses != c.losses
+
+
+def test_callback_and_ema():
+    steps = []
+    config = TrainConfig(steps=10, batch_size=32, ema_decay=0.0)
+    result = train_noise_conditional(two_gaussians(), config, progress=False,
+                                     callback=lambda step, model: steps.append(step))
+    assert steps == list(range(1, 11))
+    assert not result.model.training  # returned in eval mode
+    torch.testing.assert_close(result.model.sigmas, geometric_sigmas(20.0, 1.0, 10))  # buffer kept exact
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "match"),
+    [
+        ({"steps": 0}, ValueError, "steps"),
+        ({"batch_size": 1.5}, TypeError, "batch_size"),
+        ({"lr": -1.0}, ValueError, "lr"),
+        ({"lr_schedule": "linear"}, ValueError, "lr_schedule"),
+        ({"objective": "mle"}, ValueError, "objective"),
+        ({"ema_decay": 1.0}, ValueError, "ema_decay"),
+        ({"sigma": 0.0}, ValueError, "sigma"),
+        ({"seed": "0"}, TypeError, "seed"),
+    ],
+)
+def test_bad_config(changes, error, match):
+    with pytest.raises(error, match=match):
+        TrainConfig(**changes)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="TrainConfig"):
+        train_score_net(two_gaussians(), {"steps": 10})
+    with pytest.raises(TypeError, match="GaussianMixture"):
+        train_noise_conditional("two", TrainConfig(steps=1))
