@@ -20,7 +20,18 @@ from tqdm.auto import tqdm
 from .metrics import mode_weights, relative_score_error
 from .mixtures import GaussianMixture, two_gaussians
 from .noise_levels import geometric_sigmas
-from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, grid_extent, new_figure, nice, save_png
+from .plotting import (
+    COLORS,
+    Animation,
+    FieldGrid,
+    Panel,
+    add_colorbar,
+    arrow_vectors,
+    grid_extent,
+    new_figure,
+    nice,
+    save_png,
+)
 from .recipes import DEFAULT_CHECKPOINTS, load_or_train
 from .samplers import annealed_langevin_dynamics, langevin_dynamics
 
@@ -35,7 +46,7 @@ class RenderConfig:
     n_frames: int = 60  # frames of a sampler animation
     frame_ms: int = 80  # display time of one frame
     grid: int = 21  # arrows per side of a score field
-    resolution: int = 160  # pixels per side of a density image
+    resolution: int = 240  # pixels per side of a density image
     seed: int = 0  # seeds the particles and the samplers
     checkpoints: Path = DEFAULT_CHECKPOINTS  # where the trained networks are
     retrain: bool = False  # train the networks instead of loading them
@@ -202,8 +213,6 @@ def _training_animation(ctx, path, model, mixture, label: str) -> None:
 
 
 def _scaled(field: torch.Tensor, sigma: float, grid: FieldGrid, scale: float = 0.5) -> np.ndarray:
-    from .plotting import arrow_vectors
-
     return arrow_vectors(field * sigma, grid.spacing, scale)
 
 
@@ -336,11 +345,10 @@ def score_error(ctx: Context, path: Path) -> None:
                       mixture.log_prob(pixels, sigma).reshape(r, r).numpy(), levels=[-8.0, -5.0, -3.0],
                       colors=COLORS["reference"], linewidths=1.0)
     numbers = relative_score_error(model, mixture, sigma, 20_000, ctx.generator(7))
-    errors.set_title(f"error |s_θ - ∇log p_σ|² (log10); teal: log p_σ = -8, -5, -3\n"
-                     f"relative error {numbers.high_density:.3f} inside, {numbers.low_density:.2f} outside "
-                     "the 99% region")
+    errors.set_title(f"squared error; teal: log p_σ = -8, -5, -3\nrelative error {numbers.high_density:.3f} "
+                     f"inside, {numbers.low_density:.2f} outside the 99% region")
+    add_colorbar(fig, exact, axes[:2])
     fig.colorbar(image, ax=axes[2], shrink=0.8, label="log10 squared error", pad=0.01)
-    add_colorbar(fig, exact)
     save_png(fig, path)
 
 
@@ -363,7 +371,8 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
 def render(out: str | Path = "gif", config: RenderConfig = RenderConfig(), *, only: list[str] | None = None,
            progress: bool = True) -> list[tuple[Path, int]]:
     """Render the figures (all, or ``only`` these names) into ``out``; return (path, bytes) pairs."""
-    names = only if only else list(FIGURES)
+    stems = {Path(name).stem: name for name in FIGURES}
+    names = [stems.get(name, name) for name in only] if only else list(FIGURES)  # "x" or "x.gif"
     unknown = sorted(set(names) - set(FIGURES))
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; expected names from {list(FIGURES)}")

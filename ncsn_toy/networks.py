@@ -106,6 +106,9 @@ class NoiseConditionalScoreNet(nn.Module):
         hidden, n_hidden_layers, activation: as for :class:`ScoreNet`.
         sigma_input: ``"raw"`` (sigma is the extra input, as in the seed) or ``"log"`` (log sigma).
         divide_by_sigma: return net(x, sigma) / sigma (NCSNv2's output scaling).
+        data_std: if given, feed x / sqrt(sigma^2 + data_std^2) instead of x, so that the input has
+            about unit scale at every noise level (the c_in of Karras et al. 2022, "Elucidating the
+            Design Space of Diffusion-Based Generative Models"); ``None`` feeds x as the seed does.
         sigmas: the noise levels the network is trained for, strictly decreasing; stored as the
             buffer ``sigmas`` (saved with the weights). Default: the paper's 10 geometric levels
             from 20 to 1.
@@ -127,6 +130,7 @@ class NoiseConditionalScoreNet(nn.Module):
         activation: str = "logsigmoid",
         sigma_input: str = "raw",
         divide_by_sigma: bool = False,
+        data_std: float | None = None,
         sigmas: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
@@ -137,9 +141,11 @@ class NoiseConditionalScoreNet(nn.Module):
             raise TypeError(f"divide_by_sigma must be a bool, got {type(divide_by_sigma).__name__}")
         self.sigma_input = sigma_input
         self.divide_by_sigma = divide_by_sigma
+        self.data_std = None if data_std is None else _checks.positive_float(data_std, "data_std")
         self.architecture = {
             "dim": self.dim, "hidden": hidden, "n_hidden_layers": n_hidden_layers,
             "activation": activation, "sigma_input": sigma_input, "divide_by_sigma": divide_by_sigma,
+            "data_std": self.data_std,
         }  # keyword arguments that rebuild this network, with the `sigmas` buffer
         self.net = _mlp(self.dim + 1, self.dim, hidden, n_hidden_layers, activation)
         if sigmas is None:
@@ -153,11 +159,14 @@ class NoiseConditionalScoreNet(nn.Module):
         if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
             sigma = self._sigma_column(sigma, x)  # (n, 1)
             feature = torch.log(sigma) if self.sigma_input == "log" else sigma
+            if self.data_std is not None:
+                x = x * torch.rsqrt(sigma**2 + self.data_std**2)
             h = torch.addmm(first.bias, x, w_x.t()) + feature * w_sigma  # (n, h)
         else:
             sigma = self._sigma_scalar(sigma)
             feature = math.log(sigma) if self.sigma_input == "log" else sigma
-            h = F.linear(x, w_x, first.bias + feature * w_sigma)  # (n, h)
+            w_in = w_x if self.data_std is None else w_x / math.sqrt(sigma**2 + self.data_std**2)
+            h = F.linear(x, w_in, first.bias + feature * w_sigma)  # (n, h)
         out = rest(h)  # (n, d)
         return out / sigma if self.divide_by_sigma else out
 

@@ -30,7 +30,7 @@ from .files import atomic_write
 
 __all__ = [
     "COLORS", "DENSITY_CMAP", "PANEL_INCHES", "DPI", "FieldGrid", "Panel", "Animation",
-    "new_figure", "arrow_vectors", "save_png",
+    "new_figure", "arrow_vectors", "add_colorbar", "save_png", "grid_extent", "nice",
 ]
 
 PANEL_INCHES = 4.6  # width of one panel; at DPI 100 about 460 px
@@ -138,8 +138,11 @@ class Panel:
         return [a for a in (self.image, self.arrows, self.scatter, self.ax.title) if a is not None]
 
 
-def add_colorbar(fig: Figure, panel: Panel, label: str = "density p_σ(x) / max") -> None:
-    fig.colorbar(panel.image, ax=[ax for ax in fig.axes], shrink=0.8, label=label, pad=0.01)
+def add_colorbar(fig: Figure, panel: Panel, axes: Sequence | None = None,
+                 label: str = "density p_σ(x) / max") -> None:
+    """One colour bar for the density of ``panel``, beside ``axes`` (default: every panel)."""
+    axes = [ax for ax in fig.axes if ax.get_subplotspec() is not None] if axes is None else list(axes)
+    fig.colorbar(panel.image, ax=axes, shrink=0.8, label=label, pad=0.01)
 
 
 def _frame(canvas: FigureCanvasAgg) -> np.ndarray:

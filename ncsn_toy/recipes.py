@@ -74,9 +74,9 @@ RECIPES: dict[str, Recipe] = {
         # paper's Fig. 3 (eps = 0.1, T = 1000)
         Recipe("score_net_two_gaussians", "two_gaussians", False, TrainConfig(steps=3000, lr=3e-3, sigma=0.1)),
         # eps = 0.016 is eps / sigma_L^2 = 0.4: measured with exact scores, weight errors <= 0.02
-        Recipe("ncsn_two_gaussians", "two_gaussians", True, TrainConfig(steps=3000, lr=1e-2),
+        Recipe("ncsn_two_gaussians", "two_gaussians", True, TrainConfig(steps=3000, batch_size=1024, lr=1e-2),
                network=NCSN_OPTIONS, sigma_max=20.0, step_size=0.016, n_steps=100),
-        Recipe("ncsn_four_gaussians", "four_gaussians", True, TrainConfig(steps=3000, lr=1e-2),
+        Recipe("ncsn_four_gaussians", "four_gaussians", True, TrainConfig(steps=3000, batch_size=1024, lr=1e-2),
                network=NCSN_OPTIONS, sigma_max=30.0, step_size=0.016, n_steps=100),
     )
 }

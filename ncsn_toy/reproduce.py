@@ -36,16 +36,17 @@ from .report import machine, markdown_table, mean_std
 from .samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
 from .training import seeded_init, train_noise_conditional
 
-__all__ = ["ReproduceConfig", "reproduce", "format_tables", "PAPER_LANGEVIN", "PAPER_ANNEALED"]
+__all__ = ["ReproduceConfig", "reproduce", "format_tables", "evaluation_study", "PAPER_LANGEVIN", "PAPER_ANNEALED"]
 
 PAPER_LANGEVIN = {"step_size": 0.1, "n_steps": 1000}  # Fig. 3, Langevin dynamics
 PAPER_ANNEALED = {"sigmas": (20.0, 1.0, 10), "step_size": 0.1, "n_steps_each": 100}  # Fig. 3, annealed
-SIGMA_VARIANTS = {  # network options compared in table 4
-    "raw sigma (seed)": {},
-    "log sigma": {"sigma_input": "log"},
-    "raw sigma, output / sigma": {"divide_by_sigma": True},
-    "log sigma, output / sigma": NCSN_OPTIONS,
+SIGMA_VARIANTS = {  # network options compared in table 4 (every other option as in the recipe)
+    "raw sigma (seed)": {"sigma_input": "raw", "divide_by_sigma": False},
+    "log sigma": {"sigma_input": "log", "divide_by_sigma": False},
+    "raw sigma, output / sigma": {"sigma_input": "raw", "divide_by_sigma": True},
+    "log sigma, output / sigma": {"sigma_input": "log", "divide_by_sigma": True},
 }
+assert SIGMA_VARIANTS["log sigma, output / sigma"] == NCSN_OPTIONS  # the committed variant
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,14 @@ class ReproduceConfig:
     n_score_points: int = 20_000  # points per score-error estimate
     budgets: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000)  # score evaluations, table 3
     sigma_study_steps: int | None = None  # Adam steps per network in table 4 (None: the recipe's)
+    n_train_seeds: int = 3  # networks trained per variant in table 4 (seeds 0, 1, ...)
     checkpoints: Path = DEFAULT_CHECKPOINTS  # where the trained networks are
     retrain: bool = False  # train the networks instead of loading them
 
     @classmethod
     def fast(cls, **changes: object) -> ReproduceConfig:
         small = {"n_particles": 500, "n_reference": 1000, "n_seeds": 2, "n_score_points": 2000,
-                 "budgets": (10, 100, 1000), "sigma_study_steps": 100}
+                 "budgets": (10, 100, 1000), "sigma_study_steps": 100, "n_train_seeds": 1}
         return cls(**{**small, **changes})
 
 
@@ -109,7 +111,8 @@ def _sampler_rows(models: dict[str, nn.Module]) -> list[Row]:
             ld(two.score, **PAPER_LANGEVIN), PAPER_LANGEVIN["n_steps"]),
         Row("annealed Langevin, exact score (paper: sigma 20->1, L=10, T=100, eps=0.1)", "two_gaussians",
             ald(two.score, paper_sigmas, eps, steps), 10 * steps),
-        Row("  + final denoising step", "two_gaussians", ald(two.score, paper_sigmas, eps, steps, True), 10 * steps + 1),
+        Row("  + final denoising step", "two_gaussians", ald(two.score, paper_sigmas, eps, steps, True),
+            10 * steps + 1),
         Row("consistent annealed sampling, exact score (sigma 20->1, L=100, eps=0.1)", "two_gaussians",
             lambda x0, g: consistent_annealed_sampling(two.score, x0, cas_sigmas, 0.1, g), 100),
         Row(f"annealed Langevin, exact score ({sl}, {how2})", "two_gaussians", same_as(ncsn2, two), evals2),
@@ -170,7 +173,7 @@ def _score_error_table(models, config) -> list[dict]:
     for name, model in models.items():
         mixture = MIXTURES[model.metadata["mixture_name"]]()
         if isinstance(model, NoiseConditionalScoreNet):
-            levels = [(s, lambda x, s=s: model(x, s)) for s in model.sigmas.tolist()]
+            levels = [(s, lambda x, s=s, m=model: m(x, s)) for s in model.sigmas.tolist()]
         else:
             levels = [(model.metadata["train"]["sigma"], model)]
         for sigma, fn in levels:
@@ -180,8 +183,14 @@ def _score_error_table(models, config) -> list[dict]:
     return rows
 
 
-def _evaluations_table(config, refs) -> list[dict]:
-    """Weight error and distance against the number of score evaluations, exact score, two modes."""
+def evaluation_study(config: ReproduceConfig, refs: dict[str, torch.Tensor] | None = None) -> list[dict]:
+    """Weight error and distance against the number of score evaluations, exact score, two modes.
+
+    For each budget in ``config.budgets``: Langevin with that many steps; annealed Langevin with
+    the paper's 10 levels and budget / 10 steps each; consistent annealed sampling with that many
+    levels from 20 to 1 and eta twice the smallest the levels allow.
+    """
+    refs = refs or _references(config)
     two = MIXTURES["two_gaussians"]()
     rows = []
     for budget in config.budgets:
@@ -210,27 +219,31 @@ def _sigma_input_table(config, refs) -> list[dict]:
     rows = []
     for name in ("ncsn_two_gaussians", "ncsn_four_gaussians"):
         recipe = RECIPES[name]
-        mixture = recipe.build_mixture()
         train = recipe.train if config.sigma_study_steps is None else dataclasses.replace(
             recipe.train, steps=config.sigma_study_steps)
         for variant, options in SIGMA_VARIANTS.items():
-            model = seeded_init(train.seed, lambda o=options: NoiseConditionalScoreNet(sigmas=recipe.sigmas(), **o))
-            start = time.perf_counter()
-            model = train_noise_conditional(mixture, train, model, progress=False).model
-            seconds = time.perf_counter() - start
-            errors = [relative_score_error(lambda x, s=s: model(x, s), mixture, s, config.n_score_points,
-                                           generator=torch.Generator().manual_seed(7)).overall
-                      for s in model.sigmas.tolist()]
-            model.metadata = {"step_size": recipe.step_size, "n_steps_each": recipe.n_steps}
-            numbers = _measure(lambda x0, g, m=model: annealed_langevin_dynamics(
-                m, x0, m.sigmas, recipe.step_size, recipe.n_steps, g), mixture, refs[recipe.mixture],
-                dataclasses.replace(config, n_seeds=1))
-            error = (torch.tensor(numbers["weights"][0]) - mixture.weights).abs().max().item()
+            runs = [_study_variant(recipe, dataclasses.replace(train, seed=seed), options, config,
+                                   refs[recipe.mixture]) for seed in range(config.n_train_seeds)]
             rows.append({"mixture": recipe.mixture, "network": variant, "steps": train.steps,
-                         "max_score_error": max(errors), "score_error_smallest_sigma": errors[-1],
-                         "max_weight_error": error, "distance": numbers["distance"][0],
-                         "train_seconds": seconds})
+                         **{key: [run[key] for run in runs] for key in runs[0]}})
     return rows
+
+
+def _study_variant(recipe, train, options: dict, config, reference) -> dict:
+    """Train one sigma-input variant with a recipe's settings; measure its scores and samples."""
+    mixture, sigmas = recipe.build_mixture(), recipe.sigmas()
+    model = seeded_init(train.seed, lambda: NoiseConditionalScoreNet(sigmas=sigmas, **{**recipe.network, **options}))
+    start = time.perf_counter()
+    model = train_noise_conditional(mixture, train, model, progress=False).model
+    seconds = time.perf_counter() - start
+    errors = [relative_score_error(lambda x, s=s: model(x, s), mixture, s, config.n_score_points,
+                                   generator=torch.Generator().manual_seed(7)).overall for s in sigmas.tolist()]
+    numbers = _measure(
+        lambda x0, g: annealed_langevin_dynamics(model, x0, sigmas, recipe.step_size, recipe.n_steps, g),
+        mixture, reference, dataclasses.replace(config, n_seeds=1))
+    error = (torch.tensor(numbers["weights"][0]) - mixture.weights).abs().max().item()
+    return {"max_score_error": max(errors), "score_error_smallest_sigma": errors[-1], "max_weight_error": error,
+            "distance": numbers["distance"][0], "train_seconds": seconds}
 
 
 def reproduce(config: ReproduceConfig = ReproduceConfig(), *, progress: bool = True) -> dict:
@@ -246,7 +259,7 @@ def reproduce(config: ReproduceConfig = ReproduceConfig(), *, progress: bool = T
         "machine": machine(),
         "samplers": samplers,
         "score_error": _score_error_table(models, config),
-        "evaluations": _evaluations_table(config, refs),
+        "evaluations": evaluation_study(config, refs),
         "sigma_input": _sigma_input_table(config, refs),
     }
     result["seconds"] = time.perf_counter() - start
@@ -273,10 +286,10 @@ def format_tables(result: dict) -> str:
               markdown_table(["sampler", "score evaluations", "max weight error", "energy distance"],
                              [[r["sampler"], r["evaluations"], f"{r['max_weight_error']:.3f}",
                                mean_std(r["distance"], 4)] for r in result["evaluations"]])]
-    parts += ["### How sigma enters the network", markdown_table(
+    parts += ["### How sigma enters the network (mean ± std over training seeds)", markdown_table(
         ["mixture", "network", "Adam steps", "max relative score error", "at the smallest sigma",
          "annealed Langevin max weight error", "energy distance", "training seconds"],
-        [[r["mixture"].replace("_", " "), r["network"], r["steps"], f"{r['max_score_error']:.4f}",
-          f"{r['score_error_smallest_sigma']:.4f}", f"{r['max_weight_error']:.3f}", f"{r['distance']:.4f}",
-          f"{r['train_seconds']:.1f}"] for r in result["sigma_input"]])]
+        [[r["mixture"].replace("_", " "), r["network"], r["steps"], mean_std(r["max_score_error"], 4),
+          mean_std(r["score_error_smallest_sigma"], 4), mean_std(r["max_weight_error"], 3),
+          mean_std(r["distance"], 4), mean_std(r["train_seconds"], 1)] for r in result["sigma_input"]])]
     return "\n\n".join(parts) + "\n"

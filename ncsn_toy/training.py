@@ -102,8 +102,7 @@ def train_score_net(
     (the score of p itself). ``callback(step, ema_model)`` runs after every step (e.g. to draw
     the field during training); ``step`` counts from 1.
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    _check_arguments(mixture, config)
     if model is None:
         model = seeded_init(config.seed, lambda: ScoreNet(dim=mixture.dim))
     if config.objective == "dsm":
@@ -128,8 +127,7 @@ def train_noise_conditional(
     ``model`` defaults to the seed's network with the paper's noise levels; pass one built with
     other options or ``sigmas`` to train that instead. ``callback`` as in :func:`train_score_net`.
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    _check_arguments(mixture, config)
     if model is None:
         model = seeded_init(config.seed, lambda: NoiseConditionalScoreNet(dim=mixture.dim))
 
@@ -137,6 +135,13 @@ def train_noise_conditional(
         return anneal_dsm_loss(net, x, net.sigmas, generator=gen)
 
     return _train(mixture, config, model, loss_fn, progress, callback, "NoiseConditionalScoreNet")
+
+
+def _check_arguments(mixture: object, config: object) -> None:
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
 
 
 def _train(
@@ -148,8 +153,6 @@ def _train(
     callback: Callable[[int, nn.Module], None] | None,
     name: str,
 ) -> TrainResult:
-    if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
     device = torch.device(config.device)
     model = model.to(device).train()
     gen = torch.Generator(device=device).manual_seed(config.seed)

@@ -1,0 +1,334 @@
+"""``python -m ncsn_toy bench``: our hot paths against the straightforward way, side by side.
+
+Every row times our implementation and a baseline written here the way a typical tutorial
+writes it, on the same sizes, in the same process, alternating the two (ABAB...) so that load on
+a shared machine hits both alike, and reports the median of the repeats and the ratio
+baseline / ours. Absolute times drift between machines and runs; the ratios are the result.
+
+1. exact score inside annealed Langevin: ``GaussianMixture.score`` against autograd of a
+   ``torch.distributions`` mixture's ``log_prob`` (how the paper's code gets its exact score);
+2. annealed Langevin with the seed network against a loop of ``nn.Sequential`` + ``torch.cat``,
+   and against the limit: the network's matrix products and activations alone;
+3. a training step against a plain Adam loop;
+4. a GIF frame of the renderer against a new figure + ``savefig`` to PNG + read back;
+5. end to end: ``render`` of the full figure set and the notebook in fast mode (wall time);
+6. score evaluations each sampler needs to reach a mode-weight error <= 0.02 (machine-independent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import nn
+from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
+
+from .mixtures import GaussianMixture, two_gaussians
+from .networks import NoiseConditionalScoreNet
+from .noise_levels import geometric_sigmas
+from .plotting import Animation, FieldGrid, Panel, new_figure
+from .report import machine, markdown_table
+from .samplers import annealed_langevin_dynamics
+from .training import TrainConfig, seeded_init, train_noise_conditional
+
+__all__ = ["BenchConfig", "bench", "format_bench"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of a bench run; :meth:`quick` for a smoke test."""
+
+    n_points: int = 10_000  # particles / points of the sampler rows
+    steps_each: int = 10  # annealed-Langevin steps per level (10 levels)
+    train_steps: int = 50  # training steps per timed run
+    batch_size: int = 512  # training batch
+    frames: int = 20  # GIF frames per timed run
+    repeats: int = 5  # timed repeats of each side (median reported)
+    end_to_end: bool = True  # also time `render` and the notebook (subprocesses)
+    seeds: int = 3  # seeds of the score-evaluation study
+    budgets: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000)  # score evaluations tried
+
+    @classmethod
+    def quick(cls) -> BenchConfig:
+        return cls(n_points=1000, steps_each=2, train_steps=5, frames=3, repeats=2, end_to_end=False, seeds=1,
+                   budgets=(10, 100))
+
+
+def _interleaved(ours: Callable[[], object], baseline: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median seconds of ``ours`` and ``baseline``, timed alternately after one warm-up each."""
+    ours()
+    baseline()
+    times: dict[str, list[float]] = {"ours": [], "baseline": []}
+    for _ in range(repeats):
+        for key, fn in (("ours", ours), ("baseline", baseline)):
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return statistics.median(times["ours"]), statistics.median(times["baseline"])
+
+
+# ---------------------------------------------------------------------------- baselines
+def _distribution(mixture: GaussianMixture, sigma: float) -> MixtureSameFamily:
+    cov = mixture.covariances + sigma**2 * torch.eye(mixture.dim)
+    return MixtureSameFamily(Categorical(probs=mixture.weights), MultivariateNormal(mixture.means, cov))
+
+
+def _baseline_annealed(score: Callable, x0: torch.Tensor, sigmas: list[float], eps: float, steps: int,
+                       g: torch.Generator) -> torch.Tensor:
+    """Annealed Langevin as a tutorial writes it: new tensors every step."""
+    x = x0.clone()
+    for sigma in sigmas:
+        alpha = eps * sigma**2 / sigmas[-1] ** 2
+        for _ in range(steps):
+            x = x + alpha / 2 * score(x, sigma) + math.sqrt(alpha) * torch.randn(x.shape, generator=g)
+    return x
+
+
+def _autograd_score(mixture: GaussianMixture) -> Callable:
+    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(_distribution(mixture, sigma).log_prob(x).sum(), x)
+        return grad
+
+    return score
+
+
+def _sequential_score(net: nn.Sequential) -> Callable:
+    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        with torch.no_grad():
+            return net(torch.cat([x, torch.full((len(x), 1), sigma)], dim=1))
+
+    return score
+
+
+# ---------------------------------------------------------------------------- rows
+def _exact_score_row(config: BenchConfig) -> dict:
+    mixture, sigmas = two_gaussians(), geometric_sigmas(20.0, 1.0, 10)
+    x0 = 16 * torch.rand(config.n_points, 2, generator=torch.Generator().manual_seed(0)) - 8
+    ours, base = _interleaved(
+        lambda: annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, config.steps_each,
+                                           torch.Generator().manual_seed(1)),
+        lambda: _baseline_annealed(_autograd_score(mixture), x0, sigmas.tolist(), 0.1, config.steps_each,
+                                   torch.Generator().manual_seed(1)),
+        config.repeats)
+    return {"benchmark": f"exact score in annealed Langevin ({config.n_points} points, "
+                         f"{10 * config.steps_each} steps)", "ours": ours, "baseline": base, "target": 3.0,
+            "baseline_is": "autograd of torch.distributions log_prob"}
+
+
+def _network_sampler_rows(config: BenchConfig) -> list[dict]:
+    model = seeded_init(0, NoiseConditionalScoreNet)  # the seed's network
+    sigmas = model.sigmas.tolist()
+    x0 = 16 * torch.rand(config.n_points, 2, generator=torch.Generator().manual_seed(0)) - 8
+    n_steps = len(sigmas) * config.steps_each
+
+    def ours():
+        return annealed_langevin_dynamics(model, x0, model.sigmas, 0.1, config.steps_each,
+                                          torch.Generator().manual_seed(1))
+
+    def baseline():
+        return _baseline_annealed(_sequential_score(model.net), x0, sigmas, 0.1, config.steps_each,
+                                  torch.Generator().manual_seed(1))
+
+    first, rest = model.net[0], model.net[1:]
+    w_x, w_s = first.weight[:, :2].contiguous(), first.weight[:, 2]
+
+    def limit():  # the network's matrix products and activations alone, no sampler, no checks
+        with torch.no_grad():
+            for sigma in sigmas:
+                bias = first.bias + sigma * w_s
+                for _ in range(config.steps_each):
+                    rest(F.linear(x0, w_x, bias))
+
+    t_ours, t_base = _interleaved(ours, baseline, config.repeats)
+    t_ours_again, t_limit = _interleaved(ours, limit, config.repeats)
+    label = f"annealed Langevin, seed network ({config.n_points} particles, {n_steps} steps)"
+    return [
+        {"benchmark": label, "ours": t_ours, "baseline": t_base, "target": 1.0,
+         "baseline_is": "nn.Sequential + torch.cat per step"},
+        {"benchmark": label + ": against the limit", "ours": t_ours_again, "baseline": t_limit, "target": 1 / 1.3,
+         "baseline_is": "matrix products + activations alone (the limit)"},
+    ]
+
+
+def _training_row(config: BenchConfig) -> dict:
+    mixture = two_gaussians()
+    train = TrainConfig(steps=config.train_steps, batch_size=config.batch_size, lr=1e-3)
+
+    def ours():
+        train_noise_conditional(mixture, train, progress=False)
+
+    def baseline():  # a plain Adam loop on the same network, batch and loss
+        model = seeded_init(0, NoiseConditionalScoreNet)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        g = torch.Generator().manual_seed(0)
+        sigmas = model.sigmas
+        for _ in range(config.train_steps):
+            x = mixture.sample(config.batch_size, generator=g)
+            used = sigmas[torch.randint(len(sigmas), (len(x),), generator=g)][:, None]
+            z = torch.randn(x.shape, generator=g)
+            score = model.net(torch.cat([x + used * z, used], dim=1))
+            loss = 0.5 * (used * score + z).square().sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    t_ours, t_base = _interleaved(ours, baseline, config.repeats)
+    return {"benchmark": f"training ({config.train_steps} steps, batch {config.batch_size}; "
+                         f"ours {config.train_steps / t_ours:.0f} steps/s)", "ours": t_ours, "baseline": t_base,
+            "target": 1.0, "baseline_is": "plain Adam loop (no EMA, no schedule)"}
+
+
+def _frame_content(n: int) -> tuple[GaussianMixture, torch.Tensor, torch.Tensor]:
+    mixture = two_gaussians()
+    g = torch.Generator().manual_seed(0)
+    return mixture, 16 * torch.rand(n, 2, generator=g) - 8, torch.randn(n, 2, generator=g) * 0.05
+
+
+def _gif_row(config: BenchConfig) -> dict:
+    mixture, x, drift = _frame_content(2000)
+    extent = (-9.0, 9.0, -9.0, 9.0)
+    grid = FieldGrid(extent, 21)
+    field = mixture.score(grid.points)
+    log_density = None
+
+    def ours():
+        nonlocal log_density
+        fig, axes = new_figure(1)
+        panel = Panel(axes[0], extent, grid=grid, particles=True, arrow_scale=3.0)
+        log_density = mixture.log_prob(panel.pixels) if log_density is None else log_density
+        panel.set_density(log_density)
+        panel.set_field(field)
+        anim = Animation(fig, panel.animated())
+        for i in range(config.frames):
+            panel.set_particles(x + i * drift)
+            panel.set_title(f"step {i}")
+            anim.capture()
+        with tempfile.TemporaryDirectory() as tmp:
+            anim.save(Path(tmp) / "a.gif")
+
+    def baseline():  # a new figure per frame, savefig to PNG, read back, then write the GIF
+        frames = []
+        for i in range(config.frames):
+            fig = Figure(figsize=(5.5, 5.05), dpi=100)
+            FigureCanvasAgg(fig)
+            ax = fig.subplots()
+            r = 160
+            xs = torch.linspace(extent[0], extent[1], r)
+            gx, gy = torch.meshgrid(xs, xs, indexing="xy")
+            density = mixture.log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).exp().reshape(r, r)
+            image = ax.imshow(density.numpy(), origin="lower", extent=extent, cmap="Oranges")
+            fig.colorbar(image, ax=ax)
+            ax.quiver(*grid.points.T.numpy(), *field.T.numpy())
+            pts = (x + i * drift).numpy()
+            ax.scatter(pts[:, 0], pts[:, 1], s=2.5)
+            ax.set_title(f"step {i}")
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+            frames.append(iio.imread(buffer.getvalue()))
+        with tempfile.TemporaryDirectory() as tmp:
+            iio.imwrite(Path(tmp) / "b.gif", np.stack([f[..., :3] for f in frames]), duration=80, loop=0)
+
+    t_ours, t_base = _interleaved(ours, baseline, config.repeats)
+    return {"benchmark": f"GIF frames ({config.frames} frames; ours {1000 * t_ours / config.frames:.0f} ms/frame)",
+            "ours": t_ours, "baseline": t_base, "target": 8.0,
+            "baseline_is": "new figure + savefig PNG + read back, per frame"}
+
+
+def _end_to_end_rows() -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ncsn_toy", "render", "--out", tmp], check=True, cwd=ROOT,
+                       capture_output=True)
+        rows.append({"benchmark": "render the full figure set (wall time)", "ours": time.perf_counter() - start})
+    notebook = ROOT / "NCSN_toy_Example.ipynb"
+    if notebook.is_file():
+        import nbformat
+        from nbclient import NotebookClient
+
+        nb = nbformat.read(notebook, as_version=4)
+        env = os.environ.copy()
+        os.environ["NCSN_TOY_FAST"] = "1"
+        try:
+            start = time.perf_counter()
+            client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+            client.execute()
+            rows.append({"benchmark": "notebook, fast mode (wall time)", "ours": time.perf_counter() - start})
+        finally:
+            os.environ.clear()
+            os.environ.update(env)
+    return rows
+
+
+def _evaluations_rows(config: BenchConfig) -> list[dict]:
+    """Score evaluations to reach a weight error <= 0.02, per sampler family (from reproduce's study)."""
+    from .reproduce import ReproduceConfig, evaluation_study
+
+    study = evaluation_study(ReproduceConfig(n_seeds=config.seeds, n_particles=min(config.n_points, 5000),
+                                             budgets=config.budgets))
+    rows = []
+    for family in dict.fromkeys(r["sampler"] for r in study):
+        mine = [r for r in study if r["sampler"] == family]
+        reached = [r["evaluations"] for r in mine if r["max_weight_error"] <= 0.02]
+        best = min(sum(r["distance"]) / len(r["distance"]) for r in mine)
+        rows.append({"sampler": family, "evaluations_to_0.02": min(reached) if reached else None,
+                     "best_distance": best})
+    return rows
+
+
+def bench(config: BenchConfig = BenchConfig()) -> dict:
+    """Run every benchmark; return the rows as a JSON-ready dict."""
+    timed = [_exact_score_row(config), *_network_sampler_rows(config), _training_row(config), _gif_row(config)]
+    return {
+        "machine": machine(),
+        "config": dataclasses.asdict(config),
+        "timed": timed,
+        "end_to_end": _end_to_end_rows() if config.end_to_end else [],
+        "evaluations": _evaluations_rows(config),
+    }
+
+
+def format_bench(result: dict) -> str:
+    rows = []
+    for r in result["timed"]:
+        ratio = r["baseline"] / r["ours"]
+        rows.append([r["benchmark"], f"{1000 * r['ours']:.1f}", f"{1000 * r['baseline']:.1f}", r["baseline_is"],
+                     f"{ratio:.2f}x", f">= {r['target']:.2f}x", "yes" if ratio >= r["target"] else "**no**"])
+    parts = ["### Speed (median of repeats, ms; ratio = baseline / ours)", markdown_table(
+        ["benchmark", "ours (ms)", "baseline (ms)", "baseline", "ratio", "target", "met"], rows)]
+    if result["end_to_end"]:
+        wall = [[r["benchmark"], f"{r['ours']:.1f}"] for r in result["end_to_end"]]
+        parts += ["### End to end", markdown_table(["what", "seconds"], wall)]
+    ev = result["evaluations"]
+    paper = 1000  # annealed Langevin with the paper's settings: L = 10 levels x T = 100 steps
+    parts += [f"### Score evaluations to a mode-weight error <= 0.02 (exact score; the paper's annealed "
+              f"Langevin uses {paper})", markdown_table(
+                  ["sampler", "evaluations to reach 0.02", "best energy distance"],
+                  [[r["sampler"], r["evaluations_to_0.02"] or "not reached", f"{r['best_distance']:.4f}"] for r in ev])]
+    reached = [r["evaluations_to_0.02"] for r in ev if r["evaluations_to_0.02"]]
+    if reached:
+        parts.append(f"Best: {min(reached)} evaluations, {paper / min(reached):.0f}x fewer than the paper's "
+                     f"annealed Langevin (target: at least 5x).")
+    m = result["machine"]
+    parts.append(f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+                 f"Python {m['python']}.")
+    return "\n\n".join(parts) + "\n"
