@@ -105,7 +105,7 @@ def _sampler_animation(ctx, path, mixture, trajectory, title: Callable[[int, int
     if field_fn is None:
         panel.set_density(mixture.log_prob(panel.pixels, density_sigma(0)))
     add_colorbar(fig, panel)
-    anim = Animation(fig, panel.animated())
+    anim = Animation(fig, [panel.scatter, panel.ax.title])
     shown_level = None
     for frame, step, level in zip(trajectory.frames, trajectory.steps.tolist(), trajectory.levels.tolist(),
                                   strict=True):
@@ -113,6 +113,7 @@ def _sampler_animation(ctx, path, mixture, trajectory, title: Callable[[int, int
             panel.set_density(mixture.log_prob(panel.pixels, density_sigma(level)))
             if field_fn is not None:
                 panel.set_field(field_fn(panel.grid.points, level))
+            anim.redraw_background()
             shown_level = level
         panel.set_particles(frame)
         panel.set_title(title(step, level) + "\n" + _weights_text(mixture, frame))
@@ -129,7 +130,7 @@ def forward_noising(ctx: Context, path: Path) -> None:
     fig, axes = new_figure(1)
     panel = Panel(axes[0], (-40, 40, -40, 40), particles=True, resolution=ctx.config.resolution)
     add_colorbar(fig, panel)
-    anim = Animation(fig, panel.animated())
+    anim = Animation(fig, [panel.image, panel.scatter, panel.ax.title])  # the density changes too
     for t in np.linspace(0, 1, ctx.config.n_frames):
         sigma = 20.0 * float(t) ** 2  # slow at first, where the picture changes most
         panel.set_density(mixture.log_prob(panel.pixels, sigma))

@@ -68,6 +68,11 @@ def anneal_dsm_loss(
     x = _checks.points(x, None)
     sigmas = _checks.sigma_levels(sigmas).to(device=x.device, dtype=x.dtype)
     gen = _checks.default_generator(generator, x.device)
+    return _anneal_dsm_loss(model, x, sigmas, gen)
+
+
+def _anneal_dsm_loss(model: Callable, x: torch.Tensor, sigmas: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """:func:`anneal_dsm_loss` on inputs already checked (the training loop checks them once)."""
     levels = torch.randint(len(sigmas), (x.shape[0],), generator=gen, device=x.device)  # (n,)
     used = sigmas[levels]  # (n,)
     z = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)  # (n, d)

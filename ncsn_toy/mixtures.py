@@ -36,18 +36,19 @@ _CACHE_SIZE = 64  # noise levels whose constants are kept (an annealed run uses 
 
 
 class _Level(NamedTuple):
-    """Constants of p_sigma for one noise level, computed in float64 and cast once."""
+    """Constants of p_sigma for one noise level, computed in float64 and cast once.
 
-    means: torch.Tensor  # (K, d)
-    log_norm: torch.Tensor  # (K,) log w_k - 0.5 log det(2 pi C_k), C_k = Sigma_k + sigma^2 I
-    precision: torch.Tensor  # (K, d, d) C_k^{-1}, or (K, 1, 1) 1 / variance if isotropic
-    isotropic: bool
+    Everything is laid out component-major, ``(K, d, n)``, so that the arithmetic runs along the
+    long axis n: with the usual tiny K and d a ``(n, K, d)`` layout is several times slower.
+    """
+
+    means: torch.Tensor  # (K, d, 1)
+    log_norm: torch.Tensor  # (K, 1) log w_k - 0.5 log det(2 pi C_k), C_k = Sigma_k + sigma^2 I
+    whiten: torch.Tensor  # (K, d, d) L_k^{-1}, with C_k = L_k L_k^T (Cholesky)
+    whiten_t: torch.Tensor  # (K, d, d) L_k^{-T}; C_k^{-1} = L_k^{-T} L_k^{-1}
 
     def to(self, dtype: torch.dtype, device: torch.device) -> _Level:
-        def cast(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype)
-
-        return _Level(cast(self.means), cast(self.log_norm), cast(self.precision), self.isotropic)
+        return _Level(*(t.to(device=device, dtype=dtype).contiguous() for t in self))
 
 
 class GaussianMixture:
@@ -65,7 +66,7 @@ class GaussianMixture:
     Every method takes a noise level ``sigma`` (a standard deviation, default 0) and describes
     p_sigma = p convolved with N(0, sigma^2 I), the mixture with covariances Sigma_k + sigma^2 I.
     All constants are computed in float64 (Cholesky factors, log-determinants) and cached per
-    noise level, so repeated calls inside a sampler cost only the (n, K, d) arithmetic.
+    noise level, so repeated calls inside a sampler cost only the (K, d, n) arithmetic.
     """
 
     def __init__(
@@ -98,10 +99,9 @@ class GaussianMixture:
             )
         _checks.finite(mu, "means")
         dim = mu.shape[1]
-        cov, isotropic_var = _covariances(covariances, n_components, dim)
+        cov = _covariances(covariances, n_components, dim)
 
         self._w64, self._mu64, self._cov64 = w, mu, cov
-        self._isotropic_var64 = isotropic_var  # (K,) when every Sigma_k = c_k I, else None
         self._dtype = dtype
         self._levels: dict[tuple[float, torch.dtype, torch.device], _Level] = {}
         self.n_components: int = n_components
@@ -109,6 +109,7 @@ class GaussianMixture:
         self.weights: torch.Tensor = w.to(dtype)  # (K,)
         self.means: torch.Tensor = mu.to(dtype)  # (K, d)
         self.covariances: torch.Tensor = cov.to(dtype)  # (K, d, d)
+        self._chol = torch.linalg.cholesky(cov).to(dtype)  # (K, d, d), for sampling
 
     # ------------------------------------------------------------------ exact quantities
     def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
@@ -121,13 +122,13 @@ class GaussianMixture:
         Returns:
             ``(n,)`` log p_sigma(x), computed with log-sum-exp over components.
         """
-        log_joint, _ = self._log_joint(x, sigma)
-        return torch.logsumexp(log_joint, dim=1)
+        log_joint, _, _ = self._log_joint(x, sigma)
+        return torch.logsumexp(log_joint, dim=0)
 
     def responsibilities(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
         """Posterior component probabilities r_k(x) = w_k N_k(x) / p_sigma(x), shape ``(n, K)``."""
-        log_joint, _ = self._log_joint(x, sigma)
-        return torch.softmax(log_joint, dim=1)
+        log_joint, _, _ = self._log_joint(x, sigma)
+        return torch.softmax(log_joint, dim=0).T
 
     def score(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
         """Exact score grad_x log p_sigma(x), shape ``(n, d)``.
@@ -136,21 +137,17 @@ class GaussianMixture:
         the component scores averaged with the responsibilities (not the prior weights). Finite
         for any finite x, e.g. |x| = 1e4, in float32 and float64.
         """
-        log_joint, prec_diff = self._log_joint(x, sigma)  # (n, K), (n, K, d)
-        resp = torch.softmax(log_joint, dim=1)  # (n, K)
-        return -torch.einsum("nk,nkd->nd", resp, prec_diff)
+        log_joint, white, level = self._log_joint(x, sigma)  # (K, n), (K, d, n)
+        resp = torch.softmax(log_joint, dim=0)  # (K, n)
+        # C_k^{-1} (x - mu_k) = L_k^{-T} y_k, weighted by r_k and summed over k
+        return -torch.matmul(level.whiten_t, white * resp[:, None, :]).sum(dim=0).T.contiguous()
 
-    def _log_joint(self, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """log w_k N(x; mu_k, C_k) ``(n, K)`` and C_k^{-1} (x - mu_k) ``(n, K, d)``."""
+    def _log_joint(self, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor, _Level]:
+        """log w_k N(x; mu_k, C_k) ``(K, n)`` and y_k = L_k^{-1} (x - mu_k) ``(K, d, n)``."""
         x = _checks.points(x, self.dim)
         level = self._level(sigma, x.dtype, x.device)
-        diff = x[:, None, :] - level.means  # (n, K, d)
-        if level.isotropic:
-            prec_diff = diff * level.precision.view(1, -1, 1)  # (n, K, d)
-        else:
-            prec_diff = torch.einsum("kde,nke->nkd", level.precision, diff)  # (n, K, d)
-        mahalanobis = (diff * prec_diff).sum(dim=2)  # (n, K)
-        return level.log_norm - 0.5 * mahalanobis, prec_diff
+        white = torch.matmul(level.whiten, x.T[None] - level.means)  # (K, d, n), exact differences
+        return level.log_norm - 0.5 * white.square().sum(dim=1), white, level
 
     def _level(self, sigma: float, dtype: torch.dtype, device: torch.device) -> _Level:
         sigma = _checks.nonnegative_float(sigma, "sigma")
@@ -165,16 +162,13 @@ class GaussianMixture:
 
     def _compute_level(self, sigma: float) -> _Level:
         d = self.dim
-        log_w = torch.log(self._w64)  # (K,); -inf for a zero weight is fine in log-sum-exp
-        if self._isotropic_var64 is not None:
-            var = self._isotropic_var64 + sigma**2  # (K,)
-            log_norm = log_w - 0.5 * d * torch.log(2 * math.pi * var)
-            return _Level(self._mu64, log_norm, (1.0 / var).view(-1, 1, 1), True)
-        cov = self._cov64 + sigma**2 * torch.eye(d, dtype=torch.float64)  # (K, d, d)
-        chol = torch.linalg.cholesky(cov)  # (K, d, d)
+        eye = torch.eye(d, dtype=torch.float64)
+        chol = torch.linalg.cholesky(self._cov64 + sigma**2 * eye)  # (K, d, d)
+        whiten = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False)  # L^{-1}
         log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(dim=1)  # (K,)
-        log_norm = log_w - 0.5 * (log_det + d * math.log(2 * math.pi))
-        return _Level(self._mu64, log_norm, torch.cholesky_inverse(chol), False)
+        # log w_k; a zero weight gives -inf, which log-sum-exp and softmax handle
+        log_norm = torch.log(self._w64) - 0.5 * (log_det + d * math.log(2 * math.pi))
+        return _Level(self._mu64[:, :, None], log_norm[:, None], whiten, whiten.transpose(1, 2))
 
     # ------------------------------------------------------------------ sampling and helpers
     def sample(
@@ -191,12 +185,10 @@ class GaussianMixture:
         """
         n = _checks.positive_int(n, "n")
         gen = _checks.default_generator(generator, device)
-        weights = self._w64.to(device)
-        component = torch.multinomial(weights, n, replacement=True, generator=gen)  # (n,)
-        noise = torch.randn(n, self.dim, generator=gen, dtype=torch.float64, device=device)
-        chol = torch.linalg.cholesky(self._cov64).to(device)  # (K, d, d)
-        x = self._mu64.to(device)[component] + torch.einsum("nde,ne->nd", chol[component], noise)
-        return x.to(self._dtype)
+        component = torch.multinomial(self._w64.to(device), n, replacement=True, generator=gen)  # (n,)
+        noise = torch.randn(n, self.dim, generator=gen, dtype=self._dtype, device=device)  # (n, d)
+        chol = self._chol.to(device)  # (K, d, d), Sigma_k = L_k L_k^T
+        return self.means.to(device)[component] + torch.einsum("nde,ne->nd", chol[component], noise)
 
     def box(self, n_std: float = 3.0, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """The axis-aligned box holding every component of p_sigma within ``n_std`` standard deviations.
@@ -235,14 +227,11 @@ class GaussianMixture:
         return f"GaussianMixture(K={self.n_components}, d={self.dim}, weights=[{weights}])"
 
 
-def _covariances(
-    covariances: object, n_components: int, dim: int
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Validate covariances; return them as ``(K, d, d)`` float64 and, if isotropic, ``(K,)``."""
+def _covariances(covariances: object, n_components: int, dim: int) -> torch.Tensor:
+    """Validate covariances; return them as ``(K, d, d)`` float64 matrices."""
     eye = torch.eye(dim, dtype=torch.float64)
     if covariances is None:
-        variances = torch.ones(n_components, dtype=torch.float64)
-        return variances.view(-1, 1, 1) * eye, variances
+        return eye.repeat(n_components, 1, 1)
     cov = _checks.as_tensor(covariances, "covariances", torch.float64).cpu()
     _checks.finite(cov, "covariances")
     if cov.dim() == 1:
@@ -252,7 +241,7 @@ def _covariances(
             )
         if bool((cov <= 0).any()):
             raise ValueError(f"isotropic variances must all be > 0, got {cov.tolist()}")
-        return cov.view(-1, 1, 1) * eye, cov
+        return cov.view(-1, 1, 1) * eye
     if cov.shape != (n_components, dim, dim):
         raise ValueError(
             "covariances must be None, (K,) isotropic variances or (K, d, d) matrices with "
@@ -269,9 +258,7 @@ def _covariances(
             f"covariances must be positive definite; component(s) {bad} are not "
             "(check for negative or zero variances)"
         )
-    diagonal = torch.diagonal(cov, dim1=1, dim2=2)  # (K, d)
-    is_isotropic = torch.equal(cov, diagonal[:, :1, None] * eye)
-    return cov, (diagonal[:, 0].clone() if is_isotropic else None)
+    return cov
 
 
 def two_gaussians(*, dtype: torch.dtype = torch.float32) -> GaussianMixture:

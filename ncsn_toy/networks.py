@@ -114,9 +114,10 @@ class NoiseConditionalScoreNet(nn.Module):
             from 20 to 1.
 
     ``forward(x, sigma)``: ``x`` is ``(n, d)``; ``sigma`` a Python float, a 0-d tensor or an
-    ``(n,)`` tensor; returns ``(n, d)``. A scalar sigma is folded into the first layer's bias
-    (W [x; sigma] + b = W_x x + (b + w_sigma sigma)), which gives the same numbers as
-    concatenating a column of sigma without building the (n, d + 1) input.
+    ``(n,)`` tensor; returns ``(n, d)``. A scalar sigma (sampling) is folded into the first
+    layer's bias, W [x; sigma] + b = W_x x + (b + w_sigma sigma), which gives the numbers of the
+    seed's concatenated input without building it; per-sample sigmas (training) are
+    concatenated as in the seed.
     """
 
     sigmas: torch.Tensor
@@ -154,20 +155,25 @@ class NoiseConditionalScoreNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         x = _check_input(x, self.net, self.dim)
-        first, rest = self.net[0], self.net[1:]
-        w_x, w_sigma = first.weight[:, : self.dim], first.weight[:, self.dim]  # (h, d), (h,)
+        layers = iter(self.net)  # not self.net[1:], which builds a new Sequential on every call
+        first = next(layers)
         if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
             sigma = self._sigma_column(sigma, x)  # (n, 1)
             feature = torch.log(sigma) if self.sigma_input == "log" else sigma
             if self.data_std is not None:
                 x = x * torch.rsqrt(sigma**2 + self.data_std**2)
-            h = torch.addmm(first.bias, x, w_x.t()) + feature * w_sigma  # (n, h)
+            h = first(torch.cat([x, feature], dim=1))  # (n, h), the seed's input (x, y, sigma)
         else:
             sigma = self._sigma_scalar(sigma)
             feature = math.log(sigma) if self.sigma_input == "log" else sigma
-            w_in = w_x if self.data_std is None else w_x / math.sqrt(sigma**2 + self.data_std**2)
-            h = F.linear(x, w_in, first.bias + feature * w_sigma)  # (n, h)
-        out = rest(h)  # (n, d)
+            # W [x; sigma] + b = W_x x + (b + w_sigma sigma): no (n, d + 1) input to build
+            w_x, w_sigma = first.weight[:, : self.dim], first.weight[:, self.dim]  # (h, d), (h,)
+            if self.data_std is not None:
+                w_x = w_x / math.sqrt(sigma**2 + self.data_std**2)
+            h = F.linear(x, w_x, first.bias + feature * w_sigma)  # (n, h)
+        for layer in layers:
+            h = layer(h)
+        out = h  # (n, d)
         return out / sigma if self.divide_by_sigma else out
 
     def _needs_positive_sigma(self) -> bool:
@@ -186,9 +192,10 @@ class NoiseConditionalScoreNet(nn.Module):
                 "sigma must be a float, a 0-d tensor or an (n,) tensor with n = "
                 f"{x.shape[0]} (one per point), got shape {tuple(sigma.shape)}"
             )
-        _checks.finite(sigma, "sigma")
-        low = sigma.min()
-        if bool(low < 0) or (self._needs_positive_sigma() and bool(low == 0)):
+        low, high = (v.item() for v in torch.aminmax(sigma))  # one pass; NaN propagates
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError("sigma must be finite, but it contains NaN or infinite values")
+        if low < 0 or (self._needs_positive_sigma() and low == 0):
             bound = "> 0" if self._needs_positive_sigma() else ">= 0"
-            raise ValueError(f"every sigma must be {bound}, got a minimum of {float(low)}")
+            raise ValueError(f"every sigma must be {bound}, got a minimum of {low}")
         return sigma.to(x.dtype).unsqueeze(1)

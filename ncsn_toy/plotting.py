@@ -133,10 +133,6 @@ class Panel:
     def set_title(self, text: str) -> None:
         self.ax.set_title(text, fontsize=10)
 
-    def animated(self) -> list:
-        """The artists that change from frame to frame (for blitting)."""
-        return [a for a in (self.image, self.arrows, self.scatter, self.ax.title) if a is not None]
-
 
 def add_colorbar(fig: Figure, panel: Panel, axes: Sequence | None = None,
                  label: str = "density p_σ(x) / max") -> None:
@@ -150,12 +146,21 @@ def _frame(canvas: FigureCanvasAgg) -> np.ndarray:
 
 
 class Animation:
-    """Frames of one figure, redrawing only ``artists`` (blitting), written as a looping GIF."""
+    """Frames of one figure, redrawing only ``artists`` (blitting), written as a looping GIF.
+
+    ``artists`` are the ones that change in every frame; everything else is drawn once into a
+    background. When a static layer changes now and then (the density at a new noise level),
+    call :meth:`redraw_background` after changing it.
+    """
 
     def __init__(self, fig: Figure, artists: Sequence) -> None:
         self.fig, self.canvas, self.artists = fig, fig.canvas, list(artists)
         self.frames: list[np.ndarray] = []
         self.durations: list[int] = []
+        self._background = None
+
+    def redraw_background(self) -> None:
+        """Draw the static layers again at the next frame (after one of them changed)."""
         self._background = None
 
     def capture(self, duration_ms: int = 80) -> None:

@@ -268,14 +268,14 @@ def _run(
                 torch.randn(x.shape, generator=gen, out=noise)
                 x.add_(score, alpha=level.drift).add_(noise, alpha=level.noise)
                 # one reduction per step; a non-finite score shows up here too, as x absorbs it
-                if not bool(torch.isfinite(x).all()):
+                if not _checks.all_finite(x):
                     raise diverged(_where(index, len(levels), level, t))
                 step += 1
                 snapshot(step, index)
                 bar.update()
         if denoise_sigma is not None:
             x.add_(_checks.score_output(score_fn(x, denoise_sigma), x), alpha=denoise_sigma**2)
-            if not bool(torch.isfinite(x).all()):
+            if not _checks.all_finite(x):
                 raise diverged("the final denoising step")
             step += 1
             snapshot(step, len(levels) - 1)

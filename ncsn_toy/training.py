@@ -13,6 +13,7 @@ sampled from and saved.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +21,10 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from . import _checks
-from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
+from .losses import _anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 
@@ -131,8 +131,10 @@ def train_noise_conditional(
     if model is None:
         model = seeded_init(config.seed, lambda: NoiseConditionalScoreNet(dim=mixture.dim))
 
+    sigmas = _checks.sigma_levels(model.sigmas).to(config.device)  # checked once, not every step
+
     def loss_fn(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return anneal_dsm_loss(net, x, net.sigmas, generator=gen)
+        return _anneal_dsm_loss(net, x, sigmas, gen)
 
     return _train(mixture, config, model, loss_fn, progress, callback, "NoiseConditionalScoreNet")
 
@@ -156,15 +158,17 @@ def _train(
     device = torch.device(config.device)
     model = model.to(device).train()
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)  # one fused kernel per step
     if config.lr_schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=config.steps, eta_min=config.lr * config.lr_final_fraction
         )
     else:
         schedule = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
-    # buffers (sigmas) are constants, not averaged, so they stay exact
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=False)
+    # the EMA copy (buffers such as sigmas are constants and stay exact); updated with lerp_,
+    # which is what torch.optim.swa_utils does, without its per-step module traversal
+    ema = copy.deepcopy(model).requires_grad_(False)
+    averaged, current = list(ema.parameters()), list(model.parameters())
     losses: list[float] = []
     bar = tqdm(range(1, config.steps + 1), desc=f"training {name}", disable=not progress, leave=False)
     for step in bar:
@@ -174,11 +178,11 @@ def _train(
         loss.backward()
         optimizer.step()
         schedule.step()
-        ema.update_parameters(model)
-        losses.append(loss.item())
+        with torch.no_grad():  # averaged <- decay * averaged + (1 - decay) * current, in one kernel
+            torch._foreach_lerp_(averaged, current, 1.0 - config.ema_decay)
+        losses.append(loss.detach())
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4g}", refresh=False)
+            bar.set_postfix(loss=f"{torch.stack(losses[-50:]).mean().item():.4g}", refresh=False)
         if callback is not None:
-            callback(step, ema.module)
-    trained = ema.module.eval()
-    return TrainResult(trained, losses)
+            callback(step, ema)
+    return TrainResult(ema.eval(), torch.stack(losses).tolist())

@@ -5,7 +5,15 @@ import dataclasses
 import pytest
 import torch
 
-from ncsn_toy import NoiseConditionalScoreNet, ScoreNet, geometric_sigmas, relative_score_error, two_gaussians
+from ncsn_toy import (
+    NoiseConditionalScoreNet,
+    ScoreNet,
+    dsm_loss,
+    geometric_sigmas,
+    relative_score_error,
+    sliced_score_matching_loss,
+    two_gaussians,
+)
 from ncsn_toy.training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
 
 SHORT = TrainConfig(steps=300, batch_size=256, lr=1e-2)
@@ -33,15 +41,26 @@ def test_noise_conditional_training_lowers_loss_and_score_error():
 
 @pytest.mark.parametrize("objective", ["dsm", "ssm"])
 def test_score_net_training(objective):
+    """The objective, evaluated on one fixed batch with the same noise before and after (common
+    random numbers), goes down; and so does the score error. (The per-step DSM loss at sigma =
+    0.1 is dominated by its noise term, d / (2 sigma^2) = 100, so its raw history cannot show it.)
+    """
     mixture = two_gaussians()
     config = dataclasses.replace(SHORT, objective=objective, lr=3e-3)
     sigma = config.sigma if objective == "dsm" else 0.0
-    before = relative_score_error(seeded_init(config.seed, ScoreNet),
-                                  mixture, sigma, n=4000).overall
+    x = mixture.sample(20_000, generator=torch.Generator().manual_seed(9))
+
+    def objective_value(model):
+        g = torch.Generator().manual_seed(10)
+        if objective == "dsm":
+            return dsm_loss(model, x, sigma, g).item()
+        return sliced_score_matching_loss(model, x, 1, g).item()
+
+    before_model = seeded_init(config.seed, ScoreNet)
     result = train_score_net(mixture, config, progress=False)
-    after = relative_score_error(result.model, mixture, sigma, n=4000).overall
-    assert torch.tensor(result.losses[-50:]).mean() < torch.tensor(result.losses[:50]).mean()
-    assert after < 0.5 * before
+    assert objective_value(result.model) < objective_value(before_model)
+    before = relative_score_error(before_model, mixture, sigma, n=4000).overall
+    assert relative_score_error(result.model, mixture, sigma, n=4000).overall < 0.5 * before
 
 
 def test_training_is_deterministic_and_leaves_the_global_rng_alone():
