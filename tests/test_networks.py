@@ -141,3 +141,17 @@ def test_zero_sigma_is_rejected_where_it_cannot_work():
     for model in (NoiseConditionalScoreNet(sigma_input="log"), NoiseConditionalScoreNet(divide_by_sigma=True)):
         with pytest.raises(ValueError, match="> 0"):
             model(x, 0.0)
+
+
+def test_data_std_scales_the_input():
+    """data_std = c feeds x / sqrt(sigma^2 + c^2): the same weights on pre-scaled points."""
+    torch.manual_seed(0)
+    scaled = NoiseConditionalScoreNet(sigma_input="log", data_std=10.0)
+    plain = NoiseConditionalScoreNet(sigma_input="log")
+    plain.load_state_dict(scaled.state_dict())
+    x = 10 * torch.randn(8, 2)
+    for sigma in (0.5, torch.tensor([0.5] * 8)):
+        factor = (0.5**2 + 10.0**2) ** -0.5
+        torch.testing.assert_close(scaled(x, sigma), plain(x * factor, sigma), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="data_std"):
+        NoiseConditionalScoreNet(data_std=0.0)
