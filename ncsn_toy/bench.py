@@ -1,7 +1,7 @@
 """``python -m ncsn_toy bench``: our hot paths against the straightforward way, side by side.
 
-Every row times our implementation and a baseline written here the way a typical tutorial
-writes it, on the same sizes, in the same process, alternating the two (ABAB...) so that load on
+Every row times our implementation and a baseline written the way a typical tutorial writes it
+(:mod:`ncsn_toy.baselines`), on the same sizes, in the same process, alternating the two (ABAB...) so that load on
 a shared machine hits both alike, and reports the median of the repeats and the ratio
 baseline / ours. Absolute times drift between machines and runs; the ratios are the result.
 
@@ -18,8 +18,6 @@ baseline / ours. Absolute times drift between machines and runs; the ratios are 
 from __future__ import annotations
 
 import dataclasses
-import io
-import math
 import os
 import statistics
 import subprocess
@@ -30,15 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio.v3 as iio
-import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from torch import nn
-from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
+from .baselines import autograd_score, gif_through_png, plain_annealed_langevin, plain_training, sequential_score
 from .mixtures import GaussianMixture, two_gaussians
 from .networks import NoiseConditionalScoreNet
 from .noise_levels import geometric_sigmas
@@ -85,40 +78,6 @@ def _interleaved(ours: Callable[[], object], baseline: Callable[[], object], rep
     return statistics.median(times["ours"]), statistics.median(times["baseline"])
 
 
-# ---------------------------------------------------------------------------- baselines
-def _distribution(mixture: GaussianMixture, sigma: float) -> MixtureSameFamily:
-    cov = mixture.covariances + sigma**2 * torch.eye(mixture.dim)
-    return MixtureSameFamily(Categorical(probs=mixture.weights), MultivariateNormal(mixture.means, cov))
-
-
-def _baseline_annealed(score: Callable, x0: torch.Tensor, sigmas: list[float], eps: float, steps: int,
-                       g: torch.Generator) -> torch.Tensor:
-    """Annealed Langevin as a tutorial writes it: new tensors every step."""
-    x = x0.clone()
-    for sigma in sigmas:
-        alpha = eps * sigma**2 / sigmas[-1] ** 2
-        for _ in range(steps):
-            x = x + alpha / 2 * score(x, sigma) + math.sqrt(alpha) * torch.randn(x.shape, generator=g, dtype=x.dtype)
-    return x
-
-
-def _autograd_score(mixture: GaussianMixture) -> Callable:
-    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        x = x.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(_distribution(mixture, sigma).log_prob(x).sum(), x)
-        return grad
-
-    return score
-
-
-def _sequential_score(net: nn.Sequential) -> Callable:
-    def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        with torch.no_grad():
-            return net(torch.cat([x, torch.full((len(x), 1), sigma)], dim=1))
-
-    return score
-
-
 # ---------------------------------------------------------------------------- rows
 def _exact_score_row(config: BenchConfig) -> dict:
     mixture, sigmas = two_gaussians(), geometric_sigmas(20.0, 1.0, 10)
@@ -126,7 +85,7 @@ def _exact_score_row(config: BenchConfig) -> dict:
     ours, base = _interleaved(
         lambda: annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, config.steps_each,
                                            torch.Generator().manual_seed(1)),
-        lambda: _baseline_annealed(_autograd_score(mixture), x0, sigmas.tolist(), 0.1, config.steps_each,
+        lambda: plain_annealed_langevin(autograd_score(mixture), x0, sigmas.tolist(), 0.1, config.steps_each,
                                    torch.Generator().manual_seed(1)),
         config.repeats)
     return {"benchmark": f"exact score in annealed Langevin ({config.n_points} points, "
@@ -145,7 +104,7 @@ def _network_sampler_rows(config: BenchConfig) -> list[dict]:
                                           torch.Generator().manual_seed(1))
 
     def baseline():
-        return _baseline_annealed(_sequential_score(model.net), x0, sigmas, 0.1, config.steps_each,
+        return plain_annealed_langevin(sequential_score(model.net), x0, sigmas, 0.1, config.steps_each,
                                   torch.Generator().manual_seed(1))
 
     first, rest = model.net[0], model.net[1:]
@@ -176,20 +135,9 @@ def _training_row(config: BenchConfig) -> dict:
     def ours():
         train_noise_conditional(mixture, train, progress=False)
 
-    def baseline():  # a plain Adam loop on the same network, batch and loss
-        model = seeded_init(0, NoiseConditionalScoreNet)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        g = torch.Generator().manual_seed(0)
-        sigmas = model.sigmas
-        for _ in range(config.train_steps):
-            x = mixture.sample(config.batch_size, generator=g)
-            used = sigmas[torch.randint(len(sigmas), (len(x),), generator=g)][:, None]
-            z = torch.randn(x.shape, generator=g)
-            score = model.net(torch.cat([x + used * z, used], dim=1))
-            loss = 0.5 * (used * score + z).square().sum(1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    def baseline():
+        plain_training(seeded_init(0, NoiseConditionalScoreNet), mixture, config.train_steps, config.batch_size,
+                       torch.Generator().manual_seed(0))
 
     t_ours, t_base = _interleaved(ours, baseline, config.repeats)
     return {"benchmark": f"training ({config.train_steps} steps, batch {config.batch_size}; "
@@ -225,27 +173,8 @@ def _gif_row(config: BenchConfig) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             anim.save(Path(tmp) / "a.gif")
 
-    def baseline():  # a new figure per frame, savefig to PNG, read back, then write the GIF
-        frames = []
-        for i in range(config.frames):
-            fig = Figure(figsize=(5.5, 5.05), dpi=100)
-            FigureCanvasAgg(fig)
-            ax = fig.subplots()
-            r = 160
-            xs = torch.linspace(extent[0], extent[1], r)
-            gx, gy = torch.meshgrid(xs, xs, indexing="xy")
-            density = mixture.log_prob(torch.stack([gx.flatten(), gy.flatten()], 1)).exp().reshape(r, r)
-            image = ax.imshow(density.numpy(), origin="lower", extent=extent, cmap="Oranges")
-            fig.colorbar(image, ax=ax)
-            ax.quiver(*grid.points.T.numpy(), *field.T.numpy())
-            pts = (x + i * drift).numpy()
-            ax.scatter(pts[:, 0], pts[:, 1], s=2.5)
-            ax.set_title(f"step {i}")
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format="png")
-            frames.append(iio.imread(buffer.getvalue()))
-        with tempfile.TemporaryDirectory() as tmp:
-            iio.imwrite(Path(tmp) / "b.gif", np.stack([f[..., :3] for f in frames]), duration=80, loop=0)
+    def baseline():
+        gif_through_png(mixture, extent, grid.points, field, [x + i * drift for i in range(config.frames)])
 
     t_ours, t_base = _interleaved(ours, baseline, config.repeats)
     return {"benchmark": f"GIF frames ({config.frames} frames; ours {1000 * t_ours / config.frames:.0f} ms/frame)",

@@ -30,7 +30,7 @@ from .files import atomic_write
 
 __all__ = [
     "COLORS", "DENSITY_CMAP", "PANEL_INCHES", "DPI", "FieldGrid", "Panel", "Animation",
-    "new_figure", "arrow_vectors", "add_colorbar", "save_png", "grid_extent", "nice",
+    "new_figure", "arrow_vectors", "add_colorbar", "save_png", "box_extent", "nice",
 ]
 
 PANEL_INCHES = 4.6  # width of one panel; at DPI 100 about 460 px
@@ -109,10 +109,7 @@ class Panel:
             self.image = ax.imshow(np.zeros((resolution, resolution)), origin="lower", extent=self.extent,
                                    cmap=DENSITY_CMAP, norm=norm, interpolation="nearest", zorder=0)
         if grid is not None:
-            zeros = np.zeros(len(grid.points))
-            self.arrows = ax.quiver(grid.points[:, 0].numpy(), grid.points[:, 1].numpy(), zeros, zeros,
-                                    angles="xy", scale_units="xy", scale=1.0, color=arrow_color, width=0.004,
-                                    headwidth=3.5, headlength=4, pivot="mid", zorder=2)
+            self.arrows = self._quiver(arrow_color, zorder=2)
         if particles:
             # opaque dots: blended colours would multiply the palette and the GIF size
             self.scatter = ax.scatter([], [], s=2.5, color=COLORS["particles"], linewidths=0, zorder=3)
@@ -126,6 +123,18 @@ class Panel:
         """``field`` ``(m, 2)`` at ``self.grid.points``."""
         v = arrow_vectors(field.detach().float(), self.grid.spacing, self.arrow_scale)
         self.arrows.set_UVC(v[:, 0], v[:, 1])
+
+    def add_reference_field(self, field: torch.Tensor, color: str = COLORS["reference"]) -> None:
+        """A second, fixed field under the arrows (e.g. the exact score beside a learned one)."""
+        reference = self._quiver(color, zorder=1, alpha=0.55)
+        v = arrow_vectors(field.detach().float(), self.grid.spacing, self.arrow_scale)
+        reference.set_UVC(v[:, 0], v[:, 1])
+
+    def _quiver(self, color: str, zorder: int, alpha: float = 1.0):
+        points, zeros = self.grid.points.numpy(), np.zeros(len(self.grid.points))
+        return self.ax.quiver(points[:, 0], points[:, 1], zeros, zeros, angles="xy", scale_units="xy", scale=1.0,
+                              color=color, alpha=alpha, width=0.004, headwidth=3.5, headlength=4, pivot="mid",
+                              zorder=zorder)
 
     def set_particles(self, x: torch.Tensor) -> None:
         self.scatter.set_offsets(x.detach().numpy())
@@ -200,9 +209,9 @@ def save_png(fig: Figure, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
 
 
-def grid_extent(low: torch.Tensor, high: torch.Tensor, pad: float = 0.0) -> tuple[float, float, float, float]:
-    """``(x0, x1, y0, y1)`` of a square covering the box ``[low, high]`` plus ``pad``."""
-    half = max((high - low).tolist()) / 2 + pad
+def box_extent(low: torch.Tensor, high: torch.Tensor, margin: float = 0.15) -> tuple[float, float, float, float]:
+    """``(x0, x1, y0, y1)`` of the square around the box ``[low, high]``, widened by ``margin`` of its side."""
+    half = max((high - low).tolist()) * (1 + margin) / 2
     cx, cy = ((low + high) / 2).tolist()
     return (cx - half, cx + half, cy - half, cy + half)
 

@@ -29,7 +29,7 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .mixtures import GaussianMixture, four_gaussians, two_gaussians
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import geometric_sigmas
-from .plotting import FieldGrid
+from .plotting import FieldGrid, box_extent
 from .training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
 
 __all__ = ["Recipe", "RECIPES", "MIXTURES", "train_recipe", "save_recipe", "load_or_train", "DEFAULT_CHECKPOINTS"]
@@ -95,9 +95,7 @@ class _FieldSnapshots:
     """
 
     def __init__(self, recipe: Recipe, mixture: GaussianMixture, model: nn.Module, steps: int) -> None:
-        low, high = mixture.box()
-        pad = 0.15 * float((high - low).max())
-        self.extent = [float(low[0]) - pad, float(high[0]) + pad, float(low[1]) - pad, float(high[1]) + pad]
+        self.extent = list(box_extent(*mixture.box()))  # the extent of every figure of this mixture
         self.grid = FieldGrid(self.extent, SNAPSHOT_GRID)
         sigmas = recipe.sigmas().tolist() if recipe.noise_conditional else []
         self.sigmas = [sigmas[0], sigmas[len(sigmas) // 2], sigmas[-1]] if sigmas else []

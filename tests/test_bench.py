@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ncsn_toy import NoiseConditionalScoreNet, annealed_langevin_dynamics, two_gaussians
-from ncsn_toy.bench import _autograd_score, _baseline_annealed, _sequential_score
+from ncsn_toy.baselines import autograd_score, plain_annealed_langevin, sequential_score
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_optimised_network_sampler_matches_the_plain_loop():
     model = NoiseConditionalScoreNet()
     x0 = 16 * torch.rand(500, 2, generator=torch.Generator().manual_seed(1)) - 8
     ours = annealed_langevin_dynamics(model, x0, model.sigmas, 0.01, 5, torch.Generator().manual_seed(2))
-    plain = _baseline_annealed(_sequential_score(model.net), x0, model.sigmas.tolist(), 0.01, 5,
+    plain = plain_annealed_langevin(sequential_score(model.net), x0, model.sigmas.tolist(), 0.01, 5,
                                torch.Generator().manual_seed(2))
     torch.testing.assert_close(ours, plain, rtol=1e-4, atol=1e-4)
 
@@ -40,6 +40,6 @@ def test_closed_form_sampler_matches_the_autograd_loop():
     x0 = 16 * torch.rand(300, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 8
     sigmas = torch.tensor([20.0, 5.0, 1.0], dtype=torch.float64)
     ours = annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, 4, torch.Generator().manual_seed(2))
-    plain = _baseline_annealed(_autograd_score(mixture), x0, sigmas.tolist(), 0.1, 4,
+    plain = plain_annealed_langevin(autograd_score(mixture), x0, sigmas.tolist(), 0.1, 4,
                                torch.Generator().manual_seed(2))
     torch.testing.assert_close(ours, plain, rtol=1e-9, atol=1e-9)

@@ -1,0 +1,114 @@
+"""The animated figures of the gallery (GIFs): forward noising, the samplers, training.
+
+Registered, with the still images, in :data:`ncsn_toy.figures.FIGURES`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .figure_parts import Context, sampler_animation, uniform_box
+from .mixtures import GaussianMixture, two_gaussians
+from .plotting import Animation, FieldGrid, Panel, add_colorbar, new_figure, nice
+from .samplers import annealed_langevin_dynamics, langevin_dynamics
+
+__all__ = [
+    "forward_noising", "langevin_exact_score", "score_network_training", "noise_conditional_training",
+    "annealed_langevin_two_gaussians", "annealed_langevin_four_gaussians",
+]
+
+
+def forward_noising(ctx: Context, path: Path) -> None:
+    """Samples of p_sigma as sigma grows from 0 to 20: x + sigma z with fixed x and z."""
+    mixture, g = two_gaussians(), ctx.generator(1)
+    x = mixture.sample(ctx.config.n_particles, generator=g)
+    z = torch.randn(x.shape, generator=g)
+    fig, axes = new_figure(1)
+    panel = Panel(axes[0], (-40, 40, -40, 40), particles=True, resolution=ctx.config.resolution)
+    add_colorbar(fig, panel)
+    anim = Animation(fig, [panel.image, panel.scatter, panel.ax.title])  # the density changes too
+    for t in np.linspace(0, 1, ctx.config.n_frames):
+        sigma = 20.0 * float(t) ** 2  # slow at first, where the picture changes most
+        panel.set_density(mixture.log_prob(panel.pixels, sigma))
+        panel.set_particles(x + sigma * z)
+        panel.set_title(f"forward noising: p_σ = p * N(0, σ² I), σ = {sigma:.2f}")
+        anim.capture(ctx.config.frame_ms)
+    anim.save(path)
+
+
+def langevin_exact_score(ctx: Context, path: Path) -> None:
+    """Langevin dynamics with the exact score from a uniform start: the weights come out wrong."""
+    mixture, g = two_gaussians(), ctx.generator(2)
+    x0 = uniform_box(mixture, ctx.config.n_particles, g)
+    traj = langevin_dynamics(mixture.score, x0, 0.1, 1000, g, record=ctx.config.n_frames)
+    sampler_animation(ctx, path, mixture, traj, lambda step, _: f"Langevin, exact score (ε=0.1): step {step}/1000",
+                       lambda _: 0.0, lambda pts, _: mixture.score(pts))
+
+
+def _training_animation(ctx: Context, path: Path, model: nn.Module, mixture: GaussianMixture, label: str) -> None:
+    """Replay the fields recorded while ``model`` was trained, over the exact ones."""
+    snap = model.metadata["training"]
+    sigmas = snap["sigmas"] or [model.metadata["train"]["sigma"]]
+    fields, losses = snap["fields"].float(), snap["losses"]  # (snapshots, levels, m, 2), (steps,)
+    fig, axes = new_figure(len(sigmas))
+    grid = FieldGrid(snap["extent"], snap["grid"])
+    panels = []
+    for ax, sigma in zip(axes, sigmas, strict=True):
+        panel = Panel(ax, snap["extent"], grid=grid, resolution=ctx.config.resolution, arrow_scale=0.5)
+        panel.set_density(mixture.log_prob(panel.pixels, sigma))
+        panel.add_reference_field(sigma * mixture.score(grid.points, sigma))
+        panels.append(panel)
+    add_colorbar(fig, panels[0])
+    anim = Animation(fig, [a for p in panels for a in (p.arrows, p.ax.title)])
+    for i, step in enumerate(snap["steps"]):
+        loss = losses[max(step - 50, 0):max(step, 1)].mean().item() if step else float("nan")
+        for j, (panel, sigma) in enumerate(zip(panels, sigmas, strict=True)):
+            panel.set_field(fields[i, j] * sigma)
+            panel.set_title(f"{label}, σ = {nice(sigma)}: step {step}, loss {loss:.3g}\n"
+                            "dark: learned σ·s(x, σ), teal: exact")
+        anim.capture(2 * ctx.config.frame_ms if i else 600)
+    anim.save(path)
+
+
+def score_network_training(ctx: Context, path: Path) -> None:
+    model = ctx.model("score_net_two_gaussians")
+    _training_animation(ctx, path, model, two_gaussians(), "ScoreNet (DSM)")
+
+
+def noise_conditional_training(ctx: Context, path: Path) -> None:
+    model = ctx.model("ncsn_two_gaussians")
+    _training_animation(ctx, path, model, two_gaussians(), "NCSN")
+
+
+def _annealed_animation(ctx: Context, path: Path, name: str) -> None:
+    model = ctx.model(name)
+    mixture = GaussianMixture.from_dict(model.metadata["mixture"])
+    sigmas, eps, steps = model.sigmas.tolist(), model.metadata["step_size"], model.metadata["n_steps_each"]
+    g = ctx.generator(5)
+    traj = annealed_langevin_dynamics(model, uniform_box(mixture, ctx.config.n_particles, g), model.sigmas, eps,
+                                      steps, g, record=ctx.config.n_frames)
+    total = len(sigmas) * steps
+
+    def field(points, level):
+        with torch.no_grad():
+            return sigmas[level] * model(points, sigmas[level])
+
+    def title(step, level):
+        return (f"annealed Langevin, trained NCSN: σ = {nice(sigmas[level])} "
+                f"(level {level + 1}/{len(sigmas)}), step {step}/{total}")
+
+    sampler_animation(ctx, path, mixture, traj, title, lambda level: sigmas[level], field, arrow_scale=0.5)
+
+
+def annealed_langevin_two_gaussians(ctx: Context, path: Path) -> None:
+    _annealed_animation(ctx, path, "ncsn_two_gaussians")
+
+
+def annealed_langevin_four_gaussians(ctx: Context, path: Path) -> None:
+    _annealed_animation(ctx, path, "ncsn_four_gaussians")
+
+

@@ -1,0 +1,113 @@
+"""What every figure of the gallery shares: sizes, the trained networks, the plot area, helpers.
+
+Used by :mod:`ncsn_toy.figures` (the still images and the registry) and
+:mod:`ncsn_toy.animations` (the GIFs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .metrics import mode_weights
+from .mixtures import GaussianMixture
+from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, box_extent, new_figure
+from .recipes import DEFAULT_CHECKPOINTS, load_or_train
+from .samplers import Trajectory
+
+__all__ = ["RenderConfig", "Context", "extent", "uniform_box", "weights_text", "field_panel", "sampler_animation"]
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Sizes of a render; :meth:`fast` for tests."""
+
+    n_particles: int = 2000  # particles in every sampler figure
+    n_frames: int = 60  # frames of a sampler animation
+    frame_ms: int = 80  # display time of one frame
+    grid: int = 21  # arrows per side of a score field
+    resolution: int = 240  # pixels per side of a density image
+    seed: int = 0  # seeds the particles and the samplers
+    checkpoints: Path = DEFAULT_CHECKPOINTS  # where the trained networks are
+    retrain: bool = False  # train the networks instead of loading them
+
+    @classmethod
+    def fast(cls, **changes: object) -> RenderConfig:
+        return cls(**{"n_particles": 300, "n_frames": 6, "grid": 11, "resolution": 48, **changes})
+
+
+@dataclass
+class Context:
+    """A render in progress: its sizes, and the networks loaded so far (each once)."""
+
+    config: RenderConfig
+    _models: dict = field(default_factory=dict)
+
+    def model(self, name: str) -> nn.Module:
+        if name not in self._models:
+            self._models[name] = load_or_train(name, self.config.checkpoints, retrain=self.config.retrain,
+                                               progress=False)
+        return self._models[name]
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.config.seed + offset)
+
+
+def extent(mixture: GaussianMixture) -> tuple[float, float, float, float]:
+    """The plot area of a mixture: the square around its box, with a margin (as the training snapshots)."""
+    return box_extent(*mixture.box())
+
+
+def uniform_box(mixture: GaussianMixture, n: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` points uniform over the data's box, the samplers' start."""
+    low, high = mixture.box()
+    return low + (high - low) * torch.rand(n, mixture.dim, generator=g)
+
+
+def weights_text(mixture: GaussianMixture, x: torch.Tensor) -> str:
+    measured = "/".join(f"{w:.2f}" for w in mode_weights(mixture, x).tolist())
+    truth = "/".join(f"{w:.2f}" for w in mixture.weights.tolist())
+    return f"weights {measured} (truth {truth})"
+
+
+def field_panel(ax, ctx: Context, mixture: GaussianMixture, sigma: float, **kwargs) -> Panel:
+    """A panel over the mixture's plot area with arrows, the density of p_sigma behind."""
+    area = extent(mixture)
+    panel = Panel(ax, area, grid=FieldGrid(area, ctx.config.grid), resolution=ctx.config.resolution, **kwargs)
+    panel.set_density(mixture.log_prob(panel.pixels, sigma))
+    return panel
+
+
+def sampler_animation(ctx: Context, path: Path, mixture: GaussianMixture, trajectory: Trajectory,
+                      title: Callable[[int, int], str], density_sigma: Callable[[int], float],
+                      field_fn: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+                      arrow_scale: float = 3.0) -> None:
+    """Particles of a recorded trajectory over the density (and field) of the current noise level.
+
+    Only the particles and the title change in every frame; the density and the field are redrawn
+    into the background when the level changes.
+    """
+    fig, axes = new_figure(1)
+    area = extent(mixture)
+    grid = FieldGrid(area, ctx.config.grid) if field_fn is not None else None
+    panel = Panel(axes[0], area, grid=grid, arrow_scale=arrow_scale, arrow_color=COLORS["faint_arrows"],
+                  particles=True, resolution=ctx.config.resolution)
+    add_colorbar(fig, panel)
+    anim = Animation(fig, [panel.scatter, panel.ax.title])
+    shown_level = None
+    for frame, step, level in zip(trajectory.frames, trajectory.steps.tolist(), trajectory.levels.tolist(),
+                                  strict=True):
+        if level != shown_level:
+            panel.set_density(mixture.log_prob(panel.pixels, density_sigma(level)))
+            if field_fn is not None:
+                panel.set_field(field_fn(panel.grid.points, level))
+            anim.redraw_background()
+            shown_level = level
+        panel.set_particles(frame)
+        panel.set_title(title(step, level) + "\n" + weights_text(mixture, frame))
+        anim.capture(ctx.config.frame_ms)
+    anim.save(path)
