@@ -5,9 +5,10 @@ Exact Gaussian-mixture scores at every noise level, the seed project's two score
 denoising / annealed denoising / sliced score matching, and (annealed) Langevin samplers.
 """
 
+from .checkpoints import load_checkpoint, save_checkpoint
 from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .metrics import ModeStatistics, ScoreError, energy_distance, mode_statistics, mode_weights, relative_score_error
-from .mixtures import GaussianMixture, four_gaussians, two_gaussians
+from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import geometric_sigmas
 from .samplers import (
@@ -17,6 +18,7 @@ from .samplers import (
     consistent_annealed_sampling,
     langevin_dynamics,
 )
+from .targets import TARGETS, four_gaussians, target, two_gaussians
 
 __version__ = "0.1.0"
 
@@ -24,6 +26,8 @@ __all__ = [
     "GaussianMixture",
     "two_gaussians",
     "four_gaussians",
+    "TARGETS",
+    "target",
     "ScoreNet",
     "NoiseConditionalScoreNet",
     "geometric_sigmas",
@@ -41,5 +45,7 @@ __all__ = [
     "energy_distance",
     "relative_score_error",
     "ScoreError",
+    "save_checkpoint",
+    "load_checkpoint",
     "__version__",
 ]

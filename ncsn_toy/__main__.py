@@ -1,7 +1,7 @@
-"""``python -m ncsn_toy``: see :mod:`ncsn_toy.cli`."""
+"""``python -m ncsn_toy``: see :mod:`ncsn_toy.commands.cli`."""
 
 import sys
 
-from .cli import main
+from .commands import main
 
 sys.exit(main())

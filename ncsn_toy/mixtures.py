@@ -30,7 +30,7 @@ import torch
 
 from . import _checks
 
-__all__ = ["GaussianMixture", "two_gaussians", "four_gaussians"]
+__all__ = ["GaussianMixture"]
 
 _CACHE_SIZE = 64  # noise levels whose constants are kept (an annealed run uses L of them)
 
@@ -259,18 +259,3 @@ def _covariances(covariances: object, n_components: int, dim: int) -> torch.Tens
             "(check for negative or zero variances)"
         )
     return cov
-
-
-def two_gaussians(*, dtype: torch.dtype = torch.float32) -> GaussianMixture:
-    """The paper's toy mixture p = 1/5 N((-5, -5), I) + 4/5 N((5, 5), I) (Sec. 3.2, Fig. 3)."""
-    return GaussianMixture([0.2, 0.8], [[-5.0, -5.0], [5.0, 5.0]], dtype=dtype)
-
-
-def four_gaussians(*, dtype: torch.dtype = torch.float32) -> GaussianMixture:
-    """A four-mode 2-D mixture with unequal weights 0.1, 0.2, 0.3, 0.4 at (+-10, +-10), unit covariances.
-
-    The modes sit where the seed project's four-mode figure put them; the weights differ so
-    that getting them right is a real test of a sampler.
-    """
-    means = [[-10.0, 10.0], [10.0, -10.0], [-10.0, -10.0], [10.0, 10.0]]
-    return GaussianMixture([0.1, 0.2, 0.3, 0.4], means, dtype=dtype)

@@ -26,16 +26,15 @@ import torch
 from torch import nn
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .mixtures import GaussianMixture, four_gaussians, two_gaussians
+from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import geometric_sigmas
-from .plotting import FieldGrid, box_extent
+from .targets import grid_points, plot_extent, target
 from .training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
 
-__all__ = ["Recipe", "RECIPES", "MIXTURES", "train_recipe", "save_recipe", "load_or_train", "DEFAULT_CHECKPOINTS"]
+__all__ = ["Recipe", "RECIPES", "train_recipe", "save_recipe", "load_or_train", "DEFAULT_CHECKPOINTS"]
 
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"  # the repository's folder
-MIXTURES = {"two_gaussians": two_gaussians, "four_gaussians": four_gaussians}
 SNAPSHOTS = 40  # learned fields recorded during training (for the training GIFs)
 SNAPSHOT_GRID = 17  # arrows per side of those fields
 NCSN_OPTIONS = {"sigma_input": "log", "divide_by_sigma": True}  # the variant that measures best
@@ -46,7 +45,7 @@ class Recipe:
     """How one committed checkpoint is made and sampled."""
 
     name: str  # file stem in checkpoints/
-    mixture: str  # a key of MIXTURES
+    mixture: str  # a name of TARGETS
     noise_conditional: bool  # NoiseConditionalScoreNet (True) or ScoreNet (False)
     train: TrainConfig  # training settings
     network: dict = field(default_factory=dict)  # keyword options of the network
@@ -57,7 +56,7 @@ class Recipe:
     n_steps: int = 1000  # Langevin steps (ScoreNet) or steps per level (noise-conditional)
 
     def build_mixture(self) -> GaussianMixture:
-        return MIXTURES[self.mixture]()
+        return target(self.mixture)
 
     def sigmas(self) -> torch.Tensor:
         return geometric_sigmas(self.sigma_max, self.sigma_min, self.n_levels)
@@ -95,8 +94,8 @@ class _FieldSnapshots:
     """
 
     def __init__(self, recipe: Recipe, mixture: GaussianMixture, model: nn.Module, steps: int) -> None:
-        self.extent = list(box_extent(*mixture.box()))  # the extent of every figure of this mixture
-        self.grid = FieldGrid(self.extent, SNAPSHOT_GRID)
+        self.extent = list(plot_extent(mixture))  # the extent of every figure of this mixture
+        self.points, _ = grid_points(self.extent, SNAPSHOT_GRID)  # (m, 2)
         sigmas = recipe.sigmas().tolist() if recipe.noise_conditional else []
         self.sigmas = [sigmas[0], sigmas[len(sigmas) // 2], sigmas[-1]] if sigmas else []
         self.keep = {round(i * steps / SNAPSHOTS) for i in range(1, SNAPSHOTS + 1)}
@@ -109,9 +108,9 @@ class _FieldSnapshots:
             return
         with torch.no_grad():
             if self.sigmas:
-                field = torch.stack([model(self.grid.points, s) for s in self.sigmas])  # (3, m, 2)
+                field = torch.stack([model(self.points, s) for s in self.sigmas])  # (3, m, 2)
             else:
-                field = model(self.grid.points)[None]  # (1, m, 2)
+                field = model(self.points)[None]  # (1, m, 2)
         self.steps.append(step)
         self.fields.append(field.to(torch.float16))
 

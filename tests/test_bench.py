@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ncsn_toy import NoiseConditionalScoreNet, annealed_langevin_dynamics, two_gaussians
-from ncsn_toy.baselines import autograd_score, plain_annealed_langevin, sequential_score
+from ncsn_toy.commands.baselines import autograd_score, plain_annealed_langevin, sequential_score
 
 ROOT = Path(__file__).resolve().parents[1]
 

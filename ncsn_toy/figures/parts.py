@@ -1,7 +1,7 @@
 """What every figure of the gallery shares: sizes, the trained networks, the plot area, helpers.
 
-Used by :mod:`ncsn_toy.figures` (the still images and the registry) and
-:mod:`ncsn_toy.animations` (the GIFs).
+Used by :mod:`~ncsn_toy.figures.stills` (the still images) and :mod:`~ncsn_toy.figures.animations`
+(the GIFs).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .metrics import mode_weights
-from .mixtures import GaussianMixture
-from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, box_extent, new_figure
-from .recipes import DEFAULT_CHECKPOINTS, load_or_train
-from .samplers import Trajectory
+from ..metrics import mode_weights
+from ..mixtures import GaussianMixture
+from ..recipes import DEFAULT_CHECKPOINTS, load_or_train
+from ..samplers import Trajectory
+from ..targets import plot_extent
+from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, new_figure
 
 __all__ = ["RenderConfig", "Context", "extent", "uniform_box", "weights_text", "field_panel", "sampler_animation"]
 
@@ -59,7 +60,7 @@ class Context:
 
 def extent(mixture: GaussianMixture) -> tuple[float, float, float, float]:
     """The plot area of a mixture: the square around its box, with a margin (as the training snapshots)."""
-    return box_extent(*mixture.box())
+    return plot_extent(mixture)
 
 
 def uniform_box(mixture: GaussianMixture, n: int, g: torch.Generator) -> torch.Tensor:

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
-from .mixtures import GaussianMixture
+from ..mixtures import GaussianMixture
 
 __all__ = ["plain_annealed_langevin", "autograd_score", "sequential_score", "plain_training", "gif_through_png"]
 

@@ -26,11 +26,12 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .files import atomic_write
+from ..files import atomic_write
+from ..targets import grid_points
 
 __all__ = [
     "COLORS", "DENSITY_CMAP", "PANEL_INCHES", "DPI", "FieldGrid", "Panel", "Animation",
-    "new_figure", "arrow_vectors", "add_colorbar", "save_png", "box_extent", "nice",
+    "new_figure", "arrow_vectors", "add_colorbar", "save_png", "nice",
 ]
 
 PANEL_INCHES = 4.6  # width of one panel; at DPI 100 about 460 px
@@ -53,11 +54,7 @@ class FieldGrid:
 
     def __init__(self, extent: Sequence[float], n: int = 21) -> None:
         self.extent = tuple(float(v) for v in extent)
-        x0, x1, y0, y1 = self.extent
-        xs, ys = torch.linspace(x0, x1, n + 2)[1:-1], torch.linspace(y0, y1, n + 2)[1:-1]
-        gx, gy = torch.meshgrid(xs, ys, indexing="xy")
-        self.points = torch.stack([gx.flatten(), gy.flatten()], dim=1)  # (n*n, 2)
-        self.spacing = float(xs[1] - xs[0]) if n > 1 else (x1 - x0)
+        self.points, self.spacing = grid_points(self.extent, n)  # (n*n, 2), the training snapshots' grid
 
 
 def arrow_vectors(field: torch.Tensor, spacing: float, scale: float) -> np.ndarray:
@@ -207,13 +204,6 @@ def _quantise(frames: list[np.ndarray]) -> list[Image.Image]:
 def save_png(fig: Figure, path: str | os.PathLike) -> Path:
     """Render ``fig`` and write it as a PNG, atomically."""
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-
-
-def box_extent(low: torch.Tensor, high: torch.Tensor, margin: float = 0.15) -> tuple[float, float, float, float]:
-    """``(x0, x1, y0, y1)`` of the square around the box ``[low, high]``, widened by ``margin`` of its side."""
-    half = max((high - low).tolist()) * (1 + margin) / 2
-    cx, cy = ((low + high) / 2).tolist()
-    return (cx - half, cx + half, cy - half, cy + half)
 
 
 def nice(value: float) -> str:

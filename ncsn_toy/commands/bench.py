@@ -1,9 +1,9 @@
 """``python -m ncsn_toy bench``: our hot paths against the straightforward way, side by side.
 
 Every row times our implementation and a baseline written the way a typical tutorial writes it
-(:mod:`ncsn_toy.baselines`), on the same sizes, in the same process, alternating the two (ABAB...) so that load on
-a shared machine hits both alike, and reports the median of the repeats and the ratio
-baseline / ours. Absolute times drift between machines and runs; the ratios are the result.
+(:mod:`ncsn_toy.commands.baselines`), on the same sizes, in the same process, alternating the
+two (ABAB...) so that load on a shared machine hits both alike, and reports the median of the
+repeats and the ratio baseline / ours. Absolute times drift between machines and runs; the ratios are the result.
 
 1. exact score inside annealed Langevin: ``GaussianMixture.score`` against autograd of a
    ``torch.distributions`` mixture's ``log_prob`` (how the paper's code gets its exact score);
@@ -31,18 +31,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..figures.plotting import Animation, FieldGrid, Panel, new_figure
+from ..mixtures import GaussianMixture
+from ..networks import NoiseConditionalScoreNet
+from ..noise_levels import geometric_sigmas
+from ..samplers import annealed_langevin_dynamics
+from ..targets import two_gaussians
+from ..training import TrainConfig, seeded_init, train_noise_conditional
 from .baselines import autograd_score, gif_through_png, plain_annealed_langevin, plain_training, sequential_score
-from .mixtures import GaussianMixture, two_gaussians
-from .networks import NoiseConditionalScoreNet
-from .noise_levels import geometric_sigmas
-from .plotting import Animation, FieldGrid, Panel, new_figure
 from .report import machine, markdown_table
-from .samplers import annealed_langevin_dynamics
-from .training import TrainConfig, seeded_init, train_noise_conditional
 
 __all__ = ["BenchConfig", "bench", "format_bench"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 @dataclass(frozen=True)

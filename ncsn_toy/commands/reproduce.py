@@ -27,14 +27,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .metrics import energy_distance, mode_statistics, relative_score_error
-from .mixtures import GaussianMixture
-from .networks import NoiseConditionalScoreNet
-from .noise_levels import geometric_sigmas
-from .recipes import DEFAULT_CHECKPOINTS, MIXTURES, NCSN_OPTIONS, RECIPES, load_or_train
+from ..metrics import energy_distance, mode_statistics, relative_score_error
+from ..mixtures import GaussianMixture
+from ..networks import NoiseConditionalScoreNet
+from ..noise_levels import geometric_sigmas
+from ..recipes import DEFAULT_CHECKPOINTS, NCSN_OPTIONS, RECIPES, load_or_train
+from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
+from ..targets import target
+from ..training import seeded_init, train_noise_conditional
 from .report import machine, markdown_table, mean_std
-from .samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
-from .training import seeded_init, train_noise_conditional
 
 __all__ = ["ReproduceConfig", "reproduce", "format_tables", "evaluation_study", "PAPER_LANGEVIN", "PAPER_ANNEALED"]
 
@@ -72,13 +73,13 @@ class ReproduceConfig:
 
 class Row(NamedTuple):
     label: str
-    mixture: str  # a key of MIXTURES
+    mixture: str  # a name of TARGETS
     run: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None  # None: exact i.i.d. samples
     evaluations: int  # score evaluations per particle
 
 
 def _sampler_rows(models: dict[str, nn.Module]) -> list[Row]:
-    two, four = MIXTURES["two_gaussians"](), MIXTURES["four_gaussians"]()
+    two, four = target("two_gaussians"), target("four_gaussians")
     score_net, ncsn2, ncsn4 = (models[k] for k in ("score_net_two_gaussians", "ncsn_two_gaussians",
                                                      "ncsn_four_gaussians"))
     paper_sigmas = geometric_sigmas(*PAPER_ANNEALED["sigmas"])
@@ -151,14 +152,14 @@ def _measure(run, mixture: GaussianMixture, reference: torch.Tensor, config: Rep
 
 
 def _references(config: ReproduceConfig) -> dict[str, torch.Tensor]:
-    return {name: build().sample(config.n_reference, generator=torch.Generator().manual_seed(99))
-            for name, build in MIXTURES.items()}
+    return {name: target(name).sample(config.n_reference, generator=torch.Generator().manual_seed(99))
+            for name in ("two_gaussians", "four_gaussians")}
 
 
 def _sampler_table(models, config, refs, bar) -> list[dict]:
     rows = []
     for row in _sampler_rows(models):
-        mixture = MIXTURES[row.mixture]()
+        mixture = target(row.mixture)
         numbers = _measure(row.run, mixture, refs[row.mixture], config)
         weights = torch.tensor(numbers.pop("weights"))  # (seeds, K)
         error = (weights.mean(0) - mixture.weights).abs().max().item()
@@ -171,7 +172,7 @@ def _sampler_table(models, config, refs, bar) -> list[dict]:
 def _score_error_table(models, config) -> list[dict]:
     rows = []
     for name, model in models.items():
-        mixture = MIXTURES[model.metadata["mixture_name"]]()
+        mixture = target(model.metadata["mixture_name"])
         if isinstance(model, NoiseConditionalScoreNet):
             levels = [(s, lambda x, s=s, m=model: m(x, s)) for s in model.sigmas.tolist()]
         else:
@@ -191,7 +192,7 @@ def evaluation_study(config: ReproduceConfig, refs: dict[str, torch.Tensor] | No
     levels from 20 to 1 and eta twice the smallest the levels allow.
     """
     refs = refs or _references(config)
-    two = MIXTURES["two_gaussians"]()
+    two = target("two_gaussians")
     rows = []
     for budget in config.budgets:
         cas_sigmas = geometric_sigmas(20.0, 1.0, max(budget, 2))

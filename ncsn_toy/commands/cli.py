@@ -16,7 +16,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .recipes import DEFAULT_CHECKPOINTS, RECIPES
+    from ..recipes import DEFAULT_CHECKPOINTS, RECIPES
 
     parser = argparse.ArgumentParser(
         prog="python -m ncsn_toy",
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .recipes import RECIPES, save_recipe, train_recipe
+    from ..recipes import RECIPES, save_recipe, train_recipe
 
     if args.steps is not None and args.steps < 1:
         raise SystemExit("--steps must be a positive integer")
@@ -73,7 +73,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .files import write_json
+    from ..files import write_json
     from .reproduce import ReproduceConfig, format_tables, reproduce
 
     changes = {"checkpoints": args.checkpoints, "retrain": args.retrain}
@@ -91,7 +91,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from .figures import RenderConfig, render
+    from ..figures import RenderConfig, render
 
     config = RenderConfig.fast(retrain=args.retrain) if args.fast else RenderConfig(retrain=args.retrain)
     start = time.perf_counter()
@@ -108,8 +108,8 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from ..files import write_json
     from .bench import BenchConfig, bench, format_bench
-    from .files import write_json
 
     result = bench(BenchConfig.quick() if args.quick else BenchConfig())
     print(format_bench(result))

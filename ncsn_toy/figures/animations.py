@@ -11,10 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .figure_parts import Context, sampler_animation, uniform_box
-from .mixtures import GaussianMixture, two_gaussians
+from ..mixtures import GaussianMixture
+from ..samplers import annealed_langevin_dynamics, langevin_dynamics
+from ..targets import two_gaussians
+from .parts import Context, sampler_animation, uniform_box
 from .plotting import Animation, FieldGrid, Panel, add_colorbar, new_figure, nice
-from .samplers import annealed_langevin_dynamics, langevin_dynamics
 
 __all__ = [
     "forward_noising", "langevin_exact_score", "score_network_training", "noise_conditional_training",

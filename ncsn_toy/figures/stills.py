@@ -1,29 +1,25 @@
-"""The figure set of ``python -m ncsn_toy render``: twelve figures, one renderer.
+"""The still images of the gallery (PNGs): score fields, the trained networks, the paper's Figs. 2 and 3.
 
-Each figure is a function ``(ctx, path) -> None`` registered in :data:`FIGURES` under its file
-name: the still images are here, the GIFs in :mod:`ncsn_toy.animations`, what they share in
-:mod:`ncsn_toy.figure_parts`, and all of them draw through :mod:`ncsn_toy.plotting`. Networks
-come from the committed checkpoints (their training animations replay the fields recorded while
-they were trained), so rendering trains nothing unless asked to (``retrain``).
+Each is a function ``(ctx, path) -> None``, registered in :data:`ncsn_toy.figures.gallery.FIGURES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from . import animations
-from .figure_parts import Context, RenderConfig, extent, field_panel, uniform_box, weights_text
-from .metrics import relative_score_error
-from .mixtures import two_gaussians
-from .noise_levels import geometric_sigmas
+from ..metrics import relative_score_error
+from ..noise_levels import geometric_sigmas
+from ..samplers import annealed_langevin_dynamics, langevin_dynamics
+from ..targets import two_gaussians
+from .parts import Context, extent, field_panel, uniform_box, weights_text
 from .plotting import COLORS, FieldGrid, Panel, add_colorbar, new_figure, nice, save_png
-from .samplers import annealed_langevin_dynamics, langevin_dynamics
 
-__all__ = ["RenderConfig", "FIGURES", "render"]
+__all__ = [
+    "score_field_mixture", "score_field_components", "langevin_score_network", "noise_conditional_fields",
+    "sampler_comparison", "score_error",
+]
 
 
 def score_field_mixture(ctx: Context, path: Path) -> None:
@@ -156,41 +152,3 @@ def score_error(ctx: Context, path: Path) -> None:
     add_colorbar(fig, exact, axes[:2])
     fig.colorbar(image, ax=axes[2], shrink=0.8, label="log10 squared error", pad=0.01)
     save_png(fig, path)
-
-
-FIGURES: dict[str, Callable[[Context, Path], None]] = {
-    "forward_noising.gif": animations.forward_noising,
-    "langevin_exact_score.gif": animations.langevin_exact_score,
-    "score_field_mixture.png": score_field_mixture,
-    "score_field_components.png": score_field_components,
-    "score_network_training.gif": animations.score_network_training,
-    "langevin_score_network.png": langevin_score_network,
-    "noise_conditional_fields.png": noise_conditional_fields,
-    "noise_conditional_training.gif": animations.noise_conditional_training,
-    "annealed_langevin_two_gaussians.gif": animations.annealed_langevin_two_gaussians,
-    "annealed_langevin_four_gaussians.gif": animations.annealed_langevin_four_gaussians,
-    "sampler_comparison.png": sampler_comparison,
-    "score_error.png": score_error,
-}
-
-
-def render(out: str | Path = "gif", config: RenderConfig | None = None, *, only: list[str] | None = None,
-           progress: bool = True) -> list[tuple[Path, int]]:
-    """Render the figures (all, or ``only`` these names) into ``out``; return (path, bytes) pairs.
-
-    ``config`` defaults to ``RenderConfig()`` (the full-size gallery).
-    """
-    config = config or RenderConfig()
-    stems = {Path(name).stem: name for name in FIGURES}
-    names = [stems.get(name, name) for name in only] if only else list(FIGURES)  # "x" or "x.gif"
-    unknown = sorted(set(names) - set(FIGURES))
-    if unknown:
-        raise ValueError(f"unknown figure(s) {unknown}; expected names from {list(FIGURES)}")
-    out = Path(out)
-    ctx = Context(config)
-    written = []
-    for name in tqdm(names, desc="render", disable=not progress, leave=False):
-        path = out / name
-        FIGURES[name](ctx, path)
-        written.append((path, path.stat().st_size))
-    return written
