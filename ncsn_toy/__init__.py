@@ -19,6 +19,7 @@ from .samplers import (
     langevin_dynamics,
 )
 from .targets import TARGETS, four_gaussians, target, two_gaussians
+from .training import TrainingDivergedError
 
 __version__ = "0.1.0"
 
@@ -47,5 +48,6 @@ __all__ = [
     "ScoreError",
     "save_checkpoint",
     "load_checkpoint",
+    "TrainingDivergedError",
     "__version__",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
 import torch
 
@@ -60,6 +61,17 @@ def positive_float(value: object, name: str) -> float:
     value = real_number(value, name)
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+MAX_SIGMA = 1e150  # largest noise level: sigma^2 (and the covariances C_k + sigma^2 I) must fit in float64
+
+
+def noise_level(value: object, name: str = "sigma") -> float:
+    """Return a noise standard deviation as a float in [0, MAX_SIGMA]."""
+    value = nonnegative_float(value, name)
+    if value > MAX_SIGMA:
+        raise ValueError(f"{name} must be <= {MAX_SIGMA:g} (its square must fit in float64), got {value:g}")
     return value
 
 
@@ -128,8 +140,8 @@ def sigma_levels(sigmas: object, name: str = "sigmas") -> torch.Tensor:
             f"{name} must be a non-empty 1-D sequence of noise levels, got shape {tuple(tensor.shape)}"
         )
     finite(tensor, name)
-    if bool((tensor <= 0).any()):
-        raise ValueError(f"{name} must all be > 0, got {tensor.tolist()}")
+    if bool((tensor <= 0).any()) or bool((tensor > MAX_SIGMA).any()):
+        raise ValueError(f"{name} must all be > 0 and <= {MAX_SIGMA:g}, got {tensor.tolist()}")
     if tensor.numel() > 1 and not bool((tensor[1:] < tensor[:-1]).all()):
         raise ValueError(
             f"{name} must be strictly decreasing (largest noise first), got {tensor.tolist()}"
@@ -143,3 +155,58 @@ def score_output(score: object, x: torch.Tensor, name: str = "the score function
         shape = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
         raise ValueError(f"{name} must return a tensor of shape {tuple(x.shape)}, got {shape}")
     return score
+
+
+def record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
+    """The global steps (0..total) to record: ``record`` frames evenly spaced, or those steps."""
+    if record is None:
+        return set()
+    if isinstance(record, numbers.Integral) and not isinstance(record, bool):
+        n_frames = positive_int(record, "record")
+        if n_frames == 1:
+            return {total}
+        return {round(i * total / (n_frames - 1)) for i in range(n_frames)}
+    if isinstance(record, torch.Tensor):
+        record = record.tolist() if record.dim() == 1 else record
+    if isinstance(record, (str, bytes, bool)) or not isinstance(record, (Sequence, range)):
+        raise TypeError(f"record must be an int (number of frames) or a sequence of int steps, got {record!r}")
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in record):
+        raise TypeError(f"record steps must be integers, got {list(record)!r}")
+    steps = {int(s) for s in record}
+    if not steps or min(steps) < 0 or max(steps) > total:
+        raise ValueError(f"record steps must be a non-empty set within 0..{total}, got {sorted(steps)}")
+    return steps
+
+
+def covariances(covariances: object, n_components: int, dim: int) -> torch.Tensor:
+    """Validate covariances; return them as ``(K, d, d)`` float64 matrices."""
+    eye = torch.eye(dim, dtype=torch.float64)
+    if covariances is None:
+        return eye.repeat(n_components, 1, 1)
+    cov = as_tensor(covariances, "covariances", torch.float64).cpu()
+    finite(cov, "covariances")
+    if cov.dim() == 1:
+        if cov.shape[0] != n_components:
+            raise ValueError(
+                f"isotropic covariances must have shape (K,) = ({n_components},), got {tuple(cov.shape)}"
+            )
+        if bool((cov <= 0).any()):
+            raise ValueError(f"isotropic variances must all be > 0, got {cov.tolist()}")
+        return cov.view(-1, 1, 1) * eye
+    if cov.shape != (n_components, dim, dim):
+        raise ValueError(
+            "covariances must be None, (K,) isotropic variances or (K, d, d) matrices with "
+            f"(K, d) = ({n_components}, {dim}), got shape {tuple(cov.shape)}"
+        )
+    scale = float(cov.abs().max())
+    if bool(((cov - cov.transpose(1, 2)).abs() > 1e-6 * max(scale, 1.0)).any()):
+        raise ValueError("covariances must be symmetric matrices (Sigma_k == Sigma_k^T)")
+    cov = 0.5 * (cov + cov.transpose(1, 2))
+    _, info = torch.linalg.cholesky_ex(cov)
+    if bool((info != 0).any()):
+        bad = torch.nonzero(info).flatten().tolist()
+        raise ValueError(
+            f"covariances must be positive definite; component(s) {bad} are not "
+            "(check for negative or zero variances)"
+        )
+    return cov

@@ -1,105 +1,241 @@
 """Checkpoints: one small file per trained network, safe to load and safe to write.
 
 A checkpoint holds the weights, the options that rebuild the network (``model.architecture``,
-and the ``sigmas`` buffer inside the weights) and free-form metadata (the mixture, the training
-settings, the recommended sampler settings, ...). It is read with
-``torch.load(..., weights_only=True)``, so loading a file can never run code, and written to a
-temporary file that is renamed into place, so an interrupted save never leaves a broken file.
+and the ``sigmas`` buffer inside the weights), free-form metadata (the mixture, the training
+settings, the recommended sampler settings, ...) and a SHA-256 hash of all of it.
+
+Loading trusts nothing in the file: it is read with ``torch.load(..., weights_only=True)`` (no
+code runs), the hash must match (a flipped byte is caught), the architecture must agree with the
+tensors actually present (their number and shapes) before anything is built (so a file that
+claims a million layers costs nothing), and the weights must be finite. Saving converts what is
+safely convertible to plain Python, refuses the rest before writing, writes to a temporary file,
+reads that file back with every check, and only then renames it into place: a save never replaces
+a loadable file with one it cannot load back. The archive inside has a fixed name, so saving the
+same model twice gives the same bytes.
 """
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import itertools
 import numbers
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from .files import atomic_write
 from .mixtures import GaussianMixture
-from .networks import NoiseConditionalScoreNet, ScoreNet
+from .networks import ACTIVATIONS, SIGMA_INPUTS, NoiseConditionalScoreNet, ScoreNet
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_mixture"]
 
 FORMAT = "ncsn_toy-checkpoint"  # marks our files
-VERSION = 1
+VERSION = 2  # 2: with a content hash; 1 (ncsn_toy 0.1) had none
 _MODELS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (ScoreNet, NoiseConditionalScoreNet)}
+_OPTIONS = {  # architecture options of each model and what each must be
+    "ScoreNet": {"dim": int, "hidden": int, "n_hidden_layers": int, "activation": str},
+    "NoiseConditionalScoreNet": {"dim": int, "hidden": int, "n_hidden_layers": int, "activation": str,
+                                 "sigma_input": str, "divide_by_sigma": bool, "data_std": (float, type(None))},
+}
 
 
-def _check_metadata(value: object, where: str = "metadata") -> None:
-    """Only what ``torch.load(weights_only=True)`` can read back: plain Python values and tensors."""
-    if value is None or isinstance(value, (str, bool, numbers.Number, torch.Tensor)):
-        return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_metadata(item, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where} keys must be strings, got {key!r}")
-            _check_metadata(item, f"{where}[{key!r}]")
-        return
-    raise TypeError(
-        f"{where} must hold only str, numbers, bools, None, tensors, lists and dicts "
-        f"(it is loaded with weights_only=True), got {type(value).__name__}"
-    )
-
-
+# ---------------------------------------------------------------------------------------- saving
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: object) -> Path:
     """Save ``model`` (a :class:`ScoreNet` or :class:`NoiseConditionalScoreNet`) and ``metadata``.
 
-    Metadata values must be plain Python (str, numbers, bools, None, lists, dicts) or tensors; a
-    :class:`GaussianMixture` may be passed as ``mixture=`` and is stored as its ``to_dict()``.
-    Returns the path written.
+    Metadata values may be str, numbers, bools, None, tensors, lists, tuples and dicts with str
+    keys; NumPy scalars and arrays, subclasses of those types (e.g. ``OrderedDict``) and paths are
+    converted to them, a :class:`GaussianMixture` passed as ``mixture=`` is stored as its
+    ``to_dict()``; anything else (enums, sets, objects) raises ``TypeError`` naming the key,
+    before anything is written. Non-finite weights raise ``ValueError``. Returns the path written.
     """
     name = type(model).__name__
-    if name not in _MODELS:
-        raise TypeError(f"model must be one of {sorted(_MODELS)}, got {name}")
+    if name not in _MODELS or type(model) is not _MODELS[name]:
+        raise TypeError(f"model must be one of {sorted(_MODELS)}, got {type(model).__name__}")
     if isinstance(metadata.get("mixture"), GaussianMixture):
         metadata["mixture"] = metadata["mixture"].to_dict()
-    _check_metadata(metadata)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": name,
-        "architecture": dict(model.architecture),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "metadata": metadata,
-    }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    metadata = _plain(metadata, "metadata")
+    state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    for key, tensor in state.items():
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"cannot save {name}: its tensor {key!r} holds NaN or infinite values")
+    payload = {"format": FORMAT, "version": VERSION, "model": name, "architecture": _plain(model.architecture),
+               "state_dict": state, "metadata": metadata}
+    payload["sha256"] = _digest(payload)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a file object: the archive inside is named "archive", not tmp
+            torch.save(payload, handle)
+        _read(Path(tmp), shown_as=Path(path))  # the proof: what was written loads back, every check passes
+
+    return atomic_write(path, write)
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the network saved at ``path``, in eval mode, with ``model.metadata`` (a dict).
+def _plain(value: object, where: str = "architecture") -> object:
+    """``value`` as what ``torch.load(weights_only=True)`` reads back; ``TypeError`` naming ``where`` if it can't be."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, enum.Enum):  # an IntEnum is an int, but it would not come back as one
+        raise TypeError(f"{where} is an enum member ({value!r}); store its .value or .name instead")
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist(), where)
+    if isinstance(value, np.generic):  # NumPy scalars: np.float64(0.1) -> 0.1
+        return _plain(value.item(), where)
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone().as_subclass(torch.Tensor)
+    for kind, plain in ((numbers.Integral, int), (float, float), (str, str)):  # subclasses of the plain types
+        if isinstance(value, kind):
+            return plain(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} keys must be strings, got {key!r}")
+            out[str(key)] = _plain(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    raise TypeError(
+        f"{where} is a {type(value).__name__}; checkpoint metadata may hold only str, numbers, bools, None, "
+        "tensors, lists, tuples and dicts with str keys (it is loaded with weights_only=True)"
+    )
 
-    Raises ``FileNotFoundError`` if there is no file, ``ValueError`` if the file is corrupt or
-    is not an ncsn_toy checkpoint.
+
+def _digest(payload: dict) -> str:
+    """SHA-256 of everything in ``payload`` but its own hash, in a canonical encoding."""
+    hasher = hashlib.sha256()
+
+    def feed(value: object) -> None:
+        if isinstance(value, torch.Tensor):
+            data = value.detach().cpu().contiguous().reshape(-1)
+            hasher.update(f"T{value.dtype}{tuple(value.shape)}:".encode())
+            hasher.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        elif isinstance(value, dict):
+            hasher.update(f"d{len(value)}:".encode())
+            for key in sorted(value, key=str):
+                feed(str(key))
+                feed(value[key])
+        elif isinstance(value, (list, tuple)):
+            hasher.update(f"{'l' if isinstance(value, list) else 't'}{len(value)}:".encode())
+            for item in value:
+                feed(item)
+        elif isinstance(value, float):
+            hasher.update(f"f{value.hex()};".encode())
+        else:  # None, bool, int, str (bool before int: repr tells them apart)
+            text = repr(value)
+            hasher.update(f"{type(value).__name__}{len(text)}:{text}".encode())
+
+    feed({key: item for key, item in payload.items() if key != "sha256"})
+    return hasher.hexdigest()
+
+
+# --------------------------------------------------------------------------------------- loading
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    expect: type[nn.Module] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> nn.Module:
+    """Rebuild the network saved at ``path``, in eval mode and in the dtype it was saved in, with
+    ``model.metadata`` (a dict).
+
+    Args:
+        path: a file written by :func:`save_checkpoint`.
+        expect: the model class the caller needs (``ScoreNet`` or ``NoiseConditionalScoreNet``);
+            a file of the other kind raises ``ValueError`` naming both.
+        map_location: device to put the model on.
+
+    Raises ``FileNotFoundError`` if there is no file, and ``ValueError`` naming the file if it is
+    not an ncsn_toy checkpoint, is corrupt (its contents do not match their hash), holds
+    non-finite weights, or describes an architecture its tensors do not have.
     """
+    if expect is not None and expect not in _MODELS.values():
+        raise TypeError(f"expect must be None, ScoreNet or NoiseConditionalScoreNet, got {expect!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    payload = _read(path)
+    cls = _MODELS[payload["model"]]
+    if expect is not None and cls is not expect:
+        raise ValueError(f"{path} holds a {cls.__name__}, but a {expect.__name__} was expected")
+    state, options = payload["state_dict"], dict(payload["architecture"])
+    if cls is NoiseConditionalScoreNet:
+        options["sigmas"] = state["sigmas"]
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # a truncated zip, random bytes, a pickle with code, ...
-        raise ValueError(f"{path} is not a readable ncsn_toy checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an ncsn_toy checkpoint (no '{FORMAT}' marker)")
-    if payload.get("version") != VERSION:
-        raise ValueError(f"{path} has checkpoint version {payload.get('version')}, this code reads {VERSION}")
-    try:
-        cls = _MODELS[payload["model"]]
-        state = payload["state_dict"]
-        options = dict(payload["architecture"])
-        if cls is NoiseConditionalScoreNet:
-            options["sigmas"] = state["sigmas"]
-        model = cls(**options)
+        model = cls(**options).to(state["net.0.weight"].dtype)  # keep the saved dtype (float64 stays float64)
         model.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+    except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{path} is an ncsn_toy checkpoint but cannot be rebuilt: {err}") from err
-    model.metadata = dict(payload.get("metadata") or {})
+    model.metadata = payload["metadata"]
     return model.to(map_location).eval()
+
+
+def _read(path: Path, shown_as: Path | None = None) -> dict:
+    """The checked payload of the file at ``path`` (named ``shown_as`` in errors); ``ValueError`` if anything is off."""
+    shown_as = shown_as or path
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated zip, random bytes, a pickle with code, ...
+        raise ValueError(f"{shown_as} is not a readable ncsn_toy checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{shown_as} is not an ncsn_toy checkpoint (no '{FORMAT}' marker)")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"{shown_as} has checkpoint format {payload.get('version')!r}; this code reads format "
+                         f"{VERSION} (files of format 1 have no content hash: retrain with `python -m ncsn_toy train`)")
+    if payload.get("model") not in _MODELS:
+        raise ValueError(f"{shown_as}: unknown model {payload.get('model')!r}; expected one of {sorted(_MODELS)}")
+    for key in ("architecture", "state_dict", "metadata"):
+        if not isinstance(payload.get(key), dict):
+            raise ValueError(f"{shown_as}: '{key}' must be a dict, got {type(payload.get(key)).__name__}")
+    if payload.get("sha256") != _digest(payload):
+        raise ValueError(f"{shown_as} is corrupted: its contents do not match the hash stored in it")
+    _check_tensors(payload, shown_as)
+    return payload
+
+
+def _check_tensors(payload: dict, path: Path) -> None:
+    """The architecture must be one this package saves, and agree with the tensors in the file."""
+    name, arch, state = payload["model"], payload["architecture"], payload["state_dict"]
+    expected_options = _OPTIONS[name]
+    if set(arch) != set(expected_options):
+        raise ValueError(f"{path}: architecture options {sorted(arch)} are not those of a {name} "
+                         f"({sorted(expected_options)})")
+    for key, kind in expected_options.items():
+        if not isinstance(arch[key], kind) or (kind is int and isinstance(arch[key], bool)):
+            raise ValueError(f"{path}: architecture option {key}={arch[key]!r} has the wrong type")
+    if arch["activation"] not in ACTIVATIONS or arch.get("sigma_input", "raw") not in SIGMA_INPUTS:
+        raise ValueError(f"{path}: unknown activation or sigma input in {arch}")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) or value.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{path}: state entry {key!r} is not a float32 or float64 tensor")
+    if len({value.dtype for value in state.values()}) > 1:
+        raise ValueError(f"{path}: tensors of mixed dtypes")
+    # the shapes the options imply, compared with the file's before anything is built
+    n_linear = sum(key.endswith(".weight") for key in state)
+    if arch["n_hidden_layers"] + 1 != n_linear or min(arch["dim"], arch["hidden"], arch["n_hidden_layers"]) < 1:
+        raise ValueError(f"{path}: architecture says {arch['n_hidden_layers']} hidden layers of width "
+                         f"{arch['hidden']}, but the file holds {n_linear} weight matrices")
+    conditional = name == "NoiseConditionalScoreNet"
+    widths = [arch["dim"] + conditional, *[arch["hidden"]] * arch["n_hidden_layers"], arch["dim"]]
+    shapes = {}
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
+        shapes[f"net.{2 * i}.weight"], shapes[f"net.{2 * i}.bias"] = (fan_out, fan_in), (fan_out,)
+    if conditional:
+        shapes["sigmas"] = (state["sigmas"].numel(),) if isinstance(state.get("sigmas"), torch.Tensor) else None
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    if found != shapes:
+        raise ValueError(f"{path}: the tensors {found} do not match the architecture {arch} ({shapes})")
+    for key, value in state.items():
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{path}: tensor {key!r} holds NaN or infinite values")
 
 
 def checkpoint_mixture(model: nn.Module) -> GaussianMixture:

@@ -77,6 +77,7 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
     """
     x = _checks.points(x, None, "x").double()
     y = _checks.points(y, x.shape[1], "y").double()
+    chunk = _checks.positive_int(chunk, "chunk")
     if len(x) < 2 or len(y) < 2:
         raise ValueError("energy_distance needs at least 2 samples on each side")
 

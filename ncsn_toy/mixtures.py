@@ -33,6 +33,7 @@ from . import _checks
 __all__ = ["GaussianMixture"]
 
 _CACHE_SIZE = 64  # noise levels whose constants are kept (an annealed run uses L of them)
+_CANCELLATION = 1e-3  # largest rounding error (nats) the direct formula may leave in a log-joint
 
 
 class _Level(NamedTuple):
@@ -99,7 +100,7 @@ class GaussianMixture:
             )
         _checks.finite(mu, "means")
         dim = mu.shape[1]
-        cov = _covariances(covariances, n_components, dim)
+        cov = _checks.covariances(covariances, n_components, dim)
 
         self._w64, self._mu64, self._cov64 = w, mu, cov
         self._dtype = dtype
@@ -122,12 +123,13 @@ class GaussianMixture:
         Returns:
             ``(n,)`` log p_sigma(x), computed with log-sum-exp over components.
         """
-        log_joint, _, _ = self._log_joint(x, sigma)
-        return torch.logsumexp(log_joint, dim=0)
+        log_joint, _, _, offset = self._log_joint(x, sigma)
+        log_p = torch.logsumexp(log_joint, dim=0)  # (n,)
+        return log_p if offset is None else log_p + offset
 
     def responsibilities(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
         """Posterior component probabilities r_k(x) = w_k N_k(x) / p_sigma(x), shape ``(n, K)``."""
-        log_joint, _, _ = self._log_joint(x, sigma)
+        log_joint, _, _, _ = self._log_joint(x, sigma)
         return torch.softmax(log_joint, dim=0).T
 
     def score(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
@@ -135,22 +137,63 @@ class GaussianMixture:
 
         grad log p_sigma(x) = -sum_k r_k(x) C_k^{-1} (x - mu_k) with C_k = Sigma_k + sigma^2 I:
         the component scores averaged with the responsibilities (not the prior weights). Finite
-        for any finite x, e.g. |x| = 1e4, in float32 and float64.
+        for any finite x whose score fits the dtype (|x| up to about 1e38 * the smallest variance
+        in float32), even where |x|^2 overflows; beyond that a ``ValueError``.
         """
-        log_joint, white, level = self._log_joint(x, sigma)  # (K, n), (K, d, n)
+        log_joint, white, level, offset = self._log_joint(x, sigma)  # (K, n), (K, d, n)
         resp = torch.softmax(log_joint, dim=0)  # (K, n)
         # C_k^{-1} (x - mu_k) = L_k^{-T} y_k, weighted by r_k and summed over k
-        return -torch.matmul(level.whiten_t, white * resp[:, None, :]).sum(dim=0).T.contiguous()
+        score = -torch.matmul(level.whiten_t, white * resp[:, None, :]).sum(dim=0).T.contiguous()
+        if offset is not None and not _checks.all_finite(score):
+            raise ValueError(f"x is too far from the data for its score to fit in {x.dtype} (max |x| = "
+                             f"{x.abs().max().item():.3g}); use float64 or smaller x")
+        return score
 
-    def _log_joint(self, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor, _Level]:
-        """log w_k N(x; mu_k, C_k) ``(K, n)`` and y_k = L_k^{-1} (x - mu_k) ``(K, d, n)``."""
+    def _log_joint(
+        self, x: torch.Tensor, sigma: float
+    ) -> tuple[torch.Tensor, torch.Tensor, _Level, torch.Tensor | None]:
+        """log w_k N(x; mu_k, C_k) ``(K, n)``, y_k = L_k^{-1} (x - mu_k) ``(K, d, n)``, the level and
+        ``None``. Far from the data, where |y_k|^2 is too large for its differences to be exact in
+        the dtype (or overflows), those points' log-joints come shifted by a per-point offset (softmax
+        does not mind), returned as the fourth value ``(n,)`` for log-sum-exp to add back."""
         x = _checks.points(x, self.dim)
         level = self._level(sigma, x.dtype, x.device)
         white = torch.matmul(level.whiten, x.T[None] - level.means)  # (K, d, n), exact differences
-        return level.log_norm - 0.5 * white.square().sum(dim=1), white, level
+        squared = white.square().sum(dim=1)  # (K, n)
+        log_joint = level.log_norm - 0.5 * squared
+        exact_below = _CANCELLATION / torch.finfo(x.dtype).eps  # |y|^2 whose rounding error is _CANCELLATION
+        if squared.amax().item() <= exact_below:  # the usual case: one reduction, no copy
+            return log_joint, white, level, None
+        far = ~(squared.amax(dim=0) <= exact_below)  # (n,); inf counts as far
+        offset = torch.zeros_like(log_joint[0])  # (n,)
+        log_joint[:, far], offset[far] = self._far_log_joint(x[far], _checks.noise_level(sigma))
+        return log_joint, white, level, offset
+
+    def _far_log_joint(self, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-joints relative to the heaviest component r, and log_joint_r, for x far from the data.
+
+        With x = s v (s = max_i |x_i|, so |v| <= sqrt(d)) and c_k = log w_k - log det(2 pi C_k) / 2:
+            log_joint_k - log_joint_r = g_k - s (s q_k / 2 - v . h_k),
+        q_k = v^T (C_k^-1 - C_r^-1) v,  h_k = C_k^-1 mu_k - C_r^-1 mu_r,
+        g_k = c_k - c_r - (mu_k^T C_k^-1 mu_k - mu_r^T C_r^-1 mu_r) / 2:
+        |x|^2 never forms, and components with equal covariances (q_k = 0 exactly) still differ by
+        their linear term. In float64; a difference that overflows is +-inf (+inf clamped).
+        """
+        level, ref = self._compute_level(sigma), int(torch.argmax(self._w64))
+        inverse = level.whiten_t @ level.whiten  # (K, d, d) C_k^{-1}
+        pulls = torch.einsum("kde,ke->kd", inverse, self._mu64)  # (K, d) C_k^{-1} mu_k
+        c = level.log_norm[:, 0] - 0.5 * (pulls * self._mu64).sum(dim=1)  # (K,)
+        s = x.double().abs().amax(dim=1).clamp_min(1.0)  # (n,)
+        v = x.double() / s[:, None]  # (n, d)
+        q = torch.einsum("nd,kde,ne->kn", v, inverse - inverse[ref], v)  # (K, n)
+        relative = (c - c[ref])[:, None] - s * (0.5 * s * q - (pulls - pulls[ref]) @ v.T)  # (K, n)
+        relative = relative.clamp(max=torch.finfo(x.dtype).max).to(x.dtype)  # +inf would make softmax NaN
+        y_ref = level.whiten[ref] @ (x.double() - self._mu64[ref]).T  # (d, n)
+        offset = level.log_norm[ref, 0] - 0.5 * y_ref.square().sum(dim=0)  # (n,), -inf once it overflows
+        return relative, offset.to(x.dtype)
 
     def _level(self, sigma: float, dtype: torch.dtype, device: torch.device) -> _Level:
-        sigma = _checks.nonnegative_float(sigma, "sigma")
+        sigma = _checks.noise_level(sigma)
         key = (sigma, dtype, device)
         level = self._levels.get(key)
         if level is None:
@@ -197,7 +240,7 @@ class GaussianMixture:
         Returns ``(low, high)``, each ``(d,)``.
         """
         n_std = _checks.nonnegative_float(n_std, "n_std")
-        sigma = _checks.nonnegative_float(sigma, "sigma")
+        sigma = _checks.noise_level(sigma)
         std = torch.sqrt(torch.diagonal(self._cov64, dim1=1, dim2=2) + sigma**2)  # (K, d)
         low = (self._mu64 - n_std * std).min(dim=0).values
         high = (self._mu64 + n_std * std).max(dim=0).values
@@ -225,37 +268,3 @@ class GaussianMixture:
     def __repr__(self) -> str:
         weights = ", ".join(f"{w:.3g}" for w in self._w64.tolist())
         return f"GaussianMixture(K={self.n_components}, d={self.dim}, weights=[{weights}])"
-
-
-def _covariances(covariances: object, n_components: int, dim: int) -> torch.Tensor:
-    """Validate covariances; return them as ``(K, d, d)`` float64 matrices."""
-    eye = torch.eye(dim, dtype=torch.float64)
-    if covariances is None:
-        return eye.repeat(n_components, 1, 1)
-    cov = _checks.as_tensor(covariances, "covariances", torch.float64).cpu()
-    _checks.finite(cov, "covariances")
-    if cov.dim() == 1:
-        if cov.shape[0] != n_components:
-            raise ValueError(
-                f"isotropic covariances must have shape (K,) = ({n_components},), got {tuple(cov.shape)}"
-            )
-        if bool((cov <= 0).any()):
-            raise ValueError(f"isotropic variances must all be > 0, got {cov.tolist()}")
-        return cov.view(-1, 1, 1) * eye
-    if cov.shape != (n_components, dim, dim):
-        raise ValueError(
-            "covariances must be None, (K,) isotropic variances or (K, d, d) matrices with "
-            f"(K, d) = ({n_components}, {dim}), got shape {tuple(cov.shape)}"
-        )
-    scale = float(cov.abs().max())
-    if bool(((cov - cov.transpose(1, 2)).abs() > 1e-6 * max(scale, 1.0)).any()):
-        raise ValueError("covariances must be symmetric matrices (Sigma_k == Sigma_k^T)")
-    cov = 0.5 * (cov + cov.transpose(1, 2))
-    _, info = torch.linalg.cholesky_ex(cov)
-    if bool((info != 0).any()):
-        bad = torch.nonzero(info).flatten().tolist()
-        raise ValueError(
-            f"covariances must be positive definite; component(s) {bad} are not "
-            "(check for negative or zero variances)"
-        )
-    return cov

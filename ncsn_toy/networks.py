@@ -181,12 +181,16 @@ class NoiseConditionalScoreNet(nn.Module):
 
     def _sigma_scalar(self, sigma: float | torch.Tensor) -> float:
         sigma = _checks.real_number(sigma, "sigma")
+        if sigma > _checks.MAX_SIGMA:
+            raise ValueError(f"sigma must be <= {_checks.MAX_SIGMA:g}, got {sigma:g}")
         if sigma < 0 or (sigma == 0 and self._needs_positive_sigma()):
             bound = "> 0" if self._needs_positive_sigma() else ">= 0"
             raise ValueError(f"sigma must be {bound}, got {sigma}")
         return sigma
 
     def _sigma_column(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if sigma.dtype == torch.bool or sigma.is_complex():  # refused, as a scalar bool is
+            raise TypeError(f"a per-sample sigma must hold real numbers, got dtype {sigma.dtype}")
         if sigma.shape != (x.shape[0],):
             raise ValueError(
                 "sigma must be a float, a 0-d tensor or an (n,) tensor with n = "
@@ -195,7 +199,7 @@ class NoiseConditionalScoreNet(nn.Module):
         low, high = (v.item() for v in torch.aminmax(sigma))  # one pass; NaN propagates
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError("sigma must be finite, but it contains NaN or infinite values")
-        if low < 0 or (self._needs_positive_sigma() and low == 0):
+        if low < 0 or (self._needs_positive_sigma() and low == 0) or high > _checks.MAX_SIGMA:
             bound = "> 0" if self._needs_positive_sigma() else ">= 0"
-            raise ValueError(f"every sigma must be {bound}, got a minimum of {low}")
+            raise ValueError(f"every sigma must be {bound} and <= {_checks.MAX_SIGMA:g}, got {low:g} to {high:g}")
         return sigma.to(x.dtype).unsqueeze(1)

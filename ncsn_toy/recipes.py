@@ -173,4 +173,4 @@ def load_or_train(
         raise FileNotFoundError(
             f"no checkpoint at {path}: run `python -m ncsn_toy train` to make it, or retrain (--retrain)"
         )
-    return load_checkpoint(path)
+    return load_checkpoint(path, expect=NoiseConditionalScoreNet if RECIPES[name].noise_conditional else ScoreNet)

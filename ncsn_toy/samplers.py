@@ -139,7 +139,7 @@ def annealed_langevin_dynamics(
     if not isinstance(denoise, bool):
         raise TypeError(f"denoise must be a bool, got {type(denoise).__name__}")
     last = sigma_list[-1]
-    levels = [_Level.langevin(s, step_size * s**2 / last**2, n_steps_each) for s in sigma_list]
+    levels = [_Level.langevin(s, _or_inf(lambda s=s: step_size * s**2 / last**2), n_steps_each) for s in sigma_list]
     return _run(score_fn, x0, levels, generator, record, progress,
                 denoise_sigma=last if denoise else None, name="annealed Langevin dynamics")
 
@@ -181,10 +181,10 @@ def consistent_annealed_sampling(
     """
     sigma_list = _checks.sigma_levels(sigmas).tolist()
     step_size = _checks.positive_float(step_size, "step_size")
-    eta = step_size / sigma_list[-1] ** 2
+    eta = _or_inf(lambda: step_size / sigma_list[-1] ** 2)
     if eta > 1:
         raise ValueError(
-            f"step_size must be <= sigma_L^2 = {sigma_list[-1] ** 2:.4g} for consistent annealed "
+            f"step_size must be <= sigma_L^2 = {sigma_list[-1]:.4g}^2 for consistent annealed "
             f"sampling (eta = step_size / sigma_L^2 <= 1), got {step_size}"
         )
     next_sigmas = [*sigma_list[1:], 0.0]
@@ -198,30 +198,11 @@ def consistent_annealed_sampling(
         )
     levels = []
     for sigma, next_sigma in zip(sigma_list, next_sigmas, strict=True):
-        beta = math.sqrt(max(0.0, 1 - (1 - eta) ** 2 * (sigma / next_sigma) ** 2)) if next_sigma else 0.0
-        levels.append(_Level(sigma, eta * sigma**2, beta * next_sigma, 1))
+        shrink = _or_inf(lambda s=sigma, t=next_sigma: (1 - eta) ** 2 * (s / t) ** 2) if next_sigma else 0.0
+        beta = math.sqrt(max(0.0, 1 - shrink))
+        levels.append(_Level(sigma, _or_inf(lambda s=sigma: eta * s**2), beta * next_sigma, 1))
     return _run(score_fn, x0, levels, generator, record, progress,
                 denoise_sigma=None, name="consistent annealed sampling")
-
-
-def _record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
-    """The global steps (0..total) to record."""
-    if record is None:
-        return set()
-    if isinstance(record, bool):
-        raise TypeError("record must be an int (number of frames) or a sequence of steps")
-    if isinstance(record, int):
-        n_frames = _checks.positive_int(record, "record")
-        if n_frames == 1:
-            return {total}
-        return {round(i * total / (n_frames - 1)) for i in range(n_frames)}
-    try:
-        steps = {int(s) for s in record}
-    except (TypeError, ValueError) as err:
-        raise TypeError("record must be an int (number of frames) or a sequence of int steps") from err
-    if not steps or min(steps) < 0 or max(steps) > total:
-        raise ValueError(f"record steps must be a non-empty set within 0..{total}, got {sorted(steps)}")
-    return steps
 
 
 def _run(
@@ -237,9 +218,11 @@ def _run(
 ) -> torch.Tensor | Trajectory:
     """The shared loop: Langevin steps level by level, recording, progress, checks."""
     x = _checks.points(x0, None, "x0").detach().clone()  # (n, d), never aliases x0
+    _check_coefficients([*levels, *([_Level(denoise_sigma, _or_inf(lambda: denoise_sigma**2), 0.0, 1)]
+                                    if denoise_sigma is not None else [])], x.dtype, name)
     gen = _checks.default_generator(generator, x.device)
     total = sum(level.n_steps for level in levels) + (denoise_sigma is not None)
-    keep = _record_steps(record, total)
+    keep = _checks.record_steps(record, total)
     frames: list[torch.Tensor] = []
     frame_steps: list[int] = []
     frame_levels: list[int] = []
@@ -262,9 +245,7 @@ def _run(
             if level.sigma is not None:
                 bar.set_postfix(sigma=f"{level.sigma:.3g}", refresh=False)
             for t in range(level.n_steps):
-                score = score_fn(x, level.sigma)
-                if t == 0:
-                    _checks.score_output(score, x)
+                score = _checks.score_output(score_fn(x, level.sigma), x)  # every step: a shape compare is free
                 torch.randn(x.shape, generator=gen, out=noise)
                 x.add_(score, alpha=level.drift).add_(noise, alpha=level.noise)
                 # one reduction per step; a non-finite score shows up here too, as x absorbs it
@@ -288,6 +269,26 @@ def _run(
         steps=torch.tensor(frame_steps),
         levels=torch.tensor(frame_levels),
     )
+
+
+def _or_inf(coefficient: Callable[[], float]) -> float:
+    """``coefficient()``, or inf where Python's float arithmetic overflows or divides by an underflowed 0."""
+    try:
+        return coefficient()
+    except (OverflowError, ZeroDivisionError):
+        return math.inf
+
+
+def _check_coefficients(levels: list[_Level], dtype: torch.dtype, name: str) -> None:
+    """Every step's coefficients must be finite numbers of ``dtype`` (else torch fails with a raw error)."""
+    limit = torch.finfo(dtype).max
+    for index, level in enumerate(levels):
+        if not all(math.isfinite(c) and abs(c) <= limit for c in (level.drift, level.noise)):
+            where = f" at noise level {index + 1} (sigma={level.sigma:.4g})" if level.sigma is not None else ""
+            raise ValueError(
+                f"{name}: the step{where} (drift {level.drift:.3g}, noise {level.noise:.3g}) does not fit in "
+                f"{dtype}; use a smaller step_size or a narrower range of sigmas"
+            )
 
 
 def _where(index: int, n_levels: int, level: _Level, t: int) -> str:

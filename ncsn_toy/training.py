@@ -28,9 +28,11 @@ from .losses import _anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 
-__all__ = ["TrainConfig", "TrainResult", "train_score_net", "train_noise_conditional", "seeded_init"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train_score_net", "train_noise_conditional",
+           "seeded_init"]
 
 OBJECTIVES = ("dsm", "ssm")
+CHECK_EVERY = 50  # steps between checks that the loss and the weights are finite (and progress-bar updates)
 SCHEDULES = ("cosine", "constant")
 
 
@@ -70,6 +72,10 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """Plain-Python settings, e.g. for a checkpoint's metadata."""
         return dataclasses.asdict(self)
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training produced a NaN or infinite loss or weights (usually: the learning rate is too large)."""
 
 
 class TrainResult(NamedTuple):
@@ -181,8 +187,26 @@ def _train(
         with torch.no_grad():  # averaged <- decay * averaged + (1 - decay) * current, in one kernel
             torch._foreach_lerp_(averaged, current, 1.0 - config.ema_decay)
         losses.append(loss.detach())
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{torch.stack(losses[-50:]).mean().item():.4g}", refresh=False)
+        if step % CHECK_EVERY == 0 or step == config.steps:
+            recent = torch.stack(losses[-CHECK_EVERY:])
+            _check_finite(recent, model, step, config)
+            bar.set_postfix(loss=f"{recent.mean().item():.4g}", refresh=False)
         if callback is not None:
             callback(step, ema)
     return TrainResult(ema.eval(), torch.stack(losses).tolist())
+
+
+def _check_finite(recent: torch.Tensor, model: nn.Module, step: int, config: TrainConfig) -> None:
+    """Raise :class:`TrainingDivergedError` if a loss of the last ``len(recent)`` steps or a weight is not finite.
+
+    Checked every ``CHECK_EVERY`` steps rather than every step: one reduction per check, and a
+    diverged run is caught at most ``CHECK_EVERY`` steps late, naming the first bad step.
+    """
+    if _checks.all_finite(recent) and all(_checks.all_finite(p) for p in model.parameters()):
+        return
+    bad = (~torch.isfinite(recent)).nonzero()
+    first = step - len(recent) + 1 + int(bad[0]) if len(bad) else step
+    raise TrainingDivergedError(
+        f"training diverged at step {first} of {config.steps} with learning rate {config.lr:g}: "
+        "the loss or the weights became NaN or infinite; try a smaller lr"
+    )

@@ -1,12 +1,16 @@
 """Checkpoints: round trip, atomic writes, every bad file; the committed checkpoints."""
 
+import collections
+import enum
 import pickle
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from ncsn_toy import NoiseConditionalScoreNet, ScoreNet, relative_score_error, two_gaussians
-from ncsn_toy.checkpoints import checkpoint_mixture, load_checkpoint, save_checkpoint
+from ncsn_toy.checkpoints import _digest, checkpoint_mixture, load_checkpoint, save_checkpoint
 from ncsn_toy.recipes import DEFAULT_CHECKPOINTS, RECIPES, load_or_train
 
 
@@ -44,8 +48,7 @@ def test_interrupted_save_leaves_the_old_file_intact(tmp_path, monkeypatch):
     before = path.read_bytes()
 
     def broken_save(obj, f, *args, **kwargs):
-        with open(f, "wb") as handle:
-            handle.write(b"half a checkpoint")
+        f.write(b"half a checkpoint")
         raise KeyboardInterrupt  # the user pressed Ctrl-C in the middle of the write
 
     monkeypatch.setattr(torch, "save", broken_save)
@@ -73,8 +76,8 @@ class Exploit:
         ("truncated", "not a readable"),
         ("not ours", "not an ncsn_toy checkpoint"),
         ("code", "not a readable"),
-        ("version", "version"),
-        ("bad weights", "cannot be rebuilt"),
+        ("version", "format"),
+        ("bad weights", "corrupted"),
     ],
 )
 def test_bad_files(tmp_path, content, match, capsys):
@@ -142,3 +145,144 @@ def test_load_or_train_without_the_file(tmp_path):
         load_or_train("ncsn_two_gaussians", tmp_path)
     with pytest.raises(ValueError, match="unknown checkpoint"):
         load_or_train("nope")
+
+
+# ---------------------------------------------------------------------------- hardening
+class Colour(enum.Enum):
+    RED = 1
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+class MyDict(dict):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (np.float64(0.1), 0.1),
+        (np.float32(0.5), 0.5),
+        (np.int64(7), 7),
+        (np.bool_(True), True),
+        (np.arange(3), [0, 1, 2]),
+        (collections.OrderedDict(a=1, b=[np.int32(2)]), {"a": 1, "b": [2]}),
+        (MyDict(k="v"), {"k": "v"}),
+        (Path("/tmp/x.pt"), "/tmp/x.pt"),
+        ((1, np.float16(0.25)), (1, 0.25)),
+    ],
+)
+def test_metadata_that_converts_to_plain_python_round_trips(tmp_path, value, expected):
+    path = save_checkpoint(ScoreNet(), tmp_path / "m.pt", value=value)
+    loaded = load_checkpoint(path).metadata["value"]
+    assert loaded == expected
+    assert type(loaded) is type(expected)
+
+
+@pytest.mark.parametrize("value", [Colour.RED, Level.HIGH, {1, 2}, object(), b"bytes", 1 + 2j, {3: "int key"}])
+def test_metadata_that_would_not_load_back_is_refused_before_writing(tmp_path, value):
+    path = tmp_path / "m.pt"
+    save_checkpoint(ScoreNet(), path, note="the good file")
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match=r"metadata\['nested'\]"):
+        save_checkpoint(ScoreNet(hidden=8), path, nested={"inner": value} if not isinstance(value, dict) else value)
+    assert path.read_bytes() == before  # the good checkpoint is still there
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_saving_non_finite_weights_is_refused(tmp_path):
+    model = ScoreNet()
+    with torch.no_grad():
+        model.net[2].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"net\.2\.weight"):
+        save_checkpoint(model, tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def rewrite(path, change):
+    """Load a checkpoint's payload, apply ``change``, write it back re-hashed (a crafted file)."""
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    payload["sha256"] = _digest(payload)
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda p: p["architecture"].update(n_hidden_layers=10**6), "1000000 hidden layers"),
+        (lambda p: p["architecture"].update(hidden=10**9), "do not match the architecture"),
+        (lambda p: p["architecture"].update(dim=10**7), "do not match the architecture"),
+        (lambda p: p["architecture"].update(n_hidden_layers=0), "hidden layers"),
+        (lambda p: p["architecture"].update(n_hidden_layers=True), "wrong type"),
+        (lambda p: p["architecture"].update(surprise=1), "architecture options"),
+        (lambda p: p["architecture"].update(activation="gelu"), "unknown activation"),
+        (lambda p: p["state_dict"].update({"net.0.weight": torch.full((64, 3), float("nan"))}), "NaN or infinite"),
+        (lambda p: p["state_dict"].update({"net.6.bias": torch.tensor([0.0, float("inf")])}), "NaN or infinite"),
+        (lambda p: p["state_dict"].update({"net.0.weight": torch.zeros(64, 3, dtype=torch.int64)}), "float32"),
+        (lambda p: p["state_dict"].pop("sigmas"), "do not match"),
+        (lambda p: p.update(metadata=[1, 2]), "'metadata' must be a dict"),
+        (lambda p: p.update(model="Linear"), "unknown model"),
+    ],
+)
+def test_crafted_files_are_refused_quickly_and_by_name(tmp_path, change, match):
+    path = save_checkpoint(NoiseConditionalScoreNet(), tmp_path / "crafted.pt")
+    rewrite(path, change)
+    with pytest.raises(ValueError, match=match) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_flipped_bytes_are_detected(tmp_path):
+    path = save_checkpoint(NoiseConditionalScoreNet(), tmp_path / "m.pt")
+    data = bytearray(path.read_bytes())
+    payload = torch.load(path, weights_only=True)
+    weight = payload["state_dict"]["net.2.weight"].numpy().tobytes()
+    start = bytes(data).index(weight[:64])  # the raw bytes of one weight matrix inside the zip
+    for offset in (0, 1000, 4000):  # one byte in each of three places of that matrix
+        data[start + offset] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupted") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dtype_is_kept(tmp_path, dtype):
+    model = NoiseConditionalScoreNet(sigma_input="log", divide_by_sigma=True).to(dtype)
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "m.pt"))
+    assert all(p.dtype == dtype for p in loaded.parameters())
+    assert loaded.sigmas.dtype == dtype
+    x = torch.randn(5, 2, dtype=dtype)
+    assert torch.equal(loaded(x, 0.7), model(x, 0.7))
+
+
+def test_expect_checks_the_kind(tmp_path):
+    path = save_checkpoint(ScoreNet(), tmp_path / "m.pt")
+    assert isinstance(load_checkpoint(path, expect=ScoreNet), ScoreNet)
+    with pytest.raises(ValueError, match="holds a ScoreNet, but a NoiseConditionalScoreNet was expected"):
+        load_checkpoint(path, expect=NoiseConditionalScoreNet)
+    with pytest.raises(TypeError, match="expect"):
+        load_checkpoint(path, expect=torch.nn.Linear)
+
+
+def test_load_or_train_refuses_a_file_of_the_wrong_kind(tmp_path):
+    save_checkpoint(ScoreNet(), tmp_path / "ncsn_two_gaussians.pt")  # a ScoreNet under a noise-conditional name
+    with pytest.raises(ValueError, match="NoiseConditionalScoreNet was expected"):
+        load_or_train("ncsn_two_gaussians", tmp_path)
+
+
+def test_saving_twice_gives_the_same_bytes(tmp_path):
+    model = NoiseConditionalScoreNet()
+    a = save_checkpoint(model, tmp_path / "a.pt", note="x", values=torch.arange(4.0))
+    b = save_checkpoint(model, tmp_path / "b.pt", note="x", values=torch.arange(4.0))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_save_and_load_are_importable_from_the_package():
+    import ncsn_toy
+
+    assert ncsn_toy.save_checkpoint is save_checkpoint
+    assert ncsn_toy.load_checkpoint is load_checkpoint

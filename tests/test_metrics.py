@@ -118,6 +118,10 @@ def test_relative_score_error_separates_high_and_low_density():
         (lambda m: energy_distance(torch.zeros(5, 2), torch.zeros(5, 3)), ValueError, r"shape \(n, 2\)"),
         (lambda m: energy_distance(torch.zeros(1, 2), torch.zeros(5, 2)), ValueError, "at least 2"),
         (lambda m: mode_weights(m, torch.zeros(5, 3)), ValueError, r"shape \(n, 2\)"),
+        (lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=-1), ValueError, "chunk"),
+        (lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=0), ValueError, "chunk"),
+        (lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=2.5), TypeError, "chunk"),
+        (lambda m: relative_score_error(m.score, m, 1e200), ValueError, "sigma"),
     ],
 )
 def test_bad_input(call, error, match):

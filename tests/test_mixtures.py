@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
-from ncsn_toy import GaussianMixture, four_gaussians, two_gaussians
+from ncsn_toy import GaussianMixture, four_gaussians, mode_weights, two_gaussians
+from ncsn_toy.mixtures import _CANCELLATION
 
 
 def random_mixture(k: int, d: int, seed: int, dtype=torch.float64) -> GaussianMixture:
@@ -90,6 +91,76 @@ def test_far_field_is_finite_and_exact(dtype, sigma):
     # far away, the score is the score of the most responsible component, -C_k^{-1}(x - mu_k)
     _, grad, _ = autograd_reference(random_mixture(3, 2, seed=3), x.double(), sigma)
     torch.testing.assert_close(score.double(), grad, rtol=1e-4, atol=1e-2)
+
+
+def far_reference(mixture: GaussianMixture, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Responsibilities and score of p_sigma at huge x, recomputed independently with exact integers.
+
+    log w_k N_k(x) - log w_j N_j(x) for equal covariances C = c I is log(w_k / w_j) + (x . (mu_k - mu_j)
+    - (|mu_k|^2 - |mu_j|^2) / 2) / c: linear in x, so Python's exact rational arithmetic evaluates it
+    at any magnitude without squaring |x|.
+    """
+    from fractions import Fraction
+
+    c = Fraction(float(mixture.covariances[0, 0, 0])) + Fraction(sigma) ** 2
+    mu = [[Fraction(float(v)) for v in row] for row in mixture.means.double()]
+    w = mixture.weights.double().tolist()
+    resp, score = [], []
+    for point in x.double().tolist():
+        p = [Fraction(v) for v in point]
+        logits = [math.log(w[k]) + float((sum(a * b for a, b in zip(p, mu[k], strict=True))
+                                          - sum(b * b for b in mu[k]) / 2) / c) for k in range(len(w))]
+        top = max(logits)
+        r = [math.exp(v - top) for v in logits]
+        r = [v / sum(r) for v in r]
+        resp.append(r)
+        score.append([float(-sum(Fraction(r[k]) * (p[i] - mu[k][i]) for k in range(len(w))) / c)
+                      for i in range(len(p))])
+    return torch.tensor(resp, dtype=torch.float64), torch.tensor(score, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("magnitude", [1e6, 1e12, 1e20, 1e35])
+@pytest.mark.parametrize("sigma", [0.0, 3.0])
+def test_score_and_responsibilities_stay_exact_where_the_squared_distance_overflows(dtype, magnitude, sigma):
+    """|x|^2 overflows float32 from |x| ~ 1e19; the responsibilities need only differences of squared
+    distances, which are linear in x for equal covariances. Checked against exact rational arithmetic,
+    including points on the line where the two modes' log-joints differ by log 4 only."""
+    mixture = two_gaussians(dtype=dtype)
+    x = magnitude * torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0], [-0.6, 0.8], [1.0, 0.0]], dtype=dtype)
+    resp_ref, score_ref = far_reference(mixture, x, sigma)
+    resp, score = mixture.responsibilities(x, sigma), mixture.score(x, sigma)
+    assert torch.isfinite(resp).all()
+    assert torch.isfinite(score).all()
+    # the direct formula is used while it leaves at most _CANCELLATION nats of rounding in a log-joint,
+    # which moves a responsibility r by at most r (1 - r) _CANCELLATION <= _CANCELLATION / 4
+    atol = _CANCELLATION / 4 + 1e-6
+    torch.testing.assert_close(resp.double(), resp_ref, rtol=0, atol=atol)
+    torch.testing.assert_close(score.double(), score_ref, rtol=1e-6, atol=0)
+    torch.testing.assert_close(mode_weights(mixture, x).double(), resp_ref.mean(0), rtol=0, atol=atol)
+    log_p = mixture.log_prob(x, sigma)
+    assert not torch.isnan(log_p).any()  # -inf once the log density is below the dtype's range, never NaN
+
+
+def test_the_score_beyond_the_dtype_is_a_clear_error():
+    mixture = GaussianMixture([0.5, 0.5], [[0.0, 0.0], [1.0, 0.0]], [1e-4, 1.0])  # a narrow component
+    with pytest.raises(ValueError, match="too far from the data"):
+        mixture.score(torch.tensor([[3e38, 0.0]]))
+
+
+@pytest.mark.parametrize("sigma", [1e200, float("inf"), -1.0])
+def test_extreme_sigma_is_a_clear_error(sigma):
+    with pytest.raises(ValueError, match="sigma"):
+        two_gaussians().score(torch.zeros(1, 2), sigma)
+    with pytest.raises(ValueError, match="sigma"):
+        two_gaussians().box(sigma=sigma)
+
+
+def test_huge_sigma_within_range_is_correct():
+    """At sigma = 1e100 the score is -(x - mean) / (1 + sigma^2): zero in float32, tiny in float64."""
+    x = torch.tensor([[1e3, -2e3]], dtype=torch.float64)
+    expected = -(x - torch.tensor([3.0, 3.0], dtype=torch.float64)) / (1 + 1e200)
+    torch.testing.assert_close(two_gaussians(dtype=torch.float64).score(x, 1e100), expected)
 
 
 def test_isotropic_and_identity_covariances_equal_full_matrices():

@@ -128,6 +128,10 @@ def test_bad_construction(kwargs, error, match):
         (torch.zeros(4, 2), torch.ones(3), ValueError, r"\(n,\) tensor with n = 4"),
         (torch.zeros(4, 2), torch.tensor([1.0, 1.0, -1.0, 1.0]), ValueError, "every sigma"),
         (torch.zeros(4, 2), "big", TypeError, "real number"),
+        (torch.zeros(4, 2), True, TypeError, "real number"),
+        (torch.zeros(4, 2), torch.ones(4, dtype=torch.bool), TypeError, "real numbers, got dtype torch.bool"),
+        (torch.zeros(4, 2), 1e200, ValueError, r"sigma must be <= 1e\+150"),
+        (torch.zeros(4, 2), torch.full((4,), 1e200, dtype=torch.float64), ValueError, r"<= 1e\+150"),
     ],
 )
 def test_bad_forward_input(x, sigma, error, match):

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -207,6 +208,19 @@ ANNEALED_ARGS = {"sigmas": torch.tensor([2.0, 1.0]), "step_size": 0.1, "n_steps_
         ({"record": [0, 99]}, ValueError, r"within 0..6"),
         ({"denoise": 1}, TypeError, "denoise must be a bool"),
         ({"score_fn": lambda x, s: x[:, :1]}, ValueError, r"must return a tensor of shape \(3, 2\)"),
+        ({"record": "10"}, TypeError, "record"),
+        ({"record": [2.5]}, TypeError, "record steps must be integers"),
+        ({"record": [True, 2]}, TypeError, "record steps must be integers"),
+        ({"record": 1.5}, TypeError, "record"),
+        ({"record": {"a": 1}}, TypeError, "record"),
+        ({"sigmas": [1e30, 1e-30]}, ValueError, "step_size or a narrower range of sigmas"),
+        ({"sigmas": [1e200, 1.0]}, ValueError, "sigmas must be finite"),  # inf in float32
+        ({"sigmas": torch.tensor([1e200, 1.0], dtype=torch.float64)}, ValueError,
+         r"sigmas must all be > 0 and <= 1e\+150"),
+        ({"step_size": 1e300}, ValueError, "step_size"),
+        ({"sigmas": torch.tensor([1.0, 1e-200], dtype=torch.float64),
+          "x0": torch.zeros(3, 2, dtype=torch.float64)}, ValueError, "step_size or a narrower range of sigmas"),
+        ({"sigmas": [1e21, 1e20], "step_size": 1e-30, "denoise": True}, ValueError, "noise level 3 .* does not fit"),
         ({"generator": 0}, TypeError, "generator must be a torch.Generator"),
     ],
 )
@@ -218,13 +232,36 @@ def test_bad_input(changes, error, match):
 
 @pytest.mark.parametrize(
     ("changes", "error", "match"),
-    [({"n_steps": 0}, ValueError, "n_steps"), ({"step_size": 0}, ValueError, "step_size")],
+    [({"n_steps": 0}, ValueError, "n_steps"), ({"step_size": 0}, ValueError, "step_size"),
+     ({"step_size": 1e300}, ValueError, "step_size"), ({"n_steps": np.int64(0)}, ValueError, "n_steps")],
 )
 def test_bad_langevin_input(changes, error, match):
     kwargs = {"score_fn": two_gaussians().score, "x0": torch.zeros(3, 2), "step_size": 0.1, "n_steps": 3,
               **changes}
     with pytest.raises(error, match=match):
         langevin_dynamics(**kwargs)
+
+
+@pytest.mark.parametrize("record", [np.int64(3), torch.tensor([0, 2, 3]), range(0, 4, 3), (1,)])
+def test_record_accepts_integer_types(record):
+    traj = langevin_dynamics(two_gaussians().score, torch.zeros(4, 2), 0.1, 3, record=record)
+    expected = {0, 2, 3} if isinstance(record, np.integer) else {int(s) for s in record}
+    assert set(traj.steps.tolist()) == expected
+
+
+@pytest.mark.parametrize("bad_call", [3, 57])
+def test_the_score_shape_is_checked_at_every_step(bad_call):
+    """A score function that starts returning the wrong shape mid-run is caught, not broadcast."""
+    calls = []
+
+    def flaky(x, sigma):
+        calls.append(1)
+        score = two_gaussians().score(x, sigma)
+        return score[:, :1] if len(calls) >= bad_call else score
+
+    with pytest.raises(ValueError, match=r"must return a tensor of shape \(5, 2\), got \(5, 1\)"):
+        annealed_langevin_dynamics(flaky, torch.zeros(5, 2), torch.tensor([2.0, 1.0]), 0.1, 40)
+    assert len(calls) == bad_call
 
 
 # ---------------------------------------------------------------------------- consistent annealed sampling

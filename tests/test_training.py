@@ -1,6 +1,7 @@
 """Short training runs: the loss goes down, the score error goes the right way, runs repeat."""
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from ncsn_toy import (
     sliced_score_matching_loss,
     two_gaussians,
 )
-from ncsn_toy.training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
+from ncsn_toy.training import TrainConfig, TrainingDivergedError, seeded_init, train_noise_conditional, train_score_net
 
 SHORT = TrainConfig(steps=300, batch_size=256, lr=1e-2)
 
@@ -110,3 +111,30 @@ def test_bad_arguments():
         train_score_net(two_gaussians(), {"steps": 10})
     with pytest.raises(TypeError, match="GaussianMixture"):
         train_noise_conditional("two", TrainConfig(steps=1))
+
+
+@pytest.mark.parametrize("lr", [1e4, 1e8])
+@pytest.mark.parametrize("objective", ["ncsn", "dsm"])
+def test_divergence_raises_naming_the_step_and_the_learning_rate(lr, objective):
+    config = TrainConfig(steps=120, batch_size=64, lr=lr)
+    train = train_noise_conditional if objective == "ncsn" else train_score_net
+    expected = rf"diverged at step \d+ of 120 with learning rate {re.escape(f'{lr:g}')}"
+    with pytest.raises(TrainingDivergedError, match=expected):
+        train(two_gaussians(), config, progress=False)
+
+
+def test_divergence_names_the_first_bad_step():
+    """A loss that turns NaN at step 73 is reported as step 73 (checks run every 50 steps)."""
+    calls = []
+
+    def callback(step, model):
+        calls.append(step)
+        if step == 72:  # after step 72, poison the next loss through the raw weights
+            with torch.no_grad():
+                next(iter(trained.parameters())).fill_(float("nan"))
+
+    trained = seeded_init(0, NoiseConditionalScoreNet)
+    with pytest.raises(TrainingDivergedError, match="at step 73 of"):
+        train_noise_conditional(two_gaussians(), TrainConfig(steps=200, batch_size=32), trained, progress=False,
+                                callback=callback)
+    assert max(calls) == 99  # caught by the check of step 100, not at the end of the 200 steps
