@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .files import atomic_write
 from .mixtures import GaussianMixture
 from .networks import ACTIVATIONS, SIGMA_INPUTS, NoiseConditionalScoreNet, ScoreNet
+from .runtime import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_mixture"]
 

@@ -29,12 +29,13 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import geometric_sigmas
+from .runtime import repository_root
 from .targets import grid_points, plot_extent, target
 from .training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
 
 __all__ = ["Recipe", "RECIPES", "train_recipe", "save_recipe", "load_or_train", "DEFAULT_CHECKPOINTS"]
 
-DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"  # the repository's folder
+DEFAULT_CHECKPOINTS = repository_root() / "checkpoints"  # the repository's folder
 SNAPSHOTS = 40  # learned fields recorded during training (for the training GIFs)
 SNAPSHOT_GRID = 17  # arrows per side of those fields
 NCSN_OPTIONS = {"sigma_input": "log", "divide_by_sigma": True}  # the variant that measures best

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_TIMEOUT
 
 import ncsn_toy
 
@@ -47,7 +48,7 @@ def test_all_is_explicit_and_importable():
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "ncsn_toy", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+                          cwd=ROOT, timeout=HANG_TIMEOUT)
 
 
 def test_cli_help_lists_the_commands():
@@ -66,5 +67,5 @@ def test_every_command_has_help(command):
 
 def test_ruff_is_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    result = subprocess.run([ruff, "check", "."], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run([ruff, "check", "."], capture_output=True, text=True, cwd=ROOT, timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stdout + result.stderr

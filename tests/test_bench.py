@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import HANG_TIMEOUT
 
 from ncsn_toy import NoiseConditionalScoreNet, annealed_langevin_dynamics, two_gaussians
 from ncsn_toy.commands.baselines import autograd_score, plain_annealed_langevin, sequential_score
@@ -14,13 +15,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_bench_quick_prints_every_row():
     result = subprocess.run([sys.executable, "-m", "ncsn_toy", "bench", "--quick"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=600)
+                            cwd=ROOT, timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
     for row in ("exact score in annealed Langevin", "annealed Langevin, seed network",
                 "against the limit", "training (", "GIF frames", "Score evaluations to a mode-weight error",
                 "consistent annealed", "Machine:"):
         assert row in result.stdout, row
     assert result.stdout.count("x | >= ") == 5  # five timed rows, each with a ratio and a target
+    # a quick run is a smoke test: it judges no target and claims nothing
+    assert "Quick run (--quick)" in result.stdout
+    assert "**no**" not in result.stdout
+    assert "| yes |" not in result.stdout
+    assert "Best:" not in result.stdout
+    assert "Beside a busy neighbour" in result.stdout
+    assert result.stdout.count("(1) |") >= 3  # beside the neighbour the policy chose one thread on each hot path
 
 
 def test_optimised_network_sampler_matches_the_plain_loop():

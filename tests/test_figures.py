@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_TIMEOUT
 from PIL import Image
 
 from ncsn_toy import figures
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("gif")
     result = subprocess.run([sys.executable, "-m", "ncsn_toy", "render", "--fast", "--out", str(out)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+                            capture_output=True, text=True, cwd=ROOT, timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
     return out, result.stdout
 

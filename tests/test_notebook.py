@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import nbformat
+from conftest import HANG_TIMEOUT
 from nbclient import NotebookClient
 
 from ncsn_toy.figures import FIGURES
@@ -39,7 +40,8 @@ def test_notebook_uses_the_package_and_defines_nothing_of_it():
 
 def run_notebook():
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    client = NotebookClient(nb, timeout=HANG_TIMEOUT, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT)}})
     client.execute()  # raises CellExecutionError on any failing cell
     return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
 

@@ -18,10 +18,7 @@ repeats and the ratio baseline / ours. Absolute times drift between machines and
 from __future__ import annotations
 
 import dataclasses
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,15 +27,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ..figures.plotting import Animation, FieldGrid, Panel, new_figure
 from ..mixtures import GaussianMixture
 from ..networks import NoiseConditionalScoreNet
 from ..noise_levels import geometric_sigmas
+from ..runtime import ThreadPolicy
 from ..samplers import annealed_langevin_dynamics
 from ..targets import two_gaussians
 from ..training import TrainConfig, seeded_init, train_noise_conditional
 from .baselines import autograd_score, gif_through_png, plain_annealed_langevin, plain_training, sequential_score
+from .bench_end_to_end import end_to_end_rows, evaluations_rows
+from .bench_load import format_load, load_rows
 from .report import machine, markdown_table
 
 __all__ = ["BenchConfig", "bench", "format_bench"]
@@ -60,10 +61,14 @@ class BenchConfig:
     seeds: int = 3  # seeds of the score-evaluation study
     budgets: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000)  # score evaluations tried
 
+    load_repeats: int = 5  # repeats of each setting in the load rows
+    quick: bool = False  # a smoke test: tiny sizes, and no verdict on any target
+
     @classmethod
-    def quick(cls) -> BenchConfig:
+    def quick_check(cls) -> BenchConfig:
+        """Tiny sizes: a smoke test whose numbers judge nothing."""
         return cls(n_points=1000, steps_each=2, train_steps=5, frames=3, repeats=2, end_to_end=False, seeds=1,
-                   budgets=(10, 100))
+                   budgets=(10, 100), load_repeats=1, quick=True)
 
 
 def _interleaved(ours: Callable[[], object], baseline: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -183,68 +188,53 @@ def _gif_row(config: BenchConfig) -> dict:
             "baseline_is": "new figure + savefig PNG + read back, per frame"}
 
 
-def _end_to_end_rows() -> list[dict]:
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ncsn_toy", "render", "--out", tmp], check=True, cwd=ROOT,
-                       capture_output=True)
-        rows.append({"benchmark": "render the full figure set (wall time)", "ours": time.perf_counter() - start})
-    notebook = ROOT / "NCSN_toy_Example.ipynb"
-    if notebook.is_file():
-        import nbformat
-        from nbclient import NotebookClient
+def bench(config: BenchConfig | None = None, *, threads: ThreadPolicy | None = None, progress: bool = True) -> dict:
+    """Run every benchmark (``config`` defaults to the full sizes); return the rows as a JSON-ready dict.
 
-        nb = nbformat.read(notebook, as_version=4)
-        env = os.environ.copy()
-        os.environ["NCSN_TOY_FAST"] = "1"
-        try:
-            start = time.perf_counter()
-            client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
-            client.execute()
-            rows.append({"benchmark": "notebook, fast mode (wall time)", "ours": time.perf_counter() - start})
-        finally:
-            os.environ.clear()
-            os.environ.update(env)
-    return rows
-
-
-def _evaluations_rows(config: BenchConfig) -> list[dict]:
-    """Score evaluations to reach a weight error <= 0.02, per sampler family (from reproduce's study)."""
-    from .reproduce import ReproduceConfig, evaluation_study
-
-    study = evaluation_study(ReproduceConfig(n_seeds=config.seeds, n_particles=min(config.n_points, 5000),
-                                             budgets=config.budgets))
-    rows = []
-    for family in dict.fromkeys(r["sampler"] for r in study):
-        mine = [r for r in study if r["sampler"] == family]
-        reached = [r["evaluations"] for r in mine if r["max_weight_error"] <= 0.02]
-        best = min(sum(r["distance"]) / len(r["distance"]) for r in mine)
-        rows.append({"sampler": family, "evaluations_to_0.02": min(reached) if reached else None,
-                     "best_distance": best})
-    return rows
-
-
-def bench(config: BenchConfig = BenchConfig()) -> dict:
-    """Run every benchmark; return the rows as a JSON-ready dict."""
-    timed = [_exact_score_row(config), *_network_sampler_rows(config), _training_row(config), _gif_row(config)]
-    return {
-        "machine": machine(),
-        "config": dataclasses.asdict(config),
-        "timed": timed,
-        "end_to_end": _end_to_end_rows() if config.end_to_end else [],
-        "evaluations": _evaluations_rows(config),
+    ``threads``: the policy the timed rows run under (re-measured before each row; default: a new
+    :class:`ThreadPolicy`); the load rows set their own thread counts and restore it.
+    """
+    config = config or BenchConfig()
+    threads = threads or ThreadPolicy()
+    steps = {
+        "timed": lambda: [_exact_score_row(config), *_network_sampler_rows(config), _training_row(config),
+                          _gif_row(config)],
+        "load": lambda: load_rows(quick=config.quick, repeats=config.load_repeats),
+        "end_to_end": lambda: end_to_end_rows() if config.end_to_end else [],
+        "evaluations": lambda: evaluations_rows(config.seeds, min(config.n_points, 5000), config.budgets),
     }
+    result = {"machine": machine(), "config": dataclasses.asdict(config)}
+    for name, step in tqdm(steps.items(), desc="bench", disable=not progress, leave=False):
+        threads.apply()  # measure the load again: the rows below take from seconds to a minute each
+        result[name] = step()
+    return result
 
 
 def format_bench(result: dict) -> str:
+    """The bench result as Markdown; a quick run's verdicts are withheld (its sizes are too small to judge)."""
+    judge = not result["config"]["quick"]
+
+    def verdict(ratio: float, target: float) -> str:
+        return ("yes" if ratio >= target else "**no**") if judge else "— (quick)"
+
+    parts = []
+    if not judge:
+        parts.append("Quick run (--quick): tiny sizes and few repeats, a smoke test. Targets are judged on full "
+                     "runs only (`python -m ncsn_toy bench`).")
     rows = []
     for r in result["timed"]:
         ratio = r["baseline"] / r["ours"]
         rows.append([r["benchmark"], f"{1000 * r['ours']:.1f}", f"{1000 * r['baseline']:.1f}", r["baseline_is"],
-                     f"{ratio:.2f}x", f">= {r['target']:.2f}x", "yes" if ratio >= r["target"] else "**no**"])
-    parts = ["### Speed (median of repeats, ms; ratio = baseline / ours)", markdown_table(
+                     f"{ratio:.2f}x", f">= {r['target']:.2f}x", verdict(ratio, r["target"])])
+    parts += ["### Speed (median of repeats, ms; ratio = baseline / ours)", markdown_table(
         ["benchmark", "ours (ms)", "baseline (ms)", "baseline", "ratio", "target", "met"], rows)]
+    parts += ["### Beside a busy neighbour: the thread policy against the old default (one thread per core)",
+              "Median seconds (threads in brackets). Targets: beside one busy process, >= 0.8x the speed of a "
+              "quiet single thread and >= 2.5x the speed of the old default; quiet, about 1x the old default.",
+              markdown_table(["hot path", "quiet, 1 thread", "quiet, policy", "quiet, old default",
+                              "busy, policy", "busy, old default", "busy policy vs quiet 1 thread",
+                              "busy policy vs busy old default", "quiet policy vs quiet old default"],
+                             format_load(result["load"], judge))]
     if result["end_to_end"]:
         wall = [[r["benchmark"], f"{r['ours']:.1f}"] for r in result["end_to_end"]]
         parts += ["### End to end", markdown_table(["what", "seconds"], wall)]
@@ -255,10 +245,10 @@ def format_bench(result: dict) -> str:
                   ["sampler", "evaluations to reach 0.02", "best energy distance"],
                   [[r["sampler"], r["evaluations_to_0.02"] or "not reached", f"{r['best_distance']:.4f}"] for r in ev])]
     reached = [r["evaluations_to_0.02"] for r in ev if r["evaluations_to_0.02"]]
-    if reached:
+    if reached and judge:
         parts.append(f"Best: {min(reached)} evaluations, {paper / min(reached):.0f}x fewer than the paper's "
                      f"annealed Langevin (target: at least 5x).")
     m = result["machine"]
-    parts.append(f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
-                 f"Python {m['python']}.")
+    parts.append(f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads at the "
+                 f"start), Python {m['python']}.")
     return "\n\n".join(parts) + "\n"

@@ -1,132 +1,208 @@
 """Command line: ``python -m ncsn_toy render|train|reproduce|bench``.
 
 Each command has ``--help``. The work lives in the modules the commands name; this file only
-parses arguments and reports.
+parses arguments, checks every output location before any work starts, applies the thread
+policy (:class:`ncsn_toy.runtime.ThreadPolicy`) and reports. Paths given on the command line are
+relative to the current directory; the defaults are the repository's own folders. ``train``,
+``reproduce`` and ``bench`` never replace an existing file unless given ``--overwrite``;
+``render`` regenerates its figures (they are deterministic), so it replaces them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+from ..runtime import ThreadPolicy, repository_root
+
+__all__ = ["main", "build_parser", "UsageError"]
+
+ROOT = repository_root()
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: reported in one line, exit status 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..recipes import DEFAULT_CHECKPOINTS, RECIPES
+    from ..figures import FIGURES
+    from ..recipes import RECIPES
 
     parser = argparse.ArgumentParser(
         prog="python -m ncsn_toy",
         description="The NCSN toy experiment (Song & Ermon 2019): figures, training, numbers, speed.",
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=int, metavar="N",
+                        help="torch threads (default: the cores not busy with other work, measured as it runs)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    render = commands.add_parser("render", help="render every figure into gif/",
-                                 description="Render the figure set (GIFs and PNGs) into gif/.")
-    render.add_argument("--out", default="gif", help="output folder (default: gif)")
+    names = ", ".join(Path(name).stem for name in FIGURES)
+    render = commands.add_parser(
+        "render", parents=[common], help="render every figure into gif/",
+        description="Render the figure set (GIFs and PNGs), from the committed checkpoints. Figures are "
+                    "deterministic: rendering again replaces them with the same bytes.")
+    render.add_argument("--out", type=Path, default=ROOT / "gif", help=f"output folder (default: {ROOT / 'gif'})")
     render.add_argument("--fast", action="store_true", help="fewer frames and particles (for tests)")
-    render.add_argument("--only", nargs="+", metavar="NAME", help="render only these figures")
+    render.add_argument("--only", nargs="+", metavar="NAME", help=f"render only these figures, out of: {names}")
     render.add_argument("--retrain", action="store_true",
                         help="train the networks from scratch instead of loading checkpoints/")
 
     train = commands.add_parser(
-        "train", help="train the committed checkpoints from scratch",
-        description="Train every network of checkpoints/ from scratch, deterministically, and save it.")
-    train.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINTS,
-                       help=f"output folder (default: {DEFAULT_CHECKPOINTS})")
+        "train", parents=[common], help="train the committed checkpoints from scratch",
+        description="Train the networks of checkpoints/ from scratch, deterministically (the same bytes every "
+                    "run), and save them. Existing files are kept unless --overwrite is given.")
+    train.add_argument("--out", type=Path, default=ROOT / "checkpoints",
+                       help=f"output folder (default: {ROOT / 'checkpoints'})")
     train.add_argument("--only", nargs="+", choices=sorted(RECIPES), metavar="NAME",
-                       help=f"train only these ({', '.join(sorted(RECIPES))})")
+                       help=f"train only these, out of: {', '.join(sorted(RECIPES))}")
     train.add_argument("--steps", type=int, help="override the number of Adam steps (for quick runs)")
+    train.add_argument("--overwrite", action="store_true", help="replace existing checkpoint files")
 
     reproduce = commands.add_parser(
-        "reproduce", help="the paper's numbers as Markdown tables",
+        "reproduce", parents=[common], help="the paper's numbers as Markdown tables",
         description="Mode weights, sample distances, score errors, evaluations and the sigma-input study.")
-    reproduce.add_argument("--fast", action="store_true", help="few particles and seeds (a quick check)")
+    reproduce.add_argument("--fast", action="store_true",
+                           help="a quick check with few particles, seeds and training steps: its numbers are rough")
     reproduce.add_argument("--seeds", type=int, help="number of seeds (default: 5, or 2 with --fast)")
-    reproduce.add_argument("--json", type=Path, help="where to write the numbers "
-                           "(default: results/reproduce.json, or results/reproduce_fast.json with --fast)")
-    reproduce.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS, help="checkpoint folder")
+    reproduce.add_argument("--json", type=Path, help="where to write the numbers (default: "
+                           f"{ROOT / 'results' / 'reproduce.json'}; none with --fast)")
+    reproduce.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints", help="checkpoint folder")
     reproduce.add_argument("--retrain", action="store_true", help="train the networks instead of loading them")
+    reproduce.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
 
-    bench = commands.add_parser("bench", help="speed against a straightforward baseline",
+    bench = commands.add_parser("bench", parents=[common], help="speed against a straightforward baseline",
                                 description="Time our implementation against a plain baseline, side by side.")
-    bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke test)")
+    bench.add_argument("--quick", action="store_true",
+                       help="small sizes, few repeats: a smoke test that judges no target")
     bench.add_argument("--json", type=Path, help="also write the numbers as JSON to this file")
+    bench.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
     return parser
 
 
-def _train(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------------------------ output checks
+def writable_folder(path: Path) -> Path:
+    """Check, before any work, that files can be written into ``path`` (created if missing)."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".ncsn_toy_probe_"):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot write into {path}: {err.strerror or err}") from err
+    return path
+
+
+def writable_file(path: Path, overwrite: bool) -> Path:
+    """Check, before any work, that ``path`` can be written and is not an existing file kept from overwriting."""
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} exists; pass --overwrite to replace it, or give another path")
+    writable_folder(path.parent)
+    return path
+
+
+def _positive(value: int | None, option: str) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{option} must be a positive integer, got {value}")
+
+
+# ------------------------------------------------------------------------------ commands
+def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     from ..recipes import RECIPES, save_recipe, train_recipe
 
-    if args.steps is not None and args.steps < 1:
-        raise SystemExit("--steps must be a positive integer")
-    for name in args.only or RECIPES:
+    _positive(args.steps, "--steps")
+    names = args.only or list(RECIPES)
+    writable_folder(args.out)
+    existing = [str(args.out / f"{name}.pt") for name in names if (args.out / f"{name}.pt").exists()]
+    if existing and not args.overwrite:
+        raise UsageError(f"{', '.join(existing)} exist(s); pass --overwrite to replace, or --out DIR to write "
+                         "elsewhere")
+    for name in names:
+        threads.refresh()
         start = time.perf_counter()
         model = train_recipe(RECIPES[name], steps=args.steps)
         path = save_recipe(model, args.out)
-        print(f"{path}  ({path.stat().st_size / 1024:.0f} KB, {model.metadata['train']['steps']} Adam steps, "
+        print(f"wrote {path}  ({path.stat().st_size / 1024:.0f} KB, {model.metadata['train']['steps']} Adam steps, "
               f"final loss {model.metadata['final_loss']:.4f}, {time.perf_counter() - start:.1f} s)")
     return 0
 
 
-def _reproduce(args: argparse.Namespace) -> int:
-    from ..files import write_json
+def _reproduce(args: argparse.Namespace, threads: ThreadPolicy) -> int:
+    from ..runtime import write_json
     from .reproduce import ReproduceConfig, format_tables, reproduce
 
+    _positive(args.seeds, "--seeds")
+    path = args.json or (None if args.fast else ROOT / "results" / "reproduce.json")
+    if path is not None:
+        writable_file(path, args.overwrite)
     changes = {"checkpoints": args.checkpoints, "retrain": args.retrain}
     if args.seeds is not None:
-        if args.seeds < 1:
-            raise SystemExit("--seeds must be a positive integer")
         changes["n_seeds"] = args.seeds
     config = ReproduceConfig.fast(**changes) if args.fast else ReproduceConfig(**changes)
-    result = reproduce(config)
+    result = reproduce(config, between=threads.refresh)
     print(format_tables(result))
-    path = args.json or Path("results") / ("reproduce_fast.json" if args.fast else "reproduce.json")
-    write_json(path, result)
-    print(f"numbers written to {path} ({result['seconds']:.0f} s)")
+    if path is not None:
+        write_json(path, result)
+        print(f"wrote {path} ({result['seconds']:.0f} s)")
     return 0
 
 
-def _render(args: argparse.Namespace) -> int:
+def _render(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     from ..figures import RenderConfig, render
 
+    writable_folder(args.out)
     config = RenderConfig.fast(retrain=args.retrain) if args.fast else RenderConfig(retrain=args.retrain)
     start = time.perf_counter()
-    try:
-        written = render(args.out, config, only=args.only)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    written = render(args.out, config, only=args.only, between=threads.refresh)
     for path, size in written:
-        print(f"{path}  {size / 1024:.0f} KB")
+        print(f"wrote {path}  {size / 1024:.0f} KB")
     total = sum(size for _, size in written)
     print(f"{len(written)} files, {total / 1024**2:.1f} MB, in {time.perf_counter() - start:.1f} s")
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from ..files import write_json
+def _bench(args: argparse.Namespace, threads: ThreadPolicy) -> int:
+    from ..runtime import write_json
     from .bench import BenchConfig, bench, format_bench
 
-    result = bench(BenchConfig.quick() if args.quick else BenchConfig())
+    if args.json:
+        writable_file(args.json, args.overwrite)
+    result = bench(BenchConfig.quick_check() if args.quick else BenchConfig(), threads=threads)
     print(format_bench(result))
     if args.json:
         write_json(args.json, result)
-        print(f"numbers written to {args.json}")
+        print(f"wrote {args.json}")
     return 0
 
 
+COMMANDS: dict[str, Callable[[argparse.Namespace, ThreadPolicy], int]] = {
+    "render": _render, "train": _train, "reproduce": _reproduce, "bench": _bench,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; problems with what was asked (a path, a number, a missing or bad file)
+    are printed as one line on stderr with exit status 2, never as a traceback."""
+    from ..training import TrainingDivergedError
+
     args = build_parser().parse_args(argv)
-    if args.command == "bench":
-        return _bench(args)
-    if args.command == "render":
-        return _render(args)
-    if args.command == "train":
-        return _train(args)
-    if args.command == "reproduce":
-        return _reproduce(args)
-    raise AssertionError(f"unhandled command {args.command}")  # argparse only lets the four through
+    try:
+        _positive(args.threads, "--threads")
+        threads = ThreadPolicy(args.threads)
+        threads.apply()
+        return COMMANDS[args.command](args, threads)
+    # ValueError: a bad checkpoint or setting, reported by the package with its path or name
+    except (UsageError, FileNotFoundError, TrainingDivergedError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: files already written are complete; the one being written was not replaced",
+              file=sys.stderr)
+        return 130

@@ -37,10 +37,11 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
 
 
 def render(out: str | Path = "gif", config: RenderConfig | None = None, *, only: list[str] | None = None,
-           progress: bool = True) -> list[tuple[Path, int]]:
+           progress: bool = True, between: Callable[[], object] | None = None) -> list[tuple[Path, int]]:
     """Render the figures (all, or ``only`` these names) into ``out``; return (path, bytes) pairs.
 
-    ``config`` defaults to ``RenderConfig()`` (the full-size gallery).
+    ``config`` defaults to ``RenderConfig()`` (the full-size gallery); ``between()`` runs before
+    each figure (the commands refresh their thread policy there).
     """
     config = config or RenderConfig()
     stems = {Path(name).stem: name for name in FIGURES}
@@ -52,6 +53,8 @@ def render(out: str | Path = "gif", config: RenderConfig | None = None, *, only:
     ctx = Context(config)
     written = []
     for name in tqdm(names, desc="render", disable=not progress, leave=False):
+        if between is not None:
+            between()
         path = out / name
         FIGURES[name](ctx, path)
         written.append((path, path.stat().st_size))

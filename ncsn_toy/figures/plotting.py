@@ -26,7 +26,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..files import atomic_write
+from ..runtime import atomic_write
 from ..targets import grid_points
 
 __all__ = [

@@ -1,0 +1,87 @@
+"""What every study of ``reproduce`` shares: its sizes, the exact reference samples, and one
+function that runs a sampler for every seed and measures the samples.
+
+Every sampler starts uniformly over the data's box (``mixture.box()``; [-8, 8]^2 for two modes,
+as in the paper) unless a study says otherwise; mode weights are mean responsibilities
+(:func:`ncsn_toy.metrics.mode_statistics`), the distance is the squared energy distance to exact
+samples (:func:`ncsn_toy.metrics.energy_distance`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..metrics import energy_distance, mode_statistics
+from ..mixtures import GaussianMixture
+from ..recipes import DEFAULT_CHECKPOINTS
+from ..targets import target
+
+__all__ = ["ReproduceConfig", "uniform_start", "measure", "references", "max_weight_error", "QUICK"]
+
+QUICK = " — quick check (--fast): rough numbers"  # appended to table headings in quick mode
+Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # (x0, generator) -> samples
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """Sizes of a ``reproduce`` run (``fast()`` for a quick check with rough numbers)."""
+
+    n_particles: int = 5000  # particles per sampler run
+    n_reference: int = 5000  # exact samples the energy distance is measured against
+    n_seeds: int = 5  # runs per row, each with its own start and noise
+    n_score_points: int = 20_000  # points per score-error estimate
+    budgets: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000)  # score evaluations, table 3
+    sigma_study_steps: int | None = None  # Adam steps per network in table 4 (None: the recipe's)
+    n_train_seeds: int = 3  # networks trained per variant in table 4 (seeds 0, 1, ...)
+    checkpoints: Path = DEFAULT_CHECKPOINTS  # where the trained networks are
+    retrain: bool = False  # train the networks instead of loading them
+    quick: bool = False  # a quick check: tables say their numbers are rough
+
+    @classmethod
+    def fast(cls, **changes: object) -> ReproduceConfig:
+        # 600 Adam steps: with 100, the variants without output / sigma have not yet learned the
+        # 1/sigma^2 scale of the score at the largest sigma, where the step eps sigma_1^2 / sigma_L^2
+        # = 160 amplifies any error, and annealed Langevin runs off to |x| ~ 1e17
+        small = {"n_particles": 500, "n_reference": 1000, "n_seeds": 2, "n_score_points": 2000,
+                 "budgets": (10, 100, 1000), "sigma_study_steps": 600, "n_train_seeds": 1, "quick": True}
+        return cls(**{**small, **changes})
+
+
+def uniform_start(mixture: GaussianMixture, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` points uniform over the data's box, ``(n, d)``."""
+    low, high = mixture.box()
+    return low + (high - low) * torch.rand(n, mixture.dim, generator=generator)
+
+
+def measure(run: Run | None, mixture: GaussianMixture, reference: torch.Tensor, config: ReproduceConfig,
+            start: Callable[[GaussianMixture, int, torch.Generator], torch.Tensor] = uniform_start) -> dict:
+    """Run a sampler once per seed (``None``: exact i.i.d. samples); per-seed weights, spreads, distances, seconds."""
+    out = {"weights": [], "std_min": [], "std_max": [], "distance": [], "seconds": []}
+    for seed in range(config.n_seeds):
+        g = torch.Generator().manual_seed(1000 + seed)
+        x0 = start(mixture, config.n_particles, g)
+        begin = time.perf_counter()
+        x = mixture.sample(config.n_particles, generator=g) if run is None else run(x0, g)
+        out["seconds"].append(time.perf_counter() - begin)
+        stats = mode_statistics(mixture, x)
+        out["weights"].append(stats.weights.tolist())
+        out["std_min"].append(stats.stds.min().item())
+        out["std_max"].append(stats.stds.max().item())
+        out["distance"].append(energy_distance(x, reference))
+    return out
+
+
+def max_weight_error(weights: list[list[float]], mixture: GaussianMixture) -> float:
+    """Largest |mean over seeds of a sampled weight - its true weight|."""
+    return (torch.tensor(weights).mean(0) - mixture.weights).abs().max().item()
+
+
+def references(config: ReproduceConfig, names: tuple[str, ...] = ("two_gaussians", "four_gaussians")) -> dict:
+    """Exact samples of each named target, the reference of every energy distance."""
+    return {name: target(name).sample(config.n_reference, generator=torch.Generator().manual_seed(99))
+            for name in names}

@@ -1,0 +1,163 @@
+"""How the package meets the machine: files that an interrupted run cannot lose, and threads
+chosen for the machine's load.
+
+- Every file the package writes (checkpoints, figures, JSON) goes through :func:`atomic_write`:
+  a temporary file beside the target, renamed into place.
+- :class:`ThreadPolicy` sets torch's thread count from the cores that are actually free; every
+  command, the explorer, the notebooks and the test suite use it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = [
+    "atomic_write", "write_json", "ThreadPolicy", "choose_threads", "busy_cores", "allowed_cpus", "repository_root",
+]
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The rename is atomic on POSIX and Windows, so readers see the old file or the new one,
+    never half of one; on any error (or Ctrl-C) the temporary file is removed and ``path`` is
+    left as it was. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh name beside the target (same file system, so the rename is atomic); created by
+    # ``write`` itself, so the file gets the usual permissions (mkstemp would make it 0600)
+    tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:  # make the bytes durable before the rename
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, data: object) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+# ------------------------------------------------------------------------------------ threads
+THREAD_ENV_VARS = ("NCSN_TOY_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a user's explicit choice
+
+
+def busy_cores(window: float = 0.1) -> float:
+    """How many of this process's allowed cores *other* processes keep busy, measured over ``window`` seconds.
+
+    From the per-CPU counters of ``/proc/stat`` (time neither idle nor waiting for I/O) minus this
+    process's own CPU time (``/proc/self/stat``: torch's worker threads keep spinning for a while
+    after a parallel region, and must not count as a neighbour). 0.0 where ``/proc`` does not
+    exist (the policy then assumes an idle machine).
+    """
+    cpus = {f"cpu{cpu}" for cpu in allowed_cpus()}
+
+    def sample() -> tuple[int, int, int] | None:  # (busy ticks of the allowed CPUs, their total ticks, ours)
+        try:
+            with open("/proc/stat") as handle:
+                lines = [line.split() for line in handle if line.split()[0] in cpus]
+            with open("/proc/self/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except (OSError, IndexError):
+            return None
+        busy = total = 0
+        for line in lines:
+            values = [int(v) for v in line[1:9]]  # user nice system idle iowait irq softirq steal
+            total += sum(values)
+            busy += sum(values) - values[3] - values[4]
+        return busy, total, int(fields[11]) + int(fields[12])  # utime + stime of every thread of ours
+
+    before = sample()
+    time.sleep(window)
+    after = sample()
+    if before is None or after is None or after[1] <= before[1]:
+        return 0.0
+    busy, total, ours = (a - b for a, b in zip(after, before, strict=True))
+    per_cpu = total / len(cpus)  # ticks one CPU had in the window
+    return max(0.0, (busy - ours) / per_cpu)
+
+
+def allowed_cpus() -> list[int]:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def choose_threads(window: float = 0.1) -> int:
+    """Threads for this package's workloads: the allowed cores that are at least 75% idle (>= 1).
+
+    Why: the tensors here are small ((10 000, 64) at most), so a second thread gains about 1.3x on
+    an idle machine, but two threads that wait for each other lose their time slices to any busy
+    process and run 3x (one busy neighbour) to 50x (two) slower than one thread (README, "Threads").
+    """
+    free = len(allowed_cpus()) - busy_cores(window)
+    return max(1, min(len(allowed_cpus()), int(free + 0.25)))
+
+
+class ThreadPolicy:
+    """Sets torch's intra-op threads for the load of the machine, unless the user chose.
+
+    ``threads``: an explicit number (``--threads N``), which always wins; so do the environment
+    variables ``NCSN_TOY_THREADS``, ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``. Otherwise
+    :meth:`apply` sets :func:`choose_threads`, and :meth:`refresh` measures the load again between
+    units of work (a figure, a table row, a test module) at most every ``interval`` seconds. A call
+    of ``torch.set_num_threads`` made after :meth:`apply` is respected too: :meth:`refresh` leaves the
+    count alone once it differs from what the policy last set.
+    """
+
+    def __init__(self, threads: int | None = None, *, interval: float = 2.0) -> None:
+        env = {name: os.environ[name] for name in THREAD_ENV_VARS if os.environ.get(name)}
+        if threads is None and "NCSN_TOY_THREADS" in env:
+            text = env["NCSN_TOY_THREADS"]
+            threads = int(text) if text.strip().isdigit() else text
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads (--threads or NCSN_TOY_THREADS) must be a positive integer, got {threads!r}")
+        self.explicit = threads  # the user's number, or None
+        self.from_environment = threads is None and bool(env)  # OMP/MKL_NUM_THREADS: torch already obeys them
+        self.interval = interval
+        self._set: int | None = None  # what this policy last set
+        self._checked = -math.inf  # time.monotonic() of the last measurement
+
+    def apply(self) -> int:
+        """Set the thread count now (measuring the load unless the user chose); return it."""
+        import torch
+
+        if self.explicit is not None:
+            torch.set_num_threads(self.explicit)
+        elif not self.from_environment:
+            torch.set_num_threads(choose_threads())
+            self._checked = time.monotonic()
+        self._set = torch.get_num_threads()
+        return self._set
+
+    def refresh(self) -> int:
+        """Between units of work: measure again if ``interval`` has passed; return the thread count."""
+        import torch
+
+        current = torch.get_num_threads()
+        chosen_by_someone_else = self._set is not None and current != self._set
+        if (self.explicit is not None or self.from_environment or chosen_by_someone_else
+                or time.monotonic() - self._checked < self.interval):
+            return current
+        return self.apply()
+
+
+def repository_root() -> Path:
+    """The checkout this package runs from (where ``gif/``, ``checkpoints/`` and ``results/`` live), or,
+    for an installed copy outside a checkout, the current directory."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()

@@ -1,0 +1,96 @@
+"""The thread policy and the repository's folders (ncsn_toy.runtime)."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from ncsn_toy.runtime import ThreadPolicy, allowed_cpus, busy_cores, choose_threads, repository_root
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch):
+    for name in ("NCSN_TOY_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_busy_neighbour_is_seen_and_leaves_one_thread(restore_threads):
+    """With another process spinning, at least half a core is busy and at most cores - 1 threads are chosen
+    (whatever else the machine is doing: more load can only lower the choice)."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores(0.2) >= 0.5
+        assert choose_threads(0.2) <= max(1, len(allowed_cpus()) - 1)
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_our_own_threads_do_not_count_as_a_neighbour():
+    """Right after multi-threaded work torch's workers still spin; that time is ours, not a neighbour's.
+    Measured as the difference of two readings: our spinning cannot raise busy_cores by a whole core."""
+    x = torch.randn(1500, 1500)
+    for _ in range(10):
+        x @ x
+    assert busy_cores(0.2) < len(allowed_cpus())  # never counts our own threads as every core busy
+
+
+def test_explicit_threads_win(restore_threads, clean_environment):
+    assert ThreadPolicy(1).apply() == 1
+    assert torch.get_num_threads() == 1
+
+
+def test_environment_wins(restore_threads, clean_environment, monkeypatch):
+    monkeypatch.setenv("NCSN_TOY_THREADS", "1")
+    assert ThreadPolicy().apply() == 1
+    torch.set_num_threads(2)
+    monkeypatch.delenv("NCSN_TOY_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # torch read it at start-up; the policy leaves the count alone
+    assert ThreadPolicy().apply() == 2
+
+
+def test_a_later_user_choice_is_respected_by_refresh(restore_threads, clean_environment):
+    policy = ThreadPolicy(interval=0.0)
+    policy.apply()
+    torch.set_num_threads(3)  # the user changes it
+    assert policy.refresh() == 3
+    assert torch.get_num_threads() == 3
+
+
+def test_refresh_measures_again_after_the_interval(restore_threads, clean_environment, monkeypatch):
+    calls = []
+    monkeypatch.setattr("ncsn_toy.runtime.choose_threads", lambda window=0.1: calls.append(1) or 1)
+    policy = ThreadPolicy(interval=3600.0)
+    policy.apply()
+    policy.refresh()
+    assert len(calls) == 1  # within the interval: no new measurement
+    policy.interval = 0.0
+    policy.refresh()
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_thread_counts(bad, clean_environment):
+    with pytest.raises(ValueError, match="threads"):
+        ThreadPolicy(bad)
+
+
+def test_bad_thread_variable(clean_environment, monkeypatch):
+    monkeypatch.setenv("NCSN_TOY_THREADS", "zero")
+    with pytest.raises(ValueError, match="NCSN_TOY_THREADS"):
+        ThreadPolicy()
+
+
+def test_repository_root_is_this_checkout():
+    assert (repository_root() / "pyproject.toml").is_file()
+    assert (repository_root() / "ncsn_toy" / "runtime.py").is_file()
