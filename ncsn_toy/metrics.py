@@ -31,14 +31,14 @@ __all__ = [
 ]
 
 
-def mode_weights(mixture: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
+def mode_weights(mixture: GaussianMixture, x: torch.Tensor, *, sigma: float = 0.0) -> torch.Tensor:
     """Share of the samples ``x`` ``(n, d)`` in each mode: the mean responsibility, ``(K,)``.
 
     Soft assignment: for exact samples E_p[r_k(X)] = w_k exactly, so the estimate is unbiased
     even where modes overlap (a hard argmax assignment is not). Responsibilities are taken
-    under p (sigma = 0).
+    under p_sigma (default sigma = 0: the data's modes); for samples of p_sigma pass its sigma.
     """
-    return mixture.responsibilities(x).mean(dim=0)
+    return mixture.responsibilities(x, sigma).mean(dim=0)
 
 
 class ModeStatistics(NamedTuple):
@@ -52,12 +52,15 @@ class ModeStatistics(NamedTuple):
         return torch.sqrt(torch.diagonal(self.covariances, dim1=1, dim2=2))
 
 
-def mode_statistics(mixture: GaussianMixture, x: torch.Tensor) -> ModeStatistics:
-    """Weights, means and covariances of each mode of the samples ``x``, by responsibilities.
+def mode_statistics(mixture: GaussianMixture, x: torch.Tensor, *, sigma: float = 0.0) -> ModeStatistics:
+    """Weights, means and covariances of each mode of the samples ``x``, by responsibilities under p_sigma.
 
-    A mode with no responsibility at all gets NaN mean and covariance (nothing to measure).
+    For samples of p_sigma (noisy data) pass their ``sigma``: the responsibilities of p_sigma split
+    the merged bumps where p_sigma's components cross, so each mode's spread comes out as the true
+    sqrt(Sigma_k + sigma^2 I); those of p (sigma = 0) would cut each bump at p's boundary. A mode
+    with no responsibility at all gets NaN mean and covariance (nothing to measure).
     """
-    resp = mixture.responsibilities(x)  # (n, K)
+    resp = mixture.responsibilities(x, sigma)  # (n, K)
     mass = resp.sum(dim=0)  # (K,)
     means = resp.T @ x / mass[:, None]  # (K, d)
     centred = x[:, None, :] - means  # (n, K, d)

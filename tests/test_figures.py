@@ -103,3 +103,27 @@ def test_committed_figures_are_complete_and_small():
         path = ROOT / "gif" / name
         assert path.is_file(), f"{name} is not committed; run `python -m ncsn_toy render`"
         assert path.stat().st_size <= 2 * 1024**2
+
+
+def test_titles_say_what_they_show(tmp_path, monkeypatch):
+    """The one-level ScoreNet is not titled as a noise-conditional s(x, sigma); no title shows a NaN."""
+    from ncsn_toy.figures.plotting import Panel
+
+    titles = []
+    original = Panel.set_title
+
+    def record(self, text, *args, **kwargs):
+        titles.append(text)
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Panel, "set_title", record)
+    render(tmp_path, RenderConfig.fast(), only=["score_network_training", "noise_conditional_training"],
+           progress=False)
+    score_net = [t for t in titles if t.startswith("ScoreNet")]
+    ncsn = [t for t in titles if t.startswith("NCSN")]
+    assert score_net
+    assert ncsn
+    assert not any("s_θ(x, σ)" in t for t in score_net)
+    assert all("s_θ(x, σ)" in t for t in ncsn)
+    assert not any("nan" in t.lower() for t in titles)
+    assert "untrained" in score_net[0]

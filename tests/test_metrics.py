@@ -127,3 +127,19 @@ def test_relative_score_error_separates_high_and_low_density():
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call(two_gaussians())
+
+
+@pytest.mark.parametrize("sigma", [1.0, 5.0, 20.0])
+def test_mode_statistics_of_noisy_samples_use_the_responsibilities_of_p_sigma(sigma):
+    """Samples of p_sigma have per-mode std sqrt(1 + sigma^2). Tolerance: 4 standard errors of a std
+    estimated from the smaller mode's n = 0.2 * 20 000 points, std / sqrt(2 n) (the other three
+    estimates are more precise)."""
+    mixture = two_gaussians()
+    x = mixture.sample(20_000, generator=torch.Generator().manual_seed(0))
+    noisy = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    exact = math.sqrt(1 + sigma**2)
+    stds = mode_statistics(mixture, noisy, sigma=sigma).stds
+    assert (stds - exact).abs().max() < 4 * exact / math.sqrt(2 * 0.2 * 20_000)
+    # the mean responsibility is unbiased; its standard error is at most that of a proportion, sqrt(0.2 0.8 / n)
+    weights_se = math.sqrt(0.2 * 0.8 / 20_000)
+    torch.testing.assert_close(mode_weights(mixture, noisy, sigma=sigma), mixture.weights, atol=4 * weights_se, rtol=0)

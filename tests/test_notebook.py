@@ -1,17 +1,26 @@
-"""The tutorial notebook: committed clean, and it runs top to bottom (fast mode)."""
+"""The tutorial notebook: committed clean, runs top to bottom in fast and full mode, changes no file."""
 
 import json
-import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import nbformat
-from conftest import HANG_TIMEOUT
+import pytest
+from conftest import HANG_TIMEOUT, ROOT
 from nbclient import NotebookClient
 
 from ncsn_toy.figures import FIGURES
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "NCSN_toy_Example.ipynb"
+
+
+def committed_notebook() -> dict:
+    """The notebook as committed (git's index), not the working copy a user may have run and saved."""
+    result = subprocess.run(["git", "show", f":{NOTEBOOK.name}"], capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:  # not a git checkout (e.g. an unpacked release): the file itself
+        return json.loads(NOTEBOOK.read_text())
+    return json.loads(result.stdout)
 
 
 def test_notebook_shows_the_committed_figures_without_running():
@@ -22,7 +31,7 @@ def test_notebook_shows_the_committed_figures_without_running():
 
 
 def test_notebook_is_committed_without_outputs():
-    nb = json.loads(NOTEBOOK.read_text())
+    nb = committed_notebook()
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
@@ -38,28 +47,56 @@ def test_notebook_uses_the_package_and_defines_nothing_of_it():
         assert forbidden not in source, f"the notebook redefines library code ({forbidden!r})"
 
 
-def run_notebook():
+def run_notebook(monkeypatch, fast: bool) -> nbformat.NotebookNode:
+    monkeypatch.setenv("NCSN_TOY_FAST", "1" if fast else "0")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(nb, timeout=HANG_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT)}})
     client.execute()  # raises CellExecutionError on any failing cell
+    return nb
+
+
+def outputs_of(nb):
     return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
 
 
-def printed(outputs):
-    # the printed numbers; the one line naming the temporary figure folder differs between runs
-    text = "".join(o.get("text", "") for o in outputs)
-    return [line for line in text.splitlines() if "figures in" not in line]
+def printed(nb):
+    return "".join(o.get("text", "") for o in outputs_of(nb)).splitlines()
 
 
-def test_notebook_runs_top_to_bottom_in_fast_mode_and_repeats(monkeypatch):
-    monkeypatch.setenv("NCSN_TOY_FAST", "1")
-    outputs = run_notebook()
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    images = [o for o in outputs if "image/png" in o.get("data", {}) or "image/gif" in o.get("data", {})]
-    assert len(images) >= 12  # every figure is shown inline
-    text = "".join(o.get("text", "") for o in outputs)
-    assert "fast=True" in text
-    assert str(ROOT / "gif") not in text  # a fast run never writes into the committed figures
-    assert os.environ["NCSN_TOY_FAST"] == "1"
-    assert printed(run_notebook()) == printed(outputs)  # seeded: a second run prints the same numbers
+def images(nb):
+    return [o for o in outputs_of(nb) if "image/png" in o.get("data", {}) or "image/gif" in o.get("data", {})]
+
+
+@pytest.fixture
+def watched_files():
+    """The repository's committed results and the temporary folders: a notebook run must change neither."""
+    def snapshot():
+        files = {p: p.read_bytes() for folder in ("gif", "checkpoints", "results") for p in (ROOT / folder).iterdir()}
+        return files, set(Path(tempfile.gettempdir()).glob("ncsn_toy_*"))
+
+    before = snapshot()
+    yield
+    files, temporary = snapshot()
+    assert files == before[0], "a notebook run changed a committed file"
+    assert temporary <= before[1], f"a notebook run left {sorted(temporary - before[1])} behind"
+
+
+def test_notebook_runs_top_to_bottom_in_fast_mode_and_repeats(monkeypatch, watched_files):
+    # one thread in both runs: sums split over another number of threads may round differently
+    monkeypatch.setenv("NCSN_TOY_THREADS", "1")
+    nb = run_notebook(monkeypatch, fast=True)
+    assert not [o for o in outputs_of(nb) if o.get("output_type") == "error"]
+    assert len(images(nb)) >= len(FIGURES)  # every figure is drawn again (smaller) and shown inline
+    assert "fast=True" in "\n".join(printed(nb))
+    assert printed(run_notebook(monkeypatch, fast=True)) == printed(nb)  # seeded: a second run prints the same
+
+
+def test_notebook_in_full_mode_shows_each_figure_once(monkeypatch, watched_files, tmp_path):
+    """With the committed checkpoints the figures are the committed ones: shown by the Markdown images
+    only, so the executed notebook stays small (the issue's bound: 5 MB)."""
+    nb = run_notebook(monkeypatch, fast=False)
+    assert "fast=False" in "\n".join(printed(nb))
+    assert images(nb) == []
+    nbformat.write(nb, tmp_path / "executed.ipynb")
+    assert (tmp_path / "executed.ipynb").stat().st_size < 5 * 1024**2

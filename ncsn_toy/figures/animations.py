@@ -65,12 +65,14 @@ def _training_animation(ctx: Context, path: Path, model: nn.Module, mixture: Gau
         panels.append(panel)
     add_colorbar(fig, panels[0])
     anim = Animation(fig, [a for p in panels for a in (p.arrows, p.ax.title)])
+    conditional = bool(snap["sigmas"])  # a NoiseConditionalScoreNet, or the one-level ScoreNet
+    learned = "σ·s_θ(x, σ)" if conditional else "σ·s_θ(x)"
     for i, step in enumerate(snap["steps"]):
-        loss = losses[max(step - 50, 0):max(step, 1)].mean().item() if step else float("nan")
+        loss = f"loss {losses[max(step - 50, 0):step].mean().item():.3g}" if step else "untrained"
         for j, (panel, sigma) in enumerate(zip(panels, sigmas, strict=True)):
             panel.set_field(fields[i, j] * sigma)
-            panel.set_title(f"{label}, σ = {nice(sigma)}: step {step}, loss {loss:.3g}\n"
-                            "dark: learned σ·s(x, σ), teal: exact")
+            panel.set_title(f"{label}, σ = {nice(sigma)}: step {step}, {loss}\n"
+                            f"dark: learned {learned}, teal: exact σ·∇log p_σ(x)")
         anim.capture(2 * ctx.config.frame_ms if i else 600)
     anim.save(path)
 

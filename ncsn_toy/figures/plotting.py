@@ -136,8 +136,8 @@ class Panel:
     def set_particles(self, x: torch.Tensor) -> None:
         self.scatter.set_offsets(x.detach().numpy())
 
-    def set_title(self, text: str) -> None:
-        self.ax.set_title(text, fontsize=10)
+    def set_title(self, text: str, fontsize: float = 10) -> None:
+        self.ax.set_title(text, fontsize=fontsize)
 
 
 def add_colorbar(fig: Figure, panel: Panel, axes: Sequence | None = None,

@@ -147,8 +147,9 @@ def score_error(ctx: Context, path: Path) -> None:
                       mixture.log_prob(pixels, sigma).reshape(r, r).numpy(), levels=[-8.0, -5.0, -3.0],
                       colors=COLORS["reference"], linewidths=1.0)
     numbers = relative_score_error(model, mixture, sigma, 20_000, ctx.generator(7))
-    errors.set_title(f"squared error; teal: log p_σ = -8, -5, -3\nrelative error {numbers.high_density:.3f} "
-                     f"inside, {numbers.low_density:.2f} outside the 99% region")
+    errors.set_title(f"squared error |s_θ − ∇log p_σ|² (teal: log p_σ = −8, −5, −3)\n"
+                     f"relative error {numbers.high_density:.3f} inside, {numbers.low_density:.2f} outside\n"
+                     "the region holding 99% of p_σ", fontsize=9)
     add_colorbar(fig, exact, axes[:2])
     fig.colorbar(image, ax=axes[2], shrink=0.8, label="log10 squared error", pad=0.01)
     save_png(fig, path)
