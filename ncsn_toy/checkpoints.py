@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import numbers
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: objec
     if isinstance(metadata.get("mixture"), GaussianMixture):
         metadata["mixture"] = metadata["mixture"].to_dict()
     metadata = _plain(metadata, "metadata")
-    state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    state = {sys.intern(key): value.detach().cpu().clone() for key, value in model.state_dict().items()}
     for key, tensor in state.items():
         if not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"cannot save {name}: its tensor {key!r} holds NaN or infinite values")
@@ -78,7 +79,9 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: objec
 
 def _plain(value: object, where: str = "architecture") -> object:
     """``value`` as what ``torch.load(weights_only=True)`` reads back; ``TypeError`` naming ``where`` if it can't be."""
-    if value is None or type(value) in (bool, int, float, str):
+    if type(value) is str:  # interned: equal strings are one object, so pickle's memo (which goes by
+        return sys.intern(value)  # identity) writes the same bytes whoever built the metadata
+    if value is None or type(value) in (bool, int, float):
         return value
     if isinstance(value, enum.Enum):  # an IntEnum is an int, but it would not come back as one
         raise TypeError(f"{where} is an enum member ({value!r}); store its .value or .name instead")
@@ -90,7 +93,7 @@ def _plain(value: object, where: str = "architecture") -> object:
         return value.detach().cpu().clone().as_subclass(torch.Tensor)
     for kind, plain in ((numbers.Integral, int), (float, float), (str, str)):  # subclasses of the plain types
         if isinstance(value, kind):
-            return plain(value)
+            return _plain(plain(value), where)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, Mapping):
@@ -98,7 +101,7 @@ def _plain(value: object, where: str = "architecture") -> object:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where} keys must be strings, got {key!r}")
-            out[str(key)] = _plain(item, f"{where}[{key!r}]")
+            out[sys.intern(str(key))] = _plain(item, f"{where}[{key!r}]")
         return out
     if isinstance(value, (list, tuple)):
         items = [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
