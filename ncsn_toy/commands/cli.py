@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import explore
+
 __all__ = ["main", "build_parser"]
 
 
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Time our implementation against a plain baseline, side by side.")
     bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke test)")
     bench.add_argument("--json", type=Path, help="also write the numbers as JSON to this file")
+    explore.add_parser(commands)
     return parser
 
 
@@ -129,4 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(args)
     if args.command == "reproduce":
         return _reproduce(args)
+    if args.command == "explore":
+        return explore.run(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse only lets the four through

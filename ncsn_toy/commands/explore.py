@@ -1,0 +1,178 @@
+"""``python -m ncsn_toy explore``: the interactive explorer as a web page, served by Voilà on 127.0.0.1.
+
+Voilà runs the small notebook shipped in the package (``ncsn_toy/figures/explorer.ipynb``, which
+displays :func:`ncsn_toy.figures.explorer.explorer`) in its own kernel and serves its widgets as
+a page without code. This module starts it as a child process, waits until the page answers,
+prints the address, opens the browser (unless ``--no-browser``) and stops it on Ctrl-C.
+
+:func:`explorer_timings` measures the explorer's two speed targets for ``bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import webbrowser
+from pathlib import Path
+
+__all__ = ["add_parser", "run", "free_port", "NOTEBOOK", "explorer_timings", "format_timings"]
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "figures" / "explorer.ipynb"
+START_TIMEOUT = 300  # s until Voilà answers: it starts in about 2 s; only stops a hang
+# the JupyterLab extensions that draw ipywidgets in Voilà's page: ipywidgets' own, and Voilà's manager of it
+WIDGETS_EXTENSIONS = ("@jupyter-widgets/jupyterlab-manager", "@voila-dashboards/widgets-manager8")
+STOP_TIMEOUT = 20  # s for Voilà to shut its kernel down after SIGTERM before it is killed
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is an integer in 1..65535, got {text}")
+    return port
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``explore`` on the command line's subparsers."""
+    parser = subparsers.add_parser(
+        "explore", help="the interactive explorer as a web page",
+        description="Serve the interactive explorer (sigma, step size, sampler, target -> particles and "
+                    "numbers) as a web page on 127.0.0.1 with Voilà. Ctrl-C stops it.")
+    parser.add_argument("--port", type=_port, help="port to serve on (default: a free one)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the address")
+    return parser
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` (a page request would start a kernel)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM (Voilà shuts its kernels down), then SIGKILL if it does not exit in time."""
+    if server.poll() is not None:
+        return
+    server.terminate()
+    try:
+        server.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the explorer until Ctrl-C (exit 0) or until Voilà stops (its exit code)."""
+    missing = [name for name in ("voila", "ipywidgets") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: the explorer needs {' and '.join(missing)}: pip install -r requirements.txt "
+              "(or pip install 'ncsn-toy[explorer]')", file=sys.stderr)
+        return 2
+    port = args.port or free_port()
+    if _listening(port):  # else the check below would take another server for ours
+        print(f"error: port {port} is in use; choose another with --port, or leave it out", file=sys.stderr)
+        return 2
+    url = f"http://127.0.0.1:{port}/"
+    command = [sys.executable, "-m", "voila", str(NOTEBOOK), f"--port={port}", "--Voila.ip=127.0.0.1",
+               "--Voila.port_retries=0", "--no-browser", "--Voila.log_level=WARN", "--theme=light",
+               # only the widgets' own front end: other JupyterLab extensions installed beside it (e.g.
+               # notebook's) may not load in Voilà's page and would log errors there
+               *(f"--VoilaConfiguration.extension_allowlist={name}" for name in WIDGETS_EXTENSIONS)]
+    # its own session: Ctrl-C reaches only this process, which then stops Voilà cleanly; so does SIGTERM
+    previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _interrupt)
+    server = subprocess.Popen(command, start_new_session=True, cwd=NOTEBOOK.parent)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _listening(port):
+            if server.poll() is not None:
+                print(f"error: Voilà stopped (exit code {server.returncode}); is port {port} free?", file=sys.stderr)
+                return server.returncode or 1
+            if time.monotonic() > deadline:
+                print(f"error: Voilà did not answer at {url} within {START_TIMEOUT} s", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        print(f"the explorer is at {url}  (Ctrl-C to stop)", flush=True)
+        if not args.no_browser:
+            webbrowser.open(url)
+        return server.wait()
+    except KeyboardInterrupt:
+        print("stopping the explorer", flush=True)
+        return 0
+    finally:  # on every way out; a second Ctrl-C must not leave Voilà running
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop(server)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the explorer as Ctrl-C does
+
+
+# ---------------------------------------------------------------------------- timings for bench
+def explorer_timings(repeats: int = 9) -> list[dict]:
+    """The explorer's speed targets, median of ``repeats`` (seconds), exact score, 2000 particles:
+
+    - an update: settings -> :func:`explore` (annealed Langevin, 10 levels x 100 steps = 1000 score
+      evaluations) -> PNG bytes of the last frame, its background drawn afresh (as after a change
+      of target or sigma; an unchanged level would be cached);
+    - a scrub: PNG bytes of another recorded frame, through every frame in turn from an empty
+      background cache (so the level changes are in it; repeated levels come from the cache).
+    """
+    from ..figures.explore_core import ExploreSettings, explore
+    from ..figures.explore_picture import ExplorePicture
+
+    settings, picture = ExploreSettings(), ExplorePicture()
+    picture.png(explore(settings), 0)  # warm-up: the figure is built once per view
+
+    def update() -> None:
+        picture._backgrounds.clear()
+        result = explore(settings)
+        picture.png(result, len(result.frames) - 1)
+
+    updates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        update()
+        updates.append(time.perf_counter() - start)
+    result, scrubs = explore(settings), []
+    picture._backgrounds.clear()
+    for frame in range(len(result.frames)):
+        start = time.perf_counter()
+        picture.png(result, frame)
+        scrubs.append(time.perf_counter() - start)
+    n, evals = settings.n_particles, settings.n_levels * settings.n_steps
+    return [
+        {"what": f"explorer update ({n} particles, {evals} exact-score evaluations, to PNG)",
+         "seconds": statistics.median(updates), "worst": max(updates), "target": 1.0},
+        {"what": f"explorer scrub ({len(result.frames)} frames, {settings.n_levels} levels)",
+         "seconds": statistics.median(scrubs), "worst": max(scrubs), "target": 0.1},
+    ]
+
+
+def format_timings(rows: list[dict]) -> str:
+    """The rows of :func:`explorer_timings` as a Markdown table."""
+    from .report import markdown_table
+
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    return "### Explorer (median, ms; OMP_NUM_THREADS=" + threads + ")\n\n" + markdown_table(
+        ["what", "median (ms)", "worst (ms)", "target (ms)", "met"],
+        [[r["what"], f"{1000 * r['seconds']:.0f}", f"{1000 * r['worst']:.0f}", f"<= {1000 * r['target']:.0f}",
+          "yes" if r["seconds"] <= r["target"] else "**no**"] for r in rows])
