@@ -8,7 +8,6 @@ import io
 import json
 import re
 import socket
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -28,6 +27,7 @@ from ncsn_toy import (
     mode_weights,
     target,
 )
+from ncsn_toy.commands.cli import build_parser, main
 from ncsn_toy.commands.explore import NOTEBOOK, explorer_timings, format_timings
 from ncsn_toy.figures.explore_core import Cancelled, ExploreSettings, Networks, explore, samplers
 from ncsn_toy.figures.explore_picture import ExplorePicture
@@ -157,18 +157,23 @@ def test_continuous_time_samplers_plug_in_from_ncsn_toy_sde(monkeypatch):
     assert calls[1][4] == 2  # predictor-corrector: steps per level are its corrector steps
 
 
-def test_picture_from_the_cache_is_the_picture_drawn_afresh():
+def test_a_frame_is_the_full_drawing_whatever_was_drawn_before():
     result = explore(ExploreSettings(n_levels=3, n_steps=5, **SMALL))
-    cached = ExplorePicture(grid=9, resolution=40)
-    for frame in range(len(result.frames)):  # visit every level, so later frames reuse backgrounds
-        cached.rgb(result, frame)
+    picture = ExplorePicture(grid=9, resolution=40)
+    for frame in range(len(result.frames)):  # every level, so later frames are drawn over what is left
+        picture.rgb(result, frame)
     for frame in (0, 2, len(result.frames) - 1):
         fresh = ExplorePicture(grid=9, resolution=40).rgb(result, frame)
-        assert np.array_equal(cached.rgb(result, frame), fresh)
-    png = Image.open(io.BytesIO(cached.png(result, 0)))
+        assert np.array_equal(picture.rgb(result, frame), fresh)
+    blitted = picture.rgb(result, 3)
+    for artist in picture.fig.findobj(lambda a: a.get_animated()):
+        artist.set_animated(False)
+    picture.fig.canvas.draw()  # the whole figure, the plain way
+    assert np.array_equal(np.asarray(picture.fig.canvas.buffer_rgba())[..., :3], blitted)
+    png = Image.open(io.BytesIO(ExplorePicture().png(result, 0)))
     assert png.format == "PNG"
-    assert png.size == cached.size()
-    assert not np.array_equal(cached.rgb(result, 0), cached.rgb(result, len(result.frames) - 1))
+    assert png.size == picture.size()
+    assert not np.array_equal(fresh, blitted)
 
 
 @pytest.fixture
@@ -255,22 +260,22 @@ def test_a_newer_request_wins(box):
     assert len(shown) == 1  # the first run never reached the page
 
 
-def test_explore_command_line(tmp_path):
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "ncsn_toy", *args], capture_output=True, text=True,
-                              cwd=ROOT, timeout=WAIT)
-    assert "explore" in cli("--help").stdout
-    result = cli("explore", "--help")
-    assert result.returncode == 0
-    assert "--no-browser" in result.stdout
-    assert "--port" in result.stdout
-    assert cli("explore", "--port", "0").returncode == 2
+def test_explore_command_line(capsys):
+    parser = build_parser()  # the whole command runs in test_explorer_browser.py; its parsing and checks here
+    with pytest.raises(SystemExit):
+        parser.parse_args(["explore", "--help"])
+    assert "--no-browser" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parser.parse_args(["explore", "--port", "0"])
+    assert "1..65535" in capsys.readouterr().err
+    args = parser.parse_args(["explore", "--no-browser"])
+    assert args.port is None
+    assert args.no_browser
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        result = cli("explore", "--no-browser", "--port", str(busy.getsockname()[1]))
-    assert result.returncode == 2
-    assert "in use" in result.stderr
+        assert main(["explore", "--no-browser", "--port", str(busy.getsockname()[1])]) == 2
+    assert "in use" in capsys.readouterr().err
 
 
 def test_the_notebook_ships_with_the_package_without_outputs():
@@ -283,7 +288,7 @@ def test_the_notebook_ships_with_the_package_without_outputs():
 
 
 def test_timings_for_bench_run_and_format():
-    rows = explorer_timings(repeats=1)
+    rows = explorer_timings(repeats=1, settings=ExploreSettings(n_levels=2, n_steps=5, **SMALL))
     assert [r["target"] for r in rows] == [1.0, 0.1]
     assert all(0 < r["seconds"] <= r["worst"] for r in rows)
     assert format_timings(rows).count("| explorer ") == 2

@@ -24,6 +24,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # Timeouts stop a hang, nothing else: the server answers in about 2 s, the page shows its first numbers
 # in about 5 s and each update in well under 1 s on 2 cores; every limit below is far above that.
 START_S = 180
+STOP_S = 60  # Voilà stops its kernel in about 2 s
 PAGE_MS = 180_000
 UPDATE_MS = 120_000
 NUMBERS = ".ncsn-numbers"
@@ -55,15 +56,19 @@ def descendants(pid: int) -> dict[int, bytes]:
     return found
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`python -m ncsn_toy explore --no-browser --port P`; yields the address it prints."""
-    log = tmp_path_factory.mktemp("explore") / "server.log"
+@contextlib.contextmanager
+def explore_server(log: Path):
+    """`python -m ncsn_toy explore --no-browser --port P`; yields the process and the address it prints.
+
+    Stopped (and everything below it) on the way out, whatever happened.
+    """
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "ncsn_toy", "explore", "--no-browser", "--port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ncsn_toy", "explore", "--no-browser", "--port", str(port)], stdout=out,
+            stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C as in a terminal
     tree: dict[int, bytes] = {}
     try:
         deadline = time.monotonic() + START_S
@@ -72,22 +77,43 @@ def server(tmp_path_factory):
             assert time.monotonic() < deadline, f"explore printed no address in {START_S} s:\n{log.read_text()}"
             time.sleep(0.2)
         tree = descendants(process.pid)  # Voilà and its kernels
-        yield f"http://127.0.0.1:{port}/"
+        yield process, f"http://127.0.0.1:{port}/"
     finally:
         tree.update(descendants(process.pid))
-        process.send_signal(signal.SIGTERM)  # stops Voilà as Ctrl-C does
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # stops Voilà as Ctrl-C does
+            try:
+                process.wait(STOP_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         for pid, command in tree.items():  # anything of ours still alive (it should not be) is killed
             if command is not None and command_line(pid) == command:  # the same process, not a reused pid
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
 
-def test_the_page_answers_a_new_sampler_in_a_real_browser(server, tmp_path):
+def test_the_page_answers_a_new_sampler_in_a_real_browser_and_ctrl_c_stops_it(tmp_path):
+    log = tmp_path / "server.log"
+    with explore_server(log) as (process, server):
+        errors, external = browse(server, tmp_path / "explorer.png")
+        below = descendants(process.pid)
+        assert below  # Voilà, and the kernel of the page
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(STOP_S) == 0
+    assert "stopping the explorer" in log.read_text()
+    assert "Traceback" not in log.read_text()
+    assert all(command_line(pid) != command for pid, command in below.items())  # all stopped with it
+    assert errors == [], errors  # the page logged no error
+    assert all("127.0.0.1" not in url for url in external)
+    assert (tmp_path / "explorer.png").stat().st_size > 10_000
+
+
+def browse(server: str, screenshot: Path) -> tuple[list[str], list[str]]:
+    """Open the page, wait for the numbers, choose another sampler, wait for new numbers and picture.
+
+    Returns the errors the page logged and the addresses on other hosts it asked for.
+    """
     errors, external = [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PAGE_MS)
@@ -122,9 +148,7 @@ def test_the_page_answers_a_new_sampler_in_a_real_browser(server, tmp_path):
             assert numbers.inner_text() != first
             assert picture.screenshot() != first_pixels
             assert page.locator(".ncsn-message").inner_text() == ""
-            page.screenshot(path=tmp_path / "explorer.png", full_page=True)
+            page.screenshot(path=screenshot, full_page=True)
         finally:
             browser.close()
-    assert errors == [], errors
-    assert all("127.0.0.1" not in url for url in external)
-    assert (tmp_path / "explorer.png").stat().st_size > 10_000
+    return errors, external
