@@ -53,7 +53,7 @@ class Explorer(widgets.HBox):
         width, _ = self._picture.size()
         self.picture = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px"))  # pixel for pixel
         self.frame = widgets.IntSlider(value=0, min=0, max=0, description="frame", continuous_update=True,
-                                       layout=widgets.Layout(width="340px"))
+                                       layout=widgets.Layout(width="260px"), style={"description_width": "45px"})
         self.frame_label = widgets.Label()
         self.play = widgets.Play(value=0, min=0, max=0, interval=PLAY_MS, description="animate")
         widgets.jslink((self.play, "value"), (self.frame, "value"))  # animates in the page itself
@@ -159,9 +159,13 @@ class Explorer(widgets.HBox):
             return self._wake.wait_for(lambda: self._wanted is None and not self._busy, timeout)
 
     def close(self) -> None:
+        """Stop the worker thread and close every widget of the interface."""
         with self._wake:
             self._closed = True
             self._wake.notify_all()
+        for widget in (*self.controls.values(), self.picture, self.frame, self.frame_label, self.play, self.numbers,
+                       self.message, self.progress, *self.children):
+            widget.close()
         super().close()
 
     def _loop(self) -> None:
