@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from ncsn_toy import (
 )
 from ncsn_toy.commands.cli import build_parser, main
 from ncsn_toy.commands.explore import NOTEBOOK, explorer_timings, format_timings
+from ncsn_toy.figures import explorer as explorer_module
 from ncsn_toy.figures.explore_core import Cancelled, ExploreSettings, Networks, explore, samplers
 from ncsn_toy.figures.explore_picture import ExplorePicture
 from ncsn_toy.figures.explorer import Explorer, explorer
@@ -258,6 +260,27 @@ def test_a_newer_request_wins(box):
     assert box.result.settings == box.settings()
     assert box.result.settings.n_particles == 100
     assert len(shown) == 1  # the first run never reached the page
+
+
+def test_a_slow_run_shows_progress_and_the_page_stays_responsive(box, monkeypatch):
+    monkeypatch.setattr(explorer_module, "PROGRESS_SECONDS", 0.0)  # show the bar from the first evaluation
+    shown, fractions = [], []
+    box.progress.layout.observe(lambda change: shown.append(change["new"]), names="visibility")
+    box.progress.observe(lambda change: fractions.append(change["new"]), names="value")
+    result, picture = box.result, box.picture.value
+    box.set(score="trained", n_particles=5000, n_steps=1000)  # 4000 network evaluations: seconds
+    deadline = time.monotonic() + WAIT
+    while not fractions and time.monotonic() < deadline:  # until the run has started
+        time.sleep(0.01)
+    box.frame.value = 0  # scrubbing the last result works meanwhile
+    assert box.picture.value != picture
+    assert box.result is result
+    assert not box.wait(0.0)  # the slow run is still going
+    box.set(score="exact", n_particles=100)
+    assert box.wait(WAIT)
+    assert "visible" in shown
+    assert box.progress.layout.visibility == "hidden"
+    assert 0 < fractions[0] < 0.1
 
 
 def test_explore_command_line(capsys):
