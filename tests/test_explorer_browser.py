@@ -63,11 +63,10 @@ def explore_server(log: Path):
     Stopped (and everything below it) on the way out, whatever happened.
     """
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "ncsn_toy", "explore", "--no-browser", "--port", str(port)], stdout=out,
-            stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True,
+            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C as in a terminal
     tree: dict[int, bytes] = {}
     try:
@@ -98,7 +97,11 @@ def test_the_page_answers_a_new_sampler_in_a_real_browser_and_ctrl_c_stops_it(tm
     with explore_server(log) as (process, server):
         errors, external = browse(server, tmp_path / "explorer.png")
         below = descendants(process.pid)
-        assert below  # Voilà, and the kernel of the page
+        kernels = [pid for pid, command in below.items() if command and b"ipykernel" in command]
+        assert len(kernels) == 1  # the page's
+        environ = Path(f"/proc/{kernels[0]}/environ").read_bytes().split(b"\0")
+        threads = os.environ.get("OMP_NUM_THREADS", "1").encode()  # one torch thread unless told otherwise
+        assert b"OMP_NUM_THREADS=" + threads in environ
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(STOP_S) == 0
     assert "stopping the explorer" in log.read_text()
