@@ -190,6 +190,15 @@ def without_seconds(numbers: str) -> str:
     return numbers.rsplit(" · ", 1)[0]  # the last field is the wall time
 
 
+def test_the_first_result_is_shown_before_explorer_returns():
+    widget = explorer(ExploreSettings(**SMALL))  # no wait(): a page draws the widgets from this state
+    try:
+        assert widget.numbers.value.startswith("weights")
+        assert widget.picture.value[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        widget.close()
+
+
 def test_widget_is_built_and_shows_the_numbers_and_a_picture(box):
     assert isinstance(box, Explorer)
     assert box.controls["sampler"].description == "sampler"

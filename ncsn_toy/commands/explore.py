@@ -32,6 +32,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "figures" / "explorer.ipynb"
 START_TIMEOUT = 300  # s until Voilà answers: it starts in about 2 s; only stops a hang
 # the JupyterLab extensions that draw ipywidgets in Voilà's page: ipywidgets' own, and Voilà's manager of it
 WIDGETS_EXTENSIONS = ("@jupyter-widgets/jupyterlab-manager", "@voila-dashboards/widgets-manager8")
+CULL_S = 300  # s a kernel without a page connected to it is kept
 STOP_TIMEOUT = 20  # s for Voilà to shut its kernel down after SIGTERM before it is killed
 
 
@@ -97,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
                "--Voila.port_retries=0", "--no-browser", "--Voila.log_level=WARN", "--theme=light",
                # only the widgets' own front end: other JupyterLab extensions installed beside it (e.g.
                # notebook's) may not load in Voilà's page and would log errors there
-               *(f"--VoilaConfiguration.extension_allowlist={name}" for name in WIDGETS_EXTENSIONS)]
+               *(f"--VoilaConfiguration.extension_allowlist={name}" for name in WIDGETS_EXTENSIONS),
+               # every page has its own kernel; one whose page was closed (no connection) goes after 5 minutes
+               f"--MappingKernelManager.cull_idle_timeout={CULL_S}", "--MappingKernelManager.cull_interval=60"]
     # its own session: Ctrl-C reaches only this process, which then stops Voilà cleanly; so does SIGTERM
     previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _interrupt)
     # one thread per kernel unless told otherwise: the explorer's tensors are tiny (2000 x 2), so a second

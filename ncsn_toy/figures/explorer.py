@@ -258,11 +258,13 @@ def explorer(
             exact score, 2000 particles).
         checkpoints: the folder of the trained networks ``ncsn_<target>.pt``.
 
-    The first run starts at once, in the background; ``.wait()`` blocks until it is shown.
+    The first run happens here, before the interface is returned, so that it is part of the state a
+    page receives when it first draws the widgets (an update sent before Voilà's page has connected to
+    the kernel would be lost); later runs happen in the background (``.wait()`` blocks until shown).
     """
     settings = ExploreSettings() if settings is None else settings
     if not isinstance(settings, ExploreSettings):
         raise TypeError(f"settings must be an ExploreSettings or None, got {type(settings).__name__}")
     box = Explorer(settings, Networks(checkpoints), n_frames=settings.n_frames)
-    box.request()
+    box._run(box._values(), box._generation)
     return box
