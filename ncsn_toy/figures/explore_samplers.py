@@ -3,7 +3,9 @@
 Adding a sampler to the explorer is one entry in :func:`samplers`: how to run it (recording frames),
 which noise level each recorded frame is drawn over, how many score evaluations it makes, which
 settings it reads (the others are greyed out in the page) and the settings it is usually run
-with (loaded when it is chosen). The continuous-time samplers of ``ncsn_toy.sde`` appear when that
+with (loaded when it is chosen). Every sampler ends at sigma_min; plain Langevin dynamics runs on
+p_{sigma_min} (a network has no sigma = 0; with the exact score, a small sigma_min gives p itself,
+the paper's Fig. 3). The continuous-time samplers of ``ncsn_toy.sde`` appear when that
 module exists and are imported only when run.
 
 References: Song & Ermon, NeurIPS 2019 (Eq. 4, Algorithm 1); Jolicoeur-Martineau et al., ICLR 2021

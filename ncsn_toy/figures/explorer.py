@@ -6,9 +6,10 @@
 (the gallery's renderer), a scrubber and a play button over the recorded frames, and the numbers
 of :func:`~.explore_core.explore` as a line that starts with "weights".
 
-Every change of a control asks for a new run; runs happen in one background thread, so the page
-stays responsive while a trained network samples (a progress bar shows how far it is), and a
-newer request stops the running one at its next score evaluation. Scrubbing redraws a recorded
+Every change of a control asks for a new run. The first run happens before :func:`explorer`
+returns; the others in one background thread, so the page stays responsive while a trained
+network samples (a progress bar shows how far it is), and a newer request stops the running one
+at its next score evaluation. Scrubbing redraws a recorded
 frame without resampling. Settings that cannot run (sigma_min >= sigma_max, a step size that
 diverges, ...) show a readable message instead of the numbers; the page keeps working.
 """
