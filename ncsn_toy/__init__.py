@@ -49,5 +49,15 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "TrainingDivergedError",
+    "explorer",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``ncsn_toy.explorer``, imported on first use: ``import ncsn_toy`` needs no widget package."""
+    if name == "explorer":
+        from .figures.explorer import explorer
+
+        return explorer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,11 +54,11 @@ def run_cli(*args):
 def test_cli_help_lists_the_commands():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("render", "train", "reproduce", "bench"):
+    for command in ("render", "train", "reproduce", "bench", "explore"):
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["render", "train", "reproduce", "bench"])
+@pytest.mark.parametrize("command", ["render", "train", "reproduce", "bench", "explore"])
 def test_every_command_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0
@@ -69,3 +69,10 @@ def test_ruff_is_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     result = subprocess.run([ruff, "check", "."], capture_output=True, text=True, cwd=ROOT, timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_explorer_is_imported_lazily():
+    code = ("import sys, ncsn_toy; assert 'ipywidgets' not in sys.modules; "
+            "assert 'ncsn_toy.figures' not in sys.modules; "
+            "from ncsn_toy.figures.explorer import explorer; assert ncsn_toy.explorer is explorer")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=HANG_TIMEOUT)

@@ -19,7 +19,7 @@ def test_bench_quick_prints_every_row():
     assert result.returncode == 0, result.stderr
     for row in ("exact score in annealed Langevin", "annealed Langevin, seed network",
                 "against the limit", "training (", "GIF frames", "Score evaluations to a mode-weight error",
-                "consistent annealed", "Machine:"):
+                "consistent annealed", "Machine:", "explorer update", "explorer scrub"):
         assert row in result.stdout, row
     assert result.stdout.count("x | >= ") == 5  # five timed rows, each with a ratio and a target
     # a quick run is a smoke test: it judges no target and claims nothing

@@ -40,6 +40,7 @@ from ..training import TrainConfig, seeded_init, train_noise_conditional
 from .baselines import autograd_score, gif_through_png, plain_annealed_langevin, plain_training, sequential_score
 from .bench_end_to_end import end_to_end_rows, evaluations_rows
 from .bench_load import format_load, load_rows
+from .explore import explorer_timings, format_timings
 from .report import machine, markdown_table
 
 __all__ = ["BenchConfig", "bench", "format_bench"]
@@ -201,6 +202,7 @@ def bench(config: BenchConfig | None = None, *, threads: ThreadPolicy | None = N
                           _gif_row(config)],
         "load": lambda: load_rows(quick=config.quick, repeats=config.load_repeats),
         "end_to_end": lambda: end_to_end_rows() if config.end_to_end else [],
+        "explorer": lambda: explorer_timings(repeats=config.repeats),
         "evaluations": lambda: evaluations_rows(config.seeds, min(config.n_points, 5000), config.budgets),
     }
     result = {"machine": machine(), "config": dataclasses.asdict(config)}
@@ -248,6 +250,8 @@ def format_bench(result: dict) -> str:
     if reached and judge:
         parts.append(f"Best: {min(reached)} evaluations, {paper / min(reached):.0f}x fewer than the paper's "
                      f"annealed Langevin (target: at least 5x).")
+    if result.get("explorer"):
+        parts.append(format_timings(result["explorer"], judge))
     m = result["machine"]
     parts.append(f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads at the "
                  f"start), Python {m['python']}.")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..runtime import ThreadPolicy, repository_root
+from . import explore
 
 __all__ = ["main", "build_parser", "UsageError"]
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="small sizes, few repeats: a smoke test that judges no target")
     bench.add_argument("--json", type=Path, help="also write the numbers as JSON to this file")
     bench.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
+    explore.add_parser(commands, parents=[common])
     return parser
 
 
@@ -183,7 +185,7 @@ def _bench(args: argparse.Namespace, threads: ThreadPolicy) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, ThreadPolicy], int]] = {
-    "render": _render, "train": _train, "reproduce": _reproduce, "bench": _bench,
+    "render": _render, "train": _train, "reproduce": _reproduce, "bench": _bench, "explore": explore.run,
 }
 
 

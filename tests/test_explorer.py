@@ -1,0 +1,326 @@
+"""The explorer: its settings-to-result function against the package called directly, its picture,
+its widget driven programmatically, its command line (the page in a real browser: test_explorer_browser.py)."""
+
+import html
+import importlib.machinery
+import importlib.util
+import io
+import json
+import re
+import socket
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ncsn_toy import (
+    annealed_langevin_dynamics,
+    consistent_annealed_sampling,
+    energy_distance,
+    geometric_sigmas,
+    langevin_dynamics,
+    load_checkpoint,
+    mode_weights,
+    target,
+)
+from ncsn_toy.commands.cli import build_parser, main
+from ncsn_toy.commands.explore import NOTEBOOK, explorer_timings, format_timings
+from ncsn_toy.figures import explorer as explorer_module
+from ncsn_toy.figures.explore_core import Cancelled, ExploreSettings, Networks, explore, samplers
+from ncsn_toy.figures.explore_picture import ExplorePicture
+from ncsn_toy.figures.explorer import Explorer, explorer
+from ncsn_toy.recipes import DEFAULT_CHECKPOINTS
+from ncsn_toy.samplers import Trajectory
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = 120  # s; a run here takes well under a second: this only stops a hang
+SMALL = {"n_particles": 300, "n_frames": 6}
+
+
+def direct(s: ExploreSettings, score_fn=None):
+    """The same run, written out with the package's functions: start, sampler, reference, metrics."""
+    mixture = target(s.target)
+    score_fn = score_fn or mixture.score
+    g = torch.Generator().manual_seed(s.seed)
+    low, high = mixture.box()
+    x0 = low + (high - low) * torch.rand(s.n_particles, 2, generator=g)
+    sigmas = geometric_sigmas(s.sigma_max, s.sigma_min, s.n_levels)
+    if s.sampler == "Langevin dynamics":
+        x = langevin_dynamics(lambda x: score_fn(x, s.sigma_min), x0, s.step_size, s.n_steps, g)
+    elif s.sampler == "annealed Langevin":
+        x = annealed_langevin_dynamics(score_fn, x0, sigmas, s.step_size, s.n_steps, g, denoise=s.denoise)
+    else:
+        x = consistent_annealed_sampling(score_fn, x0, sigmas, s.step_size, g)
+    reference = mixture.sample(s.n_particles, generator=g)
+    return x, mode_weights(mixture, x), energy_distance(x, reference)
+
+
+@pytest.mark.parametrize(("sampler", "changes", "evaluations"), [
+    ("Langevin dynamics", {"step_size": 0.1, "n_steps": 200}, 200),
+    ("annealed Langevin", {"n_levels": 5, "n_steps": 20, "seed": 3}, 100),
+    ("annealed Langevin", {"n_levels": 5, "n_steps": 20, "denoise": True, "target": "four_gaussians",
+                           "sigma_max": 30.0}, 101),
+    ("consistent annealed sampling", {"n_levels": 60}, 60),
+])
+def test_explore_matches_the_package_called_directly(sampler, changes, evaluations):
+    s = ExploreSettings(sampler=sampler, **SMALL, **changes)
+    result = explore(s)
+    x, weights, distance = direct(s)
+    assert torch.equal(result.samples, x)  # bitwise: same generator, same order of draws
+    assert torch.equal(result.weights, weights)
+    assert result.max_weight_error == pytest.approx((weights - target(s.target).weights).abs().max().item())
+    assert result.energy_distance == pytest.approx(distance, rel=1e-12)
+    assert result.evaluations == evaluations == samplers()[sampler].evaluations(s)
+    assert torch.equal(result.frames[-1], x)
+    assert len(result.frames) == s.n_frames
+    assert result.steps[0] == 0
+    assert result.steps[-1] == evaluations
+    assert result.numbers().startswith(f"weights {weights[0]:.3f}/")
+    assert len(result.frame_sigmas) == len(result.frames)
+    assert result.frame_sigmas[-1] == pytest.approx(s.sigma_min)
+
+
+def test_explore_with_the_trained_network_matches_the_checkpoint_called_directly():
+    s = ExploreSettings(score="trained", n_levels=4, n_steps=10, **SMALL)
+    model = load_checkpoint(DEFAULT_CHECKPOINTS / "ncsn_two_gaussians.pt")
+    x, _weights, distance = direct(s, model)
+    result = explore(s)
+    assert torch.equal(result.samples, x)
+    assert result.energy_distance == pytest.approx(distance, rel=1e-12)
+
+
+def test_progress_reports_every_evaluation_and_can_cancel():
+    calls = []
+    explore(ExploreSettings(n_levels=3, n_steps=4, **SMALL), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 12) for i in range(1, 13)]
+
+    def stop_at_five(done, total):
+        if done == 5:
+            raise Cancelled
+    with pytest.raises(Cancelled):
+        explore(ExploreSettings(**SMALL), progress=stop_at_five)
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"target": "moon"}, "target"), ({"sampler": "gibbs"}, "sampler"), ({"score": "learned"}, "score"),
+    ({"sigma_max": -1.0}, "sigma_max"), ({"n_levels": 0}, "n_levels"), ({"step_size": float("nan")}, "step_size"),
+    ({"seed": -1}, "seed"), ({"n_frames": 1}, "n_frames"),
+])
+def test_bad_settings_are_named(changes, words):
+    with pytest.raises((ValueError, TypeError), match=words):
+        ExploreSettings(**changes)
+
+
+def test_trained_score_is_offered_only_where_a_checkpoint_exists(tmp_path):
+    assert Networks().scores("two_gaussians") == ("exact", "trained")
+    assert Networks(tmp_path).scores("two_gaussians") == ("exact",)
+    with pytest.raises(FileNotFoundError):
+        explore(ExploreSettings(score="trained", **SMALL), networks=Networks(tmp_path))
+
+
+def test_continuous_time_samplers_plug_in_from_ncsn_toy_sde(monkeypatch):
+    """A stand-in ncsn_toy.sde (the API's signatures) shows that the entries pass the settings through."""
+    calls = []
+
+    class VESDE:
+        def __init__(self, sigma_min, sigma_max):
+            self.sigma_min, self.sigma_max = sigma_min, sigma_max
+
+    def sampler(name):
+        def run(score_fn, x_t, sde, n_steps, *args, record, **kwargs):
+            calls.append((name, sde.sigma_min, sde.sigma_max, n_steps, kwargs.get("n_corrector")))
+            score_fn(x_t, sde.sigma_min)
+            frames = x_t.expand(record, *x_t.shape)
+            return Trajectory(x_t, frames, torch.arange(record), torch.arange(record))
+        return run
+
+    fake = types.ModuleType("ncsn_toy.sde")
+    fake.__spec__ = importlib.machinery.ModuleSpec("ncsn_toy.sde", None)
+    fake.VESDE = VESDE
+    for name in ("reverse_sde_sampling", "predictor_corrector_sampling", "probability_flow_sampling"):
+        setattr(fake, name, sampler(name))
+    langevin_family = {"Langevin dynamics", "annealed Langevin", "consistent annealed sampling"}
+    if importlib.util.find_spec("ncsn_toy.sde") is None:
+        assert set(samplers()) == langevin_family  # no entry for what is not there
+    monkeypatch.setitem(sys.modules, "ncsn_toy.sde", fake)
+    continuous = [label for label in samplers() if label not in langevin_family]
+    assert len(continuous) == 3
+    for label in continuous:
+        s = ExploreSettings(sampler=label, sigma_max=15.0, sigma_min=0.5, n_levels=7, n_steps=2, **SMALL)
+        result = explore(s)
+        assert result.frame_sigmas[0] == pytest.approx(15.0)  # the prior's sigma at t = 1
+        assert result.samples.std() > 5  # started from N(0, sigma_max^2 I), not the data's box
+    assert [c[1:4] for c in calls] == [(0.5, 15.0, 7)] * 3
+    assert calls[1][4] == 2  # predictor-corrector: steps per level are its corrector steps
+
+
+def test_a_frame_is_the_full_drawing_whatever_was_drawn_before():
+    result = explore(ExploreSettings(n_levels=3, n_steps=5, **SMALL))
+    picture = ExplorePicture(grid=9, resolution=40)
+    for frame in range(len(result.frames)):  # every level, so later frames are drawn over what is left
+        picture.rgb(result, frame)
+    for frame in (0, 2, len(result.frames) - 1):
+        fresh = ExplorePicture(grid=9, resolution=40).rgb(result, frame)
+        assert np.array_equal(picture.rgb(result, frame), fresh)
+    blitted = picture.rgb(result, 3)
+    for artist in picture.fig.findobj(lambda a: a.get_animated()):
+        artist.set_animated(False)
+    picture.fig.canvas.draw()  # the whole figure, the plain way
+    assert np.array_equal(np.asarray(picture.fig.canvas.buffer_rgba())[..., :3], blitted)
+    png = Image.open(io.BytesIO(ExplorePicture().png(result, 0)))
+    assert png.format == "PNG"
+    assert png.size == picture.size()
+    assert not np.array_equal(fresh, blitted)
+
+
+@pytest.fixture
+def box():
+    widget = explorer(ExploreSettings(n_levels=4, n_steps=25, **SMALL))
+    assert widget.wait(WAIT)
+    yield widget
+    widget.close()
+
+
+def without_seconds(numbers: str) -> str:
+    return numbers.rsplit(" · ", 1)[0]  # the last field is the wall time
+
+
+def test_the_first_result_is_shown_before_explorer_returns():
+    widget = explorer(ExploreSettings(**SMALL))  # no wait(): a page draws the widgets from this state
+    try:
+        assert widget.numbers.value.startswith("weights")
+        assert widget.picture.value[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        widget.close()
+
+
+def test_widget_is_built_and_shows_the_numbers_and_a_picture(box):
+    assert isinstance(box, Explorer)
+    assert box.controls["sampler"].description == "sampler"
+    assert list(box.controls["sampler"].options) == list(samplers())
+    assert box.numbers.value.startswith("weights")
+    assert without_seconds(box.numbers.value) == without_seconds(explore(box.settings()).numbers())
+    assert box.picture.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert box.frame.max == box.play.max == SMALL["n_frames"] - 1 == box.frame.value
+
+
+def test_setting_controls_changes_the_numbers_and_the_picture(box):
+    numbers, picture = box.numbers.value, box.picture.value
+    box.controls["sigma_max"].value = 2.0  # "set sigma_max to 2 and watch the weights go wrong again"
+    assert box.wait(WAIT)
+    assert box.result.settings.sigma_max == 2.0
+    assert box.numbers.value != numbers
+    assert box.picture.value != picture
+    assert without_seconds(box.numbers.value) == without_seconds(explore(box.settings()).numbers())
+    box.set(target="four_gaussians", score="trained", n_particles=200)
+    assert box.wait(WAIT)
+    assert box.result.settings.target == "four_gaussians"
+    assert box.result.settings.score == "trained"
+    assert len(box.result.weights) == 4
+    assert box.message.value == ""
+
+
+def test_scrubbing_redraws_without_resampling(box):
+    result, picture = box.result, box.picture.value
+    box.frame.value = 0
+    assert box.result is result
+    assert box.picture.value != picture
+    assert "step 0" in box.frame_label.value
+
+
+def test_choosing_a_sampler_loads_its_preset_and_greys_out_what_it_ignores(box):
+    box.controls["sampler"].value = "Langevin dynamics"
+    assert box.wait(WAIT)
+    assert box.controls["n_steps"].value == samplers()["Langevin dynamics"].preset["n_steps"]
+    assert box.controls["sigma_max"].disabled
+    assert not box.controls["step_size"].disabled
+    assert box.result.settings.sampler == "Langevin dynamics"
+    assert box.result.evaluations == box.controls["n_steps"].value
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ({"sigma_min": 30.0}, "sigma_max must be > sigma_min"),
+    ({"step_size": 10.0}, "diverged"),
+    ({"sampler": "consistent annealed sampling", "n_levels": 3}, "use more noise levels"),
+])
+def test_bad_settings_show_a_message_and_the_widget_keeps_working(box, bad, words):
+    box.set(**bad)
+    assert box.wait(WAIT)
+    assert words in html.unescape(box.message.value)
+    assert "Traceback" not in box.message.value
+    assert box.numbers.value == ""
+    box.set(sampler="annealed Langevin", sigma_min=1.0, step_size=0.1)
+    assert box.wait(WAIT)
+    assert box.numbers.value.startswith("weights")
+    assert box.message.value == ""
+
+
+def test_a_newer_request_wins(box):
+    shown = []
+    box.numbers.observe(lambda change: shown.append(change["new"]), names="value")
+    box.set(score="trained", n_particles=5000, n_steps=1000)  # 4000 network evaluations, seconds: stopped
+    box.set(score="exact", n_particles=100)
+    assert box.wait(WAIT)
+    assert box.result.settings == box.settings()
+    assert box.result.settings.n_particles == 100
+    assert len(shown) == 1  # the first run never reached the page
+
+
+def test_a_slow_run_shows_progress_and_the_page_stays_responsive(box, monkeypatch):
+    monkeypatch.setattr(explorer_module, "PROGRESS_SECONDS", 0.0)  # show the bar from the first evaluation
+    shown, fractions = [], []
+    box.progress.layout.observe(lambda change: shown.append(change["new"]), names="visibility")
+    box.progress.observe(lambda change: fractions.append(change["new"]), names="value")
+    result, picture = box.result, box.picture.value
+    box.set(score="trained", n_particles=5000, n_steps=1000)  # 4000 network evaluations: seconds
+    deadline = time.monotonic() + WAIT
+    while not fractions and time.monotonic() < deadline:  # until the run has started
+        time.sleep(0.01)
+    box.frame.value = 0  # scrubbing the last result works meanwhile
+    assert box.picture.value != picture
+    assert box.result is result
+    assert not box.wait(0.0)  # the slow run is still going
+    box.set(score="exact", n_particles=100)
+    assert box.wait(WAIT)
+    assert "visible" in shown
+    assert box.progress.layout.visibility == "hidden"
+    assert 0 < fractions[0] < 0.1
+
+
+def test_explore_command_line(capsys):
+    parser = build_parser()  # the whole command runs in test_explorer_browser.py; its parsing and checks here
+    with pytest.raises(SystemExit):
+        parser.parse_args(["explore", "--help"])
+    assert "--no-browser" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parser.parse_args(["explore", "--port", "0"])
+    assert "1..65535" in capsys.readouterr().err
+    args = parser.parse_args(["explore", "--no-browser"])
+    assert args.port is None
+    assert args.no_browser
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["explore", "--no-browser", "--port", str(busy.getsockname()[1])]) == 2
+    assert "in use" in capsys.readouterr().err
+
+
+def test_the_notebook_ships_with_the_package_without_outputs():
+    nb = json.loads(NOTEBOOK.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    assert "explorer()" in "".join(code[-1]["source"])
+    package_data = (ROOT / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
+    assert re.search(rf'^"ncsn_toy.figures" = \[[^]]*"{NOTEBOOK.name}"', package_data, re.MULTILINE)
+
+
+def test_timings_for_bench_run_and_format():
+    rows = explorer_timings(repeats=1, settings=ExploreSettings(n_levels=2, n_steps=5, **SMALL))
+    assert [r["target"] for r in rows] == [1.0, 0.1]
+    assert all(0 < r["seconds"] <= r["worst"] for r in rows)
+    assert format_timings(rows).count("| explorer ") == 2
