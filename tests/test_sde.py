@@ -335,3 +335,11 @@ def test_log_uniform_sigma_training():
             assert abs(seen.log().mean().item() - math.log(2.0)) < 4 * math.log(100) / math.sqrt(12 * len(seen))
     with pytest.raises(ValueError, match="sigma_sampling must be one of"):
         TrainConfig(sigma_sampling="uniform")
+
+
+def test_the_figures_use_the_study_settings():
+    from ncsn_toy.commands.sde_study import SETTINGS
+    from ncsn_toy.figures import sde as figures
+
+    two = SETTINGS["two_gaussians"]
+    assert (two.sigma_max, two.sigma_min, two.rho) == (figures.SIGMA_MAX, figures.SIGMA_MIN, figures.RHO)

@@ -101,7 +101,7 @@ def sde_sampler_table(models: dict[str, nn.Module], config: ReproduceConfig, ref
     """Table 5: every continuous-time sampler, exact score (:data:`SETTINGS`) and trained networks."""
     refs = refs or references(config)
     big = config.n_particles * BIAS_FACTOR
-    exact_sizes = {"heun": (5, 10, 25), "euler": (10, 25, 100), "sde": (20, 50, 200),
+    exact_sizes = {"heun": (5, 10, 25, 50), "euler": (10, 25, 100), "sde": (20, 50, 200),
                    "pc": ((10, 0.16, "geometric"), (25, 0.16, "geometric"), (100, 0.16, "geometric"))}
     net_sizes = {"heun": (10, 25), "sde": (50,), "pc": ((25, 0.16, "geometric"), (25, 0.3, "edm"))}
     rows = []
