@@ -71,10 +71,19 @@ def anneal_dsm_loss(
     return _anneal_dsm_loss(model, x, sigmas, gen)
 
 
-def _anneal_dsm_loss(model: Callable, x: torch.Tensor, sigmas: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """:func:`anneal_dsm_loss` on inputs already checked (the training loop checks them once)."""
-    levels = torch.randint(len(sigmas), (x.shape[0],), generator=gen, device=x.device)  # (n,)
-    used = sigmas[levels]  # (n,)
+def _anneal_dsm_loss(model: Callable, x: torch.Tensor, sigmas: torch.Tensor, gen: torch.Generator, *,
+                     log_uniform: bool = False) -> torch.Tensor:
+    """:func:`anneal_dsm_loss` on inputs already checked (the training loop checks them once).
+
+    ``log_uniform``: sigma drawn continuously, log-uniform on [sigmas[-1], sigmas[0]] (the VE SDE's
+    t ~ U(0, 1), Song et al. 2021), instead of one of the levels.
+    """
+    if log_uniform:
+        t = torch.rand(x.shape[0], generator=gen, dtype=x.dtype, device=x.device)  # (n,)
+        used = sigmas[-1] * (sigmas[0] / sigmas[-1]) ** t  # (n,)
+    else:
+        levels = torch.randint(len(sigmas), (x.shape[0],), generator=gen, device=x.device)  # (n,)
+        used = sigmas[levels]  # (n,)
     z = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)  # (n, d)
     score = _checks.score_output(model(x + used[:, None] * z, used), x)  # (n, d)
     return 0.5 * (used[:, None] * score + z).square().sum(dim=1).mean()

@@ -34,6 +34,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train_score_n
 OBJECTIVES = ("dsm", "ssm")
 CHECK_EVERY = 50  # steps between checks that the loss and the weights are finite (and progress-bar updates)
 SCHEDULES = ("cosine", "constant")
+SIGMA_SAMPLING = ("levels", "log_uniform")  # noise levels of the NCSN loss: its sigmas, or log-uniform between them
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class TrainConfig:
     objective: str = "dsm"  # ScoreNet only: "dsm" (denoising) or "ssm" (sliced score matching)
     sigma: float = 0.1  # ScoreNet + "dsm": the noise level of denoising score matching
     n_projections: int = 1  # ScoreNet + "ssm": random directions per sample
+    sigma_sampling: str = "levels"  # NoiseConditionalScoreNet: "levels" (one of its sigmas) or "log_uniform"
     seed: int = 0  # seeds the initial weights, the batches and the noise
     device: str = "cpu"  # where to train
 
@@ -60,6 +62,8 @@ class TrainConfig:
         _checks.positive_float(self.sigma, "sigma")
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
+        if self.sigma_sampling not in SIGMA_SAMPLING:
+            raise ValueError(f"sigma_sampling must be one of {SIGMA_SAMPLING}, got {self.sigma_sampling!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if not 0 < _checks.real_number(self.lr_final_fraction, "lr_final_fraction") <= 1:
@@ -140,7 +144,7 @@ def train_noise_conditional(
     sigmas = _checks.sigma_levels(model.sigmas).to(config.device)  # checked once, not every step
 
     def loss_fn(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return _anneal_dsm_loss(net, x, sigmas, gen)
+        return _anneal_dsm_loss(net, x, sigmas, gen, log_uniform=config.sigma_sampling == "log_uniform")
 
     return _train(mixture, config, model, loss_fn, progress, callback, "NoiseConditionalScoreNet")
 

@@ -1,0 +1,282 @@
+"""Tables of ``reproduce`` for the score SDEs (:mod:`ncsn_toy.sde`): samplers, likelihoods, networks.
+
+5. **Continuous-time samplers**: max weight error, energy distance, within-mode std, score evaluations
+   and seconds for the reverse SDE, predictor-corrector and the probability-flow ODE (Euler, Heun),
+   with the exact score and with the trained networks, from the prior; plus the same weight error
+   measured once on 40x the particles (its bias, without most of the sampling noise), and a scan of
+   the ODE's settings (sigma_max, rho) at 19 evaluations.
+6. **ODE log-likelihood** against ``log_prob(x, sigma_min)``: mean signed and mean absolute gap (nats),
+   with the prior and with the exact p_{sigma_max} in its place (the discretisation alone), against
+   the number of steps, and -KL(p_{sigma_max} || prior), the prior's expected share.
+7. **The networks between their levels**: relative score error on a fine sigma grid.
+8. **Continuous sigma in training** (log-uniform, Song et al. 2021), over the networks' range and a
+   wide one: does it help the continuous-time samplers?
+
+References: Song et al., ICLR 2021; Karras et al., NeurIPS 2022 (EDM).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..metrics import mode_statistics, relative_score_error
+from ..mixtures import GaussianMixture
+from ..networks import NoiseConditionalScoreNet
+from ..noise_levels import geometric_sigmas
+from ..recipes import RECIPES
+from ..sde import (
+    VESDE,
+    ode_log_likelihood,
+    predictor_corrector_sampling,
+    probability_flow_sampling,
+    reverse_sde_sampling,
+    score_evaluations,
+)
+from ..targets import target
+from ..training import seeded_init, train_noise_conditional
+from .measure import QUICK, ReproduceConfig, max_weight_error, measure, references
+from .report import markdown_table, mean_std
+
+__all__ = ["Settings", "SETTINGS", "sde_sampler_table", "settings_scan", "likelihood_table", "between_levels_table",
+           "continuous_table", "format_sde_tables"]
+
+NETS = {"two_gaussians": "ncsn_two_gaussians", "four_gaussians": "ncsn_four_gaussians"}
+BIAS_FACTOR = 40  # the bias column runs once on this many times config.n_particles (200,000 at full size)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The VE SDE and grid used with the exact score, per mixture (chosen with :func:`settings_scan`)."""
+
+    sigma_max: float  # the prior N(0, sigma_max^2 I); its mean 0 vs the data's biases weights by ~0.4 |E x| / sigma_max
+    sigma_min: float  # where sampling ends: within-mode std sqrt(1 + sigma_min^2) = 1.02
+    rho: float  # EDM's grid exponent for the probability flow
+
+    def sde(self) -> VESDE:
+        return VESDE(self.sigma_min, self.sigma_max)
+
+
+SETTINGS = {"two_gaussians": Settings(800.0, 0.2, 6.0), "four_gaussians": Settings(500.0, 0.2, 10.0)}
+Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _samplers(score: Callable, sde: VESDE, rho: float, sizes: dict) -> list[tuple[str, Run, int]]:
+    """(label, run, evaluations) for every sampler family at the budgets of ``sizes``."""
+    rows = []
+    for n in sizes.get("heun", ()):
+        rows.append((f"probability flow, Heun, {n} steps (EDM grid, rho={rho:g})",
+                     lambda x, g, n=n: probability_flow_sampling(score, x, sde, n, rho=rho),
+                     score_evaluations("probability_flow", n)))
+    for n in sizes.get("euler", ()):
+        rows.append((f"probability flow, Euler, {n} steps (EDM grid, rho={rho:g})",
+                     lambda x, g, n=n: probability_flow_sampling(score, x, sde, n, "euler", rho=rho), n))
+    for n in sizes.get("sde", ()):
+        rows.append((f"reverse SDE, {n} steps (geometric grid)",
+                     lambda x, g, n=n: reverse_sde_sampling(score, x, sde, n, g), n))
+    for n, snr, grid in sizes.get("pc", ()):
+        rows.append((f"predictor-corrector, {n} steps, 1 corrector, snr={snr:g} ({grid} grid)",
+                     lambda x, g, n=n, snr=snr, grid=grid: predictor_corrector_sampling(score, x, sde, n, snr, 1, g,
+                                                                                         grid=grid), 2 * n))
+    return rows
+
+
+def _bias(run: Run | None, mixture: GaussianMixture, sde: VESDE, n: int) -> dict:
+    """One run on ``n`` particles: weight error and spreads with little sampling noise."""
+    g = torch.Generator().manual_seed(77)
+    x = mixture.sample(n, generator=g) if run is None else run(sde.prior_sample(n, mixture.dim, g), g)
+    stats = mode_statistics(mixture, x)
+    return {"bias_max_weight_error": (stats.weights - mixture.weights).abs().max().item(),
+            "bias_std_min": stats.stds.min().item(), "bias_std_max": stats.stds.max().item(), "bias_particles": n}
+
+
+def sde_sampler_table(models: dict[str, nn.Module], config: ReproduceConfig, refs: dict | None = None,
+                      between: Callable[[], object] = lambda: None) -> list[dict]:
+    """Table 5: every continuous-time sampler, exact score (:data:`SETTINGS`) and trained networks."""
+    refs = refs or references(config)
+    big = config.n_particles * BIAS_FACTOR
+    exact_sizes = {"heun": (5, 10, 25, 50), "euler": (10, 25, 100), "sde": (20, 50, 200),
+                   "pc": ((10, 0.16, "geometric"), (25, 0.16, "geometric"), (100, 0.16, "geometric"))}
+    net_sizes = {"heun": (10, 25), "sde": (50,), "pc": ((25, 0.16, "geometric"), (25, 0.3, "edm"))}
+    rows = []
+    for name, settings in SETTINGS.items():
+        mixture, model = target(name), models[NETS[name]]
+        net_sde = VESDE(settings.sigma_min, model.sigmas[0].item())
+        groups = [("exact i.i.d.", settings.sde(), [("exact i.i.d. samples", None, 0)]),
+                  (f"exact score, sigma {settings.sigma_max:g} -> {settings.sigma_min:g}", settings.sde(),
+                   _samplers(mixture.score, settings.sde(), settings.rho, exact_sizes)),
+                  (f"exact score, sigma {net_sde.sigma_max:g} -> {net_sde.sigma_min:g}", net_sde,
+                   _samplers(mixture.score, net_sde, 7.0, {"heun": (25,)})),
+                  (f"trained {NETS[name]}, sigma {net_sde.sigma_max:g} -> {net_sde.sigma_min:g}", net_sde,
+                   _samplers(model, net_sde, 7.0, net_sizes))]
+        for score, sde, samplers in groups:
+            for label, run, evaluations in samplers:
+                between()
+                start = lambda m, n, g, sde=sde: sde.prior_sample(n, m.dim, g)  # noqa: E731
+                numbers = measure(run, mixture, refs[name], config, start)
+                rows.append({"mixture": name, "score": score, "sampler": label, "evaluations": evaluations,
+                             "max_weight_error": max_weight_error(numbers["weights"], mixture), **numbers,
+                             **_bias(run, mixture, sde, big)})
+    return rows
+
+
+def settings_scan(config: ReproduceConfig) -> list[dict]:
+    """Heun with 10 steps (19 evaluations), exact score: weight bias and spreads against sigma_max and rho."""
+    rows = []
+    for name, settings in SETTINGS.items():
+        mixture = target(name)
+        for sigma_max in (RECIPES[NETS[name]].sigma_max, 100.0, 300.0, settings.sigma_max, 1200.0):
+            sde = VESDE(settings.sigma_min, sigma_max)
+            for rho in (5.0, 6.0, 7.0, 10.0, 13.0):
+                run = lambda x, g, sde=sde, rho=rho, p=mixture: probability_flow_sampling(  # noqa: E731
+                    p.score, x, sde, 10, rho=rho)
+                rows.append({"mixture": name, "sigma_max": sigma_max, "rho": rho,
+                             **_bias(run, mixture, sde, config.n_particles * BIAS_FACTOR)})
+    return rows
+
+
+def _kl_to_prior(mixture: GaussianMixture, sde: VESDE, n: int) -> float:
+    """KL(p_{sigma_max} || prior) by Monte Carlo with ``n`` draws of p_{sigma_max}."""
+    g = torch.Generator().manual_seed(5)
+    y = mixture.sample(n, generator=g).double()
+    y = y + sde.sigma_max * torch.randn(y.shape, generator=g, dtype=y.dtype)
+    return (mixture.log_prob(y, sde.sigma_max) - sde.prior_log_prob(y)).mean().item()
+
+
+def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> list[dict]:
+    """Table 6: the ODE log-likelihood against log p_{sigma_min}(x), x ~ p_{sigma_min}."""
+    n, rows = min(config.n_particles, 2000), []
+    steps = (16, 32, 64, 128, 256) if not config.quick else (16, 64)
+    for name, settings in SETTINGS.items():
+        mixture, model = target(name), models[NETS[name]]
+        g = torch.Generator().manual_seed(3)
+        x = mixture.sample(n, generator=g) + settings.sigma_min * torch.randn(n, mixture.dim, generator=g)
+        exact = mixture.log_prob(x, settings.sigma_min)
+        net_sde = VESDE(settings.sigma_min, model.sigmas[0].item())
+        cases = [("exact score", mixture.score, settings.sde(), k, False) for k in steps]
+        cases += [("exact score, Hutchinson", mixture.score, settings.sde(), steps[-2], True),
+                  ("exact score", mixture.score, net_sde, steps[-2], False),
+                  (f"trained {NETS[name]}", model, net_sde, steps[-2], False)]
+        for label, score, sde, k, hutchinson in cases:
+            begin = time.perf_counter()
+            ll = ode_log_likelihood(score, x, sde, k, hutchinson=hutchinson, generator=torch.Generator().manual_seed(4))
+            seconds = time.perf_counter() - begin
+            exact_prior = ode_log_likelihood(score, x, sde, k, hutchinson=hutchinson, generator=torch.Generator(
+                ).manual_seed(4), prior=lambda y, sde=sde, p=mixture: p.log_prob(y, sde.sigma_max))
+            rows.append({"mixture": name, "score": label, "sigma_max": sde.sigma_max, "steps": k,
+                         "evaluations": score_evaluations("ode_log_likelihood", k), "hutchinson": hutchinson,
+                         "signed_gap": (ll - exact).mean().item(), "absolute_gap": (ll - exact).abs().mean().item(),
+                         "signed_gap_exact_prior": (exact_prior - exact).mean().item(),
+                         "absolute_gap_exact_prior": (exact_prior - exact).abs().mean().item(),
+                         "minus_kl": -_kl_to_prior(mixture, sde, 50 * n), "points": n, "seconds": seconds})
+    return rows
+
+
+def between_levels_table(models: dict[str, nn.Module], config: ReproduceConfig) -> list[dict]:
+    """Table 7: each trained network's relative score error at its levels, between them and beyond."""
+    rows = []
+    for name in NETS.values():
+        model = models[name]
+        mixture, levels = target(model.metadata["mixture_name"]), model.sigmas.double().log()
+        grid = torch.cat([levels, (levels[1:] + levels[:-1]) / 2]).exp().sort(descending=True).values.tolist()
+        outside = [levels[0].exp().item() * 2, levels[0].exp().item() * 1.25, levels[-1].exp().item() * 0.75]
+        for kind, sigmas in (("level", grid[::2]), ("between", grid[1::2]), ("outside", outside)):
+            for sigma in sigmas:
+                err = relative_score_error(lambda x, s=sigma, m=model: m(x, s), mixture, sigma, config.n_score_points,
+                                           generator=torch.Generator().manual_seed(7))
+                rows.append({"model": name, "sigma": sigma, "where": kind, **err._asdict()})
+    return rows
+
+
+def continuous_table(config: ReproduceConfig, refs: dict | None = None) -> list[dict]:
+    """Table 8: levels against log-uniform sigma in training, over the recipe's range and a wide one
+    (sigma_max of :data:`SETTINGS`, with EDM's input scaling c_in, ``data_std`` = the data's spread)."""
+    refs, rows = refs or references(config), []
+    for name, settings in list(SETTINGS.items())[: 1 if config.quick else None]:  # quick: two modes only
+        recipe, mixture = RECIPES[NETS[name]], target(name)
+        spread = math.sqrt(mixture.covariances.diagonal(dim1=1, dim2=2).mean().item() + (
+            mixture.means - mixture.weights @ mixture.means).square().sum(1).mul(mixture.weights).sum().item() / 2)
+        steps = recipe.train.steps if config.sigma_study_steps is None else config.sigma_study_steps
+        for sigma_max, options in ((recipe.sigma_max, {}), (settings.sigma_max, {"data_std": round(spread, 2)})):
+            for sampling in ("levels", "log_uniform"):
+                train = dataclasses.replace(recipe.train, steps=steps, sigma_sampling=sampling)
+                sigmas = geometric_sigmas(sigma_max, recipe.sigma_min, recipe.n_levels)
+                model = seeded_init(train.seed, lambda s=sigmas, o=options, r=recipe: NoiseConditionalScoreNet(
+                    sigmas=s, **r.network, **o))
+                model = train_noise_conditional(mixture, train, model, progress=False).model
+                fine = torch.logspace(math.log10(recipe.sigma_min), math.log10(sigma_max), 12).tolist()
+                errors = [relative_score_error(lambda x, s=s, m=model: m(x, s), mixture, s, config.n_score_points,
+                                               generator=torch.Generator().manual_seed(7)).overall for s in fine]
+                sde = VESDE(recipe.sigma_min, sigma_max)
+                for label, run, evaluations in _samplers(model, sde, settings.rho if options else 7.0, {"heun": (25,)}):
+                    numbers = measure(run, mixture, refs[name], config, lambda m, n, g, sde=sde: sde.prior_sample(
+                        n, m.dim, g))
+                    rows.append({"mixture": name, "sigma_max": sigma_max, "sampling": sampling, "options": options,
+                                 "steps": steps, "max_score_error": max(errors), "score_error_at_sigma_min": errors[0],
+                                 "sampler": label, "evaluations": evaluations,
+                                 "max_weight_error": max_weight_error(numbers["weights"], mixture), **numbers})
+    return rows
+
+
+def _stds(r: dict) -> str:
+    return f"{sum(r['std_min']) / len(r['std_min']):.3f}–{sum(r['std_max']) / len(r['std_max']):.3f}"
+
+
+def _modes(name: str) -> str:
+    return {"two_gaussians": "2 modes", "four_gaussians": "4 modes"}[name]
+
+
+def format_sde_tables(result: dict) -> str:
+    """Tables 5-8 of a ``reproduce`` result (the keys this module writes), as Markdown."""
+    quick = QUICK if result.get("config", {}).get("quick") else ""
+    parts = []
+    if "sde_samplers" in result:
+        parts.append(f"### Continuous-time samplers, from the prior{quick}\n\n" + markdown_table(
+            ["mixture", "score", "sampler", "score evaluations", "max weight error", f"weight bias ({BIAS_FACTOR}x "
+             "particles)", "within-mode std", "energy distance to exact samples", "seconds"],
+            [[_modes(r["mixture"]), r["score"], r["sampler"], r["evaluations"], f"{r['max_weight_error']:.4f}",
+              f"{r['bias_max_weight_error']:.4f}", _stds(r), mean_std(r["distance"], 4), mean_std(r["seconds"], 2)]
+             for r in result["sde_samplers"]]))
+    if "sde_settings" in result:
+        parts.append(f"### Probability flow, Heun, 10 steps (19 evaluations): sigma_max and rho{quick}\n\n" +
+                     markdown_table(["mixture", "sigma_max", "rho", "max weight error (one large run)",
+                                     "within-mode std"],
+                                    [[_modes(r["mixture"]), f"{r['sigma_max']:g}", f"{r['rho']:g}",
+                                      f"{r['bias_max_weight_error']:.4f}",
+                                      f"{r['bias_std_min']:.3f}–{r['bias_std_max']:.3f}"]
+                                     for r in result["sde_settings"]]))
+    if "sde_likelihood" in result:
+        parts.append(f"### ODE log-likelihood against log p_sigma_min(x) (nats){quick}\n\n" + markdown_table(
+            ["mixture", "score", "sigma_max", "Heun steps", "score evaluations", "mean signed gap", "mean |gap|",
+             "mean signed gap, exact p_sigma_max", "mean |gap|, exact p_sigma_max", "-KL(p_sigma_max || prior)",
+             "seconds"],
+            [[_modes(r["mixture"]), r["score"], f"{r['sigma_max']:g}", r["steps"], r["evaluations"],
+              f"{r['signed_gap']:+.4f}", f"{r['absolute_gap']:.4f}", f"{r['signed_gap_exact_prior']:+.4f}",
+              f"{r['absolute_gap_exact_prior']:.4f}", f"{r['minus_kl']:+.4f}", f"{r['seconds']:.1f}"]
+             for r in result["sde_likelihood"]]))
+    if "sde_between_levels" in result:
+        summary = []
+        for model in dict.fromkeys(r["model"] for r in result["sde_between_levels"]):
+            for where in ("level", "between", "outside"):
+                rs = [r for r in result["sde_between_levels"] if r["model"] == model and r["where"] == where]
+                worst = max(rs, key=lambda r: r["overall"])
+                summary.append([model, where, len(rs), f"{worst['overall']:.4f} (sigma {worst['sigma']:.3g})",
+                                ", ".join(f"{r['sigma']:.3g}: {r['overall']:.4f}" for r in rs[-3:])])
+        parts.append(f"### Trained networks at, between and beyond their 15 levels{quick}\n\n" + markdown_table(
+            ["model", "sigmas", "how many", "worst relative score error", "the smallest three"], summary))
+    if "sde_continuous" in result:
+        parts.append(f"### Levels or log-uniform sigma in training{quick}\n\n" + markdown_table(
+            ["mixture", "trained sigma range", "sigma drawn", "Adam steps", "max relative score error",
+             "at sigma_min", "sampler (from the prior at its sigma_max)", "score evaluations", "max weight error",
+             "within-mode std", "energy distance"],
+            [[_modes(r["mixture"]), f"0.2–{r['sigma_max']:g}" + (" (c_in)" if r["options"] else ""),
+              r["sampling"], r["steps"], f"{r['max_score_error']:.4f}", f"{r['score_error_at_sigma_min']:.4f}",
+              r["sampler"], r["evaluations"], f"{r['max_weight_error']:.4f}", _stds(r), mean_std(r["distance"], 4)]
+             for r in result["sde_continuous"]]))
+    return "\n\n".join(parts) + "\n"

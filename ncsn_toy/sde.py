@@ -1,0 +1,300 @@
+"""Score SDEs: NCSN as the variance-exploding (VE) SDE, its reverse-time samplers, exact ODE likelihoods.
+
+NCSN's levels become a continuum sigma(t) = sigma_min (sigma_max / sigma_min)^t (Song et al. 2021, Eq. 9),
+p_sigma = p * N(0, sigma^2 I); time only reparametrises sigma, so all is written in sigma (grid s_i):
+- reverse SDE, "reverse diffusion" step (Eqs. 6, 47): x <- x + (s_i^2 - s_{i+1}^2) s + sqrt(s_i^2 - s_{i+1}^2) z;
+- predictor-corrector (Algorithms 4, 5): then Langevin x <- x + eps s + sqrt(2 eps) z, eps = 2 (snr |z| / |s|)^2;
+- probability-flow ODE (Eq. 13; Karras et al. 2022 (EDM), Eq. 4) dx/dsigma = -sigma s, Euler or EDM's Heun
+  (Algorithm 1) on EDM's grid (Eq. 5, rho = 7);
+- instantaneous change of variables (Eq. 39; Chen et al. 2018): d log p_sigma(x(sigma)) / dsigma = sigma div s,
+  with the prior N(0, sigma_max^2 I) standing in for p_{sigma_max}: on average -KL(p_{sigma_max} || prior) off.
+Samplers run under ``no_grad``, never modify ``x_T``, check the score's shape at every evaluation, raise
+:class:`SamplerDivergedError` naming the step and sigma on non-finite values; :func:`score_evaluations`
+gives a call's cost (Heun: 2 evaluations per step but the last).
+
+References: Y. Song, J. Sohl-Dickstein, D. P. Kingma, A. Kumar, S. Ermon, B. Poole, "Score-Based Generative
+Modeling through Stochastic Differential Equations", ICLR 2021; T. Karras, M. Aittala, T. Aila, S. Laine,
+"Elucidating the Design Space of Diffusion-Based Generative Models", NeurIPS 2022; R. T. Q. Chen et al.,
+"Neural Ordinary Differential Equations", NeurIPS 2018; M. F. Hutchinson, 1989 (trace estimator).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from . import _checks
+from .samplers import SamplerDivergedError, Trajectory
+
+__all__ = ["VESDE", "reverse_sde_sampling", "predictor_corrector_sampling", "probability_flow_sampling",
+           "ode_log_likelihood", "score_evaluations", "GRIDS", "METHODS"]
+
+GRIDS = ("geometric", "edm")  # sigma(t) at uniform t (Song et al.), or EDM's rho grid (Karras et al.)
+METHODS = ("heun", "euler")  # probability-flow ODE solvers
+ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class VESDE:
+    """The VE SDE dx = sqrt(d sigma^2(t) / dt) dw, sigma(t) = sigma_min (sigma_max / sigma_min)^t, t in [0, 1]."""
+
+    sigma_min: float  # the smallest noise level, where sampling ends (p_{sigma_min} ~ the data)
+    sigma_max: float  # the largest, where the prior N(0, sigma_max^2 I) stands in for p_{sigma_max}
+
+    def __post_init__(self) -> None:
+        low = _checks.positive_float(self.sigma_min, "sigma_min")
+        high = _checks.noise_level(self.sigma_max, "sigma_max")
+        if not high > low:
+            raise ValueError(f"sigma_max must be > sigma_min, got sigma_max={high} <= sigma_min={low}")
+        object.__setattr__(self, "sigma_min", low)  # plain floats (the fields may be given as ints or tensors)
+        object.__setattr__(self, "sigma_max", high)
+
+    def sigma(self, t: float | torch.Tensor) -> float | torch.Tensor:  # t in [0, 1], a float or a tensor
+        return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
+
+    def prior_sample(self, n: int, d: int, generator: torch.Generator | None = None, *,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``(n, d)`` draws of the prior N(0, sigma_max^2 I)."""
+        shape = (_checks.positive_int(n, "n"), _checks.positive_int(d, "d"))
+        return self.sigma_max * torch.randn(shape, generator=_checks.default_generator(generator), dtype=dtype)
+
+    def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` log N(x; 0, sigma_max^2 I)."""
+        x, var = _checks.points(x, None), self.sigma_max**2
+        return -0.5 * x.square().sum(dim=1) / var - 0.5 * x.shape[1] * math.log(2 * math.pi * var)
+
+    def grid(self, n_steps: int, kind: str = "edm", *, rho: float = 7.0) -> list[float]:
+        """``n_steps + 1`` noise levels, sigma_max down to sigma_min: ``"edm"`` (Karras et al. 2022, Eq. 5:
+        dense at small sigma), or ``"geometric"``, sigma(t) at t = 1 - i / n_steps (NCSN's levels)."""
+        n_steps = _checks.positive_int(n_steps, "n_steps")
+        if kind not in GRIDS:
+            raise ValueError(f"grid must be one of {GRIDS}, got {kind!r}")
+        steps = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps  # (N + 1,) in [0, 1]
+        if kind == "geometric":
+            sigmas = self.sigma(1 - steps)
+        else:
+            rho = _checks.positive_float(rho, "rho")
+            high, low = self.sigma_max ** (1 / rho), self.sigma_min ** (1 / rho)
+            sigmas = (high + steps * (low - high)) ** rho
+        sigmas[0], sigmas[-1] = self.sigma_max, self.sigma_min
+        return sigmas.tolist()
+
+
+def score_evaluations(sampler: str, n_steps: int, *, n_corrector: int = 1, method: str = "heun",
+                      denoise: bool = False) -> int:
+    """Score evaluations per particle of one call: ``sampler`` is ``"reverse_sde"``, ``"predictor_corrector"``,
+    ``"probability_flow"`` or ``"ode_log_likelihood"`` (whose evaluations cost d backward passes more)."""
+    steps = _checks.positive_int(n_steps, "n_steps") + _flag(denoise, "denoise")
+    costs = {"reverse_sde": lambda: steps,
+             "predictor_corrector": lambda: steps + n_steps * _nonnegative_int(n_corrector, "n_corrector"),
+             "probability_flow": lambda: 2 * steps - 1 if _method(method) == "heun" else steps,
+             "ode_log_likelihood": lambda: 2 * n_steps if _method(method) == "heun" else n_steps}
+    if sampler not in costs:
+        raise ValueError(f"sampler must be one of {sorted(costs)}, got {sampler!r}")
+    return costs[sampler]()
+
+
+def reverse_sde_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, n_steps: int,  # noqa: N803
+                         generator: torch.Generator | None = None, *, grid: str = "geometric", rho: float = 7.0,
+                         denoise: bool = False, record: int | Sequence[int] | None = None,
+                         progress: bool = False) -> torch.Tensor | Trajectory:
+    """Euler-Maruyama on the reverse-time VE SDE (Song et al. 2021, Eq. 6; the reverse-diffusion step, Eq. 47).
+
+    ``n_steps`` steps x <- x + (s_i^2 - s_{i+1}^2) s(x, s_i) + sqrt(s_i^2 - s_{i+1}^2) z over
+    ``sde.grid(n_steps, grid, rho=rho)`` (default: NCSN's geometric levels), ending at sigma_min;
+    ``denoise`` adds Tweedie's x + sigma_min^2 s(x, sigma_min). ``record``, ``progress`` as for
+    :func:`ncsn_toy.annealed_langevin_dynamics` (``levels`` index the grid, sigma = 0 after it).
+    """
+    return predictor_corrector_sampling(score_fn, x_T, sde, n_steps, 1.0, 0, generator, grid=grid, rho=rho,
+                                        denoise=denoise, record=record, progress=progress)
+
+
+def predictor_corrector_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, n_steps: int,  # noqa: N803
+                                 snr: float = 0.16, n_corrector: int = 1, generator: torch.Generator | None = None,
+                                 *, grid: str = "geometric", rho: float = 7.0, denoise: bool = False,
+                                 record: int | Sequence[int] | None = None,
+                                 progress: bool = False) -> torch.Tensor | Trajectory:
+    """Predictor-corrector sampling for the VE SDE (Song et al. 2021, Algorithms 4 and 5).
+
+    Each of ``n_steps`` steps: the reverse-diffusion predictor from s_i to s_{i+1}, then ``n_corrector``
+    Langevin steps x <- x + eps g + sqrt(2 eps) z, g = s(x, s_{i+1}), eps = 2 (snr ||z|| / ||g||)^2 with
+    the norms averaged over the batch as in the authors' code (so one particle's step depends on the
+    batch); ``n_corrector=0`` is :func:`reverse_sde_sampling`, whose options these are (every update
+    is a recorded step).
+    """
+    snr, n_corrector = _checks.positive_float(snr, "snr"), _nonnegative_int(n_corrector, "n_corrector")
+    name = "predictor-corrector" if n_corrector else "reverse SDE"
+    sigmas = _sigmas(sde, n_steps, grid, rho, denoise)
+    run = _Run(name, score_fn, x_T, "x_T", sigmas, n_steps * (1 + n_corrector) + denoise, record, progress)
+    gen = _checks.default_generator(generator, run.x.device)
+    x, noise = run.x, torch.empty_like(run.x)  # (n, d) each; x is a private copy of x_T
+    with torch.no_grad(), run.bar:
+        for i in range(n_steps):
+            variance = sigmas[i] ** 2 - sigmas[i + 1] ** 2
+            score = run.score(x, sigmas[i])
+            torch.randn(x.shape, generator=gen, out=noise)
+            run.step(x.add_(score, alpha=variance).add_(noise, alpha=math.sqrt(variance)), i, "the predictor")
+            for _ in range(n_corrector):
+                torch.randn(x.shape, generator=gen, out=noise)
+                score = run.score(x, sigmas[i + 1])
+                norm = score.norm(dim=1).mean().item()  # batch means of ||s|| and ||z||
+                if not norm > 0:
+                    raise SamplerDivergedError(run.where(i, "a corrector step") + ": the score is zero or not "
+                                               "finite, so the step 2 (snr ||z|| / ||s||)^2 is undefined")
+                eps = 2 * (snr * noise.norm(dim=1).mean().item() / norm) ** 2
+                run.step(x.add_(score, alpha=eps).add_(noise, alpha=math.sqrt(2 * eps)), i, "a corrector step")
+        if denoise:
+            run.step(x.add_(run.score(x, sigmas[-2]), alpha=sigmas[-2] ** 2), n_steps, "the denoising step")
+    return run.result()
+
+
+def probability_flow_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, n_steps: int,  # noqa: N803
+                              method: str = "heun", *, grid: str = "edm", rho: float = 7.0, denoise: bool = False,
+                              record: int | Sequence[int] | None = None,
+                              progress: bool = False) -> torch.Tensor | Trajectory:
+    """The probability-flow ODE dx/dsigma = -sigma s(x, sigma) (Song et al. 2021, Eq. 13; EDM Eq. 4).
+
+    ``n_steps`` steps over ``sde.grid(n_steps, grid, rho=rho)`` (default EDM's), and with ``denoise``
+    one more to sigma = 0 (that Euler step is Tweedie's x + sigma_min^2 s). ``"euler"``: x <- x + h d,
+    d = -s_i s(x, s_i), h = s_{i+1} - s_i; ``"heun"`` (EDM Algorithm 1): then the trapezoid
+    x <- x + h (d + d') / 2 with d' the slope at the Euler point, on every step but the last.
+    Deterministic; ``record``, ``progress`` as for :func:`reverse_sde_sampling`.
+    """
+    heun, sigmas = _method(method) == "heun", _sigmas(sde, n_steps, grid, rho, denoise)
+    steps = len(sigmas) - 1
+    run = _Run(f"probability flow ({method})", score_fn, x_T, "x_T", sigmas, steps, record, progress)
+    x = run.x
+    with torch.no_grad(), run.bar:
+        for i in range(steps):
+            high, low = sigmas[i], sigmas[i + 1]
+            slope = run.score(x, high).mul_(-high)  # (n, d) dx/dsigma at (x, s_i)
+            end = x + (low - high) * slope
+            if heun and i < steps - 1:
+                run.check(end, i, "the Euler point")
+                slope.add_(run.score(end, low), alpha=-low).mul_(0.5)  # mean of the two slopes
+                end = x + (low - high) * slope
+            run.step(x.copy_(end), i, "the update")
+    return run.result()
+
+
+def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE, n_steps: int, *, method: str = "heun",
+                       hutchinson: bool = False, generator: torch.Generator | None = None, rho: float = 7.0,
+                       prior: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """log p_{sigma_min}(x), ``(n,)``, through the probability-flow ODE (Song et al. 2021, Eq. 39).
+
+    Integrates dx/dsigma = -sigma s and d delta/dsigma = sigma div s(x, sigma) up from sigma_min to
+    sigma_max on EDM's grid (Heun on every step, i.e. the trapezoid rule; or Euler) and returns
+    ``prior(x(sigma_max)) - delta``; ``prior`` defaults to ``sde.prior_log_prob`` (pass the exact
+    log p_{sigma_max} to take the prior's mismatch out). The divergence is exact (autograd, one
+    backward pass per dimension) or, with ``hutchinson``, the unbiased v^T (ds/dx) v with a fresh
+    Rademacher v per evaluation from ``generator``. ``score_fn`` must be differentiable in x.
+    """
+    heun, hutchinson = _method(method) == "heun", _flag(hutchinson, "hutchinson")
+    sigmas = _sigmas(sde, n_steps, "edm", rho)[::-1]  # increasing
+    run = _Run("ODE log-likelihood", score_fn, x, "x", sigmas, n_steps, None, False)
+    gen = _checks.default_generator(generator, run.x.device) if hutchinson else None
+    y, delta = run.x, torch.zeros(len(run.x), dtype=run.x.dtype, device=run.x.device)  # (n, d), (n,)
+
+    def field(point: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(-sigma s, sigma div s) at ``point``: (n, d), (n,)."""
+        with torch.enable_grad():
+            z = point.detach().requires_grad_(True)
+            s = run.score(z, sigma)  # (n, d)
+            if not s.requires_grad:
+                raise ValueError("ode_log_likelihood needs a score function differentiable in x through autograd")
+            if hutchinson:
+                v = torch.randint(0, 2, z.shape, generator=gen, device=z.device).to(z.dtype).mul_(2).sub_(1)
+                div = (torch.autograd.grad((s * v).sum(), z)[0] * v).sum(dim=1)  # (n,); E_v v^T J v = tr J
+            else:
+                d = z.shape[1]
+                div = sum(torch.autograd.grad(s[:, j].sum(), z, retain_graph=j < d - 1)[0][:, j] for j in range(d))
+        return -sigma * s.detach(), sigma * div.detach()
+
+    for i in range(n_steps):
+        h = sigmas[i + 1] - sigmas[i]
+        dx, dd = field(y, sigmas[i])
+        if heun:
+            run.check(y + h * dx, i, "the Euler point")
+            dx2, dd2 = field(y + h * dx, sigmas[i + 1])
+            dx, dd = (dx + dx2) / 2, (dd + dd2) / 2
+        y, delta = y + h * dx, delta + h * dd
+        run.check(torch.cat([y, delta[:, None]], dim=1), i, "the update")
+    log_prior = (sde.prior_log_prob if prior is None else prior)(y)  # (n,)
+    return _checks.score_output(log_prior, delta, "prior").detach() - delta
+
+
+# ---------------------------------------------------------------------------- shared machinery
+def _nonnegative_int(value: object, name: str) -> int:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value <= 0:
+        if value < 0:
+            raise ValueError(f"{name} must be a non-negative integer (>= 0), got {value}")
+        return 0
+    return _checks.positive_int(value, name)
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def _method(method: object) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return str(method)
+
+
+def _sigmas(sde: object, n_steps: object, grid: object, rho: object, denoise: object = False) -> list[float]:
+    """The grid from sigma_max down to sigma_min, then 0 for a denoising step."""
+    if not isinstance(sde, VESDE):
+        raise TypeError(f"sde must be a VESDE, got {type(sde).__name__}")
+    return [*sde.grid(n_steps, grid, rho=rho), *([0.0] if _flag(denoise, "denoise") else [])]
+
+
+class _Run:
+    """One call: a private copy of the points, checked score calls, divergence checks, frames, progress."""
+
+    def __init__(self, name: str, score_fn: object, x: object, arg: str, sigmas: list[float], updates: int,
+                 record: int | Sequence[int] | None, progress: bool) -> None:
+        if not callable(score_fn):
+            raise TypeError(f"score_fn must be callable as score_fn(x, sigma), got {type(score_fn).__name__}")
+        self.name, self.score_fn, self.sigmas = name, score_fn, sigmas  # the grid, with 0 after a denoising step
+        self.x = _checks.points(x, None, arg).detach().clone()  # (n, d): never aliases the caller's tensor
+        self.keep, self.record, self.done = _checks.record_steps(record, updates), record is not None, 0
+        self.frames, self.steps, self.levels = [], [], []  # the recorded copies, their steps and grid levels
+        self.bar = tqdm(total=updates, desc=name, disable=not _flag(progress, "progress"), leave=False)
+        self._snapshot(0)
+
+    def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return _checks.score_output(self.score_fn(x, sigma), x)  # every evaluation: a shape compare is free
+
+    def where(self, i: int, what: str) -> str:
+        return (f"{self.name} diverged (non-finite values) at {what} of step {i + 1}/{len(self.sigmas) - 1} "
+                f"(sigma={self.sigmas[i]:.4g} -> {self.sigmas[i + 1]:.4g})")
+
+    def check(self, x: torch.Tensor, i: int, what: str) -> None:
+        if not _checks.all_finite(x):
+            raise SamplerDivergedError(self.where(i, what) + "; check the score function or use more steps")
+
+    def step(self, x: torch.Tensor, i: int, what: str) -> None:
+        """After an update in step ``i``: check ``x``, count it, keep a frame at grid level i + 1."""
+        self.check(x, i, what)
+        self.done += 1
+        self.bar.update()
+        self._snapshot(i + 1)
+
+    def _snapshot(self, level: int) -> None:
+        if self.done in self.keep:
+            self.frames.append(self.x.to("cpu", copy=True))
+            self.steps.append(self.done)
+            self.levels.append(level)
+
+    def result(self) -> torch.Tensor | Trajectory:
+        if not self.record:
+            return self.x
+        return Trajectory(self.x, torch.stack(self.frames), torch.tensor(self.steps), torch.tensor(self.levels))
