@@ -18,6 +18,13 @@ from .samplers import (
     consistent_annealed_sampling,
     langevin_dynamics,
 )
+from .sde import (
+    VESDE,
+    ode_log_likelihood,
+    predictor_corrector_sampling,
+    probability_flow_sampling,
+    reverse_sde_sampling,
+)
 from .targets import TARGETS, four_gaussians, target, two_gaussians
 from .training import TrainingDivergedError
 
@@ -39,6 +46,11 @@ __all__ = [
     "annealed_langevin_dynamics",
     "consistent_annealed_sampling",
     "Trajectory",
+    "VESDE",
+    "reverse_sde_sampling",
+    "predictor_corrector_sampling",
+    "probability_flow_sampling",
+    "ode_log_likelihood",
     "SamplerDivergedError",
     "mode_weights",
     "mode_statistics",

@@ -42,6 +42,22 @@ def positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def nonnegative_int(value: object, name: str) -> int:
+    """Check that ``value`` is an integer >= 0 (bools are rejected) and return it as ``int``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value <= 0:
+        if value < 0:
+            raise ValueError(f"{name} must be a non-negative integer (>= 0), got {value}")
+        return 0
+    return positive_int(value, name)
+
+
+def flag(value: object, name: str) -> bool:
+    """Check that ``value`` is a bool and return it."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def real_number(value: object, name: str) -> float:
     """Return ``value`` as a finite Python float; accepts numbers and one-element tensors."""
     if isinstance(value, torch.Tensor):

@@ -4,8 +4,7 @@ NCSN's levels become a continuum sigma(t) = sigma_min (sigma_max / sigma_min)^t 
 p_sigma = p * N(0, sigma^2 I); time only reparametrises sigma, so all is written in sigma (grid s_i):
 - reverse SDE, "reverse diffusion" step (Eqs. 6, 47): x <- x + (s_i^2 - s_{i+1}^2) s + sqrt(s_i^2 - s_{i+1}^2) z;
 - predictor-corrector (Algorithms 4, 5): then Langevin x <- x + eps s + sqrt(2 eps) z, eps = 2 (snr |z| / |s|)^2;
-- probability-flow ODE (Eq. 13; Karras et al. 2022 (EDM), Eq. 4) dx/dsigma = -sigma s, Euler or EDM's Heun
-  (Algorithm 1) on EDM's grid (Eq. 5, rho = 7);
+- probability-flow ODE (Eq. 13; EDM Eq. 4) dx/dsigma = -sigma s: Euler, EDM's Heun (Algorithm 1) or DPM-Solver++(2M);
 - instantaneous change of variables (Eq. 39; Chen et al. 2018): d log p_sigma(x(sigma)) / dsigma = sigma div s,
   with the prior N(0, sigma_max^2 I) standing in for p_{sigma_max}: on average -KL(p_{sigma_max} || prior) off.
 Samplers run under ``no_grad``, never modify ``x_T``, check the score's shape at every evaluation, raise
@@ -14,14 +13,14 @@ gives a call's cost (Heun: 2 evaluations per step but the last).
 
 References: Y. Song, J. Sohl-Dickstein, D. P. Kingma, A. Kumar, S. Ermon, B. Poole, "Score-Based Generative
 Modeling through Stochastic Differential Equations", ICLR 2021; T. Karras, M. Aittala, T. Aila, S. Laine,
-"Elucidating the Design Space of Diffusion-Based Generative Models", NeurIPS 2022; R. T. Q. Chen et al.,
+"Elucidating the Design Space of Diffusion-Based Generative Models", NeurIPS 2022; C. Lu et al., "DPM-Solver++",
+arXiv:2211.01095, 2022; R. T. Q. Chen et al.,
 "Neural Ordinary Differential Equations", NeurIPS 2018; M. F. Hutchinson, 1989 (trace estimator).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,7 +34,7 @@ __all__ = ["VESDE", "reverse_sde_sampling", "predictor_corrector_sampling", "pro
            "ode_log_likelihood", "score_evaluations", "GRIDS", "METHODS"]
 
 GRIDS = ("geometric", "edm")  # sigma(t) at uniform t (Song et al.), or EDM's rho grid (Karras et al.)
-METHODS = ("heun", "euler")  # probability-flow ODE solvers
+METHODS = ("heun", "euler", "multistep")  # probability-flow ODE solvers (the likelihood: heun, euler)
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 
 
@@ -89,10 +88,10 @@ def score_evaluations(sampler: str, n_steps: int, *, n_corrector: int = 1, metho
                       denoise: bool = False) -> int:
     """Score evaluations per particle of one call: ``sampler`` is ``"reverse_sde"``, ``"predictor_corrector"``,
     ``"probability_flow"`` or ``"ode_log_likelihood"`` (whose evaluations cost d backward passes more)."""
-    steps = _checks.positive_int(n_steps, "n_steps") + _flag(denoise, "denoise")
+    steps = _checks.positive_int(n_steps, "n_steps") + _checks.flag(denoise, "denoise")
     costs = {"reverse_sde": lambda: steps,
-             "predictor_corrector": lambda: steps + n_steps * _nonnegative_int(n_corrector, "n_corrector"),
-             "probability_flow": lambda: 2 * steps - 1 if _method(method) == "heun" else steps,
+             "predictor_corrector": lambda: steps + n_steps * _checks.nonnegative_int(n_corrector, "n_corrector"),
+             "probability_flow": lambda: 2 * steps - 1 if _method(method) == "heun" else steps,  # else 1 a step
              "ode_log_likelihood": lambda: 2 * n_steps if _method(method) == "heun" else n_steps}
     if sampler not in costs:
         raise ValueError(f"sampler must be one of {sorted(costs)}, got {sampler!r}")
@@ -105,10 +104,9 @@ def reverse_sde_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, n_ste
                          progress: bool = False) -> torch.Tensor | Trajectory:
     """Euler-Maruyama on the reverse-time VE SDE (Song et al. 2021, Eq. 6; the reverse-diffusion step, Eq. 47).
 
-    ``n_steps`` steps x <- x + (s_i^2 - s_{i+1}^2) s(x, s_i) + sqrt(s_i^2 - s_{i+1}^2) z over
-    ``sde.grid(n_steps, grid, rho=rho)`` (default: NCSN's geometric levels), ending at sigma_min;
-    ``denoise`` adds Tweedie's x + sigma_min^2 s(x, sigma_min). ``record``, ``progress`` as for
-    :func:`ncsn_toy.annealed_langevin_dynamics` (``levels`` index the grid, sigma = 0 after it).
+    ``n_steps`` steps x <- x + (s_i^2 - s_{i+1}^2) s(x, s_i) + sqrt(s_i^2 - s_{i+1}^2) z over ``sde.grid(n_steps,
+    grid, rho=rho)`` (default: NCSN's geometric levels), ending at sigma_min; ``denoise`` adds Tweedie's x +
+    sigma_min^2 s(x, sigma_min); ``record``, ``progress`` as for annealed Langevin (``levels`` index the grid).
     """
     return predictor_corrector_sampling(score_fn, x_T, sde, n_steps, 1.0, 0, generator, grid=grid, rho=rho,
                                         denoise=denoise, record=record, progress=progress)
@@ -127,7 +125,7 @@ def predictor_corrector_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESD
     batch); ``n_corrector=0`` is :func:`reverse_sde_sampling`, whose options these are (every update
     is a recorded step).
     """
-    snr, n_corrector = _checks.positive_float(snr, "snr"), _nonnegative_int(n_corrector, "n_corrector")
+    snr, n_corrector = _checks.positive_float(snr, "snr"), _checks.nonnegative_int(n_corrector, "n_corrector")
     name = "predictor-corrector" if n_corrector else "reverse SDE"
     sigmas = _sigmas(sde, n_steps, grid, rho, denoise)
     run = _Run(name, score_fn, x_T, "x_T", sigmas, n_steps * (1 + n_corrector) + denoise, record, progress)
@@ -163,18 +161,30 @@ def probability_flow_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, 
     one more to sigma = 0 (that Euler step is Tweedie's x + sigma_min^2 s). ``"euler"``: x <- x + h d,
     d = -s_i s(x, s_i), h = s_{i+1} - s_i; ``"heun"`` (EDM Algorithm 1): then the trapezoid
     x <- x + h (d + d') / 2 with d' the slope at the Euler point, on every step but the last.
-    Deterministic; ``record``, ``progress`` as for :func:`reverse_sde_sampling`.
+    ``"multistep"`` (DPM-Solver++(2M), Lu et al. 2022; one evaluation a step): in lambda = -log sigma,
+    x <- D~ + (s_{i+1} / s_i)(x - D~) with D = x + s_i^2 s(x, s_i) (Tweedie) and D~ = D + (D - D_prev)
+    h_i / (2 h_{i-1}), h = log(s_i / s_{i+1}); first order (D~ = D, the Euler step) on the first and
+    last steps. Deterministic; ``record``, ``progress`` as for :func:`reverse_sde_sampling`.
     """
-    heun, sigmas = _method(method) == "heun", _sigmas(sde, n_steps, grid, rho, denoise)
-    steps = len(sigmas) - 1
+    method, sigmas = _method(method), _sigmas(sde, n_steps, grid, rho, denoise)
+    steps, previous = len(sigmas) - 1, None  # previous: the last multistep step's (denoised, log-sigma step)
     run = _Run(f"probability flow ({method})", score_fn, x_T, "x_T", sigmas, steps, record, progress)
     x = run.x
     with torch.no_grad(), run.bar:
         for i in range(steps):
             high, low = sigmas[i], sigmas[i + 1]
+            if method == "multistep":  # DPM-Solver++(2M) in log sigma on Tweedie's D = x + s^2 s(x, s)
+                denoised = run.score(x, high).mul_(high**2).add_(x)  # (n, d)
+                h = math.log(high / low) if low else math.inf
+                guess = denoised  # first order on the first and the last step, else extrapolated
+                if previous is not None and i < steps - 1:
+                    guess = denoised + (denoised - previous[0]) * (h / (2 * previous[1]))
+                end, previous = guess + (low / high) * (x - guess), (denoised, h)
+                run.step(x.copy_(end), i, "the update")
+                continue
             slope = run.score(x, high).mul_(-high)  # (n, d) dx/dsigma at (x, s_i)
             end = x + (low - high) * slope
-            if heun and i < steps - 1:
+            if method == "heun" and i < steps - 1:
                 run.check(end, i, "the Euler point")
                 slope.add_(run.score(end, low), alpha=-low).mul_(0.5)  # mean of the two slopes
                 end = x + (low - high) * slope
@@ -194,7 +204,9 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE, n_steps: 
     backward pass per dimension) or, with ``hutchinson``, the unbiased v^T (ds/dx) v with a fresh
     Rademacher v per evaluation from ``generator``. ``score_fn`` must be differentiable in x.
     """
-    heun, hutchinson = _method(method) == "heun", _flag(hutchinson, "hutchinson")
+    if method not in ("heun", "euler"):
+        raise ValueError(f"method must be 'heun' or 'euler' for the likelihood, got {method!r}")
+    heun, hutchinson = method == "heun", _checks.flag(hutchinson, "hutchinson")
     sigmas = _sigmas(sde, n_steps, "edm", rho)[::-1]  # increasing
     run = _Run("ODE log-likelihood", score_fn, x, "x", sigmas, n_steps, None, False)
     gen = _checks.default_generator(generator, run.x.device) if hutchinson else None
@@ -229,20 +241,6 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE, n_steps: 
 
 
 # ---------------------------------------------------------------------------- shared machinery
-def _nonnegative_int(value: object, name: str) -> int:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value <= 0:
-        if value < 0:
-            raise ValueError(f"{name} must be a non-negative integer (>= 0), got {value}")
-        return 0
-    return _checks.positive_int(value, name)
-
-
-def _flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
-
-
 def _method(method: object) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -253,7 +251,7 @@ def _sigmas(sde: object, n_steps: object, grid: object, rho: object, denoise: ob
     """The grid from sigma_max down to sigma_min, then 0 for a denoising step."""
     if not isinstance(sde, VESDE):
         raise TypeError(f"sde must be a VESDE, got {type(sde).__name__}")
-    return [*sde.grid(n_steps, grid, rho=rho), *([0.0] if _flag(denoise, "denoise") else [])]
+    return [*sde.grid(n_steps, grid, rho=rho), *([0.0] if _checks.flag(denoise, "denoise") else [])]
 
 
 class _Run:
@@ -265,9 +263,11 @@ class _Run:
             raise TypeError(f"score_fn must be callable as score_fn(x, sigma), got {type(score_fn).__name__}")
         self.name, self.score_fn, self.sigmas = name, score_fn, sigmas  # the grid, with 0 after a denoising step
         self.x = _checks.points(x, None, arg).detach().clone()  # (n, d): never aliases the caller's tensor
+        if max(sigmas) ** 2 > torch.finfo(self.x.dtype).max:  # a step's variance must be a number of x's dtype
+            raise ValueError(f"sde.sigma_max = {max(sigmas):.3g}: its square does not fit in {self.x.dtype}")
         self.keep, self.record, self.done = _checks.record_steps(record, updates), record is not None, 0
         self.frames, self.steps, self.levels = [], [], []  # the recorded copies, their steps and grid levels
-        self.bar = tqdm(total=updates, desc=name, disable=not _flag(progress, "progress"), leave=False)
+        self.bar = tqdm(total=updates, desc=name, disable=not _checks.flag(progress, "progress"), leave=False)
         self._snapshot(0)
 
     def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:

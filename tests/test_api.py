@@ -25,6 +25,13 @@ CONTRACT = {  # name -> the positional parameters the contract documents, in ord
     "sliced_score_matching_loss": ["score_fn", "x", "n_projections", "generator"],
     "langevin_dynamics": ["score_fn", "x0", "step_size", "n_steps", "generator"],
     "annealed_langevin_dynamics": ["score_fn", "x0", "sigmas", "step_size", "n_steps_each", "generator"],
+    "VESDE": ["sigma_min", "sigma_max"],
+    "reverse_sde_sampling": ["score_fn", "x_T", "sde", "n_steps", "generator"],
+    "predictor_corrector_sampling": ["score_fn", "x_T", "sde", "n_steps", "snr", "n_corrector", "generator"],
+    "probability_flow_sampling": ["score_fn", "x_T", "sde", "n_steps", "method"],
+    "ode_log_likelihood": ["score_fn", "x", "sde", "n_steps"],
+    "save_checkpoint": ["model", "path"],
+    "load_checkpoint": ["path"],
 }
 
 

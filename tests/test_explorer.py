@@ -2,15 +2,11 @@
 its widget driven programmatically, its command line (the page in a real browser: test_explorer_browser.py)."""
 
 import html
-import importlib.machinery
-import importlib.util
 import io
 import json
 import re
 import socket
-import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +31,6 @@ from ncsn_toy.figures.explore_core import Cancelled, ExploreSettings, Networks, 
 from ncsn_toy.figures.explore_picture import ExplorePicture
 from ncsn_toy.figures.explorer import Explorer, explorer
 from ncsn_toy.recipes import DEFAULT_CHECKPOINTS
-from ncsn_toy.samplers import Trajectory
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 120  # s; a run here takes well under a second: this only stops a hang
@@ -123,40 +118,23 @@ def test_trained_score_is_offered_only_where_a_checkpoint_exists(tmp_path):
         explore(ExploreSettings(score="trained", **SMALL), networks=Networks(tmp_path))
 
 
-def test_continuous_time_samplers_plug_in_from_ncsn_toy_sde(monkeypatch):
-    """A stand-in ncsn_toy.sde (the API's signatures) shows that the entries pass the settings through."""
-    calls = []
+@pytest.mark.parametrize(("label", "sampler", "options"), [
+    ("reverse-time SDE", "reverse_sde", {}),
+    ("predictor-corrector", "predictor_corrector", {"n_corrector": 2}),
+    ("probability flow ODE (Heun)", "probability_flow", {"method": "heun"}),
+    ("probability flow ODE (multistep)", "probability_flow", {"method": "multistep"}),
+])
+def test_continuous_time_samplers_are_offered(label, sampler, options):
+    """Each sampler of ncsn_toy.sde is an entry: it starts from the prior N(0, sigma_max^2 I), its first
+    frame is drawn at sigma_max, its last at sigma_min, and it costs what score_evaluations says."""
+    from ncsn_toy.sde import score_evaluations
 
-    class VESDE:
-        def __init__(self, sigma_min, sigma_max):
-            self.sigma_min, self.sigma_max = sigma_min, sigma_max
-
-    def sampler(name):
-        def run(score_fn, x_t, sde, n_steps, *args, record, **kwargs):
-            calls.append((name, sde.sigma_min, sde.sigma_max, n_steps, kwargs.get("n_corrector")))
-            score_fn(x_t, sde.sigma_min)
-            frames = x_t.expand(record, *x_t.shape)
-            return Trajectory(x_t, frames, torch.arange(record), torch.arange(record))
-        return run
-
-    fake = types.ModuleType("ncsn_toy.sde")
-    fake.__spec__ = importlib.machinery.ModuleSpec("ncsn_toy.sde", None)
-    fake.VESDE = VESDE
-    for name in ("reverse_sde_sampling", "predictor_corrector_sampling", "probability_flow_sampling"):
-        setattr(fake, name, sampler(name))
-    langevin_family = {"Langevin dynamics", "annealed Langevin", "consistent annealed sampling"}
-    if importlib.util.find_spec("ncsn_toy.sde") is None:
-        assert set(samplers()) == langevin_family  # no entry for what is not there
-    monkeypatch.setitem(sys.modules, "ncsn_toy.sde", fake)
-    continuous = [label for label in samplers() if label not in langevin_family]
-    assert len(continuous) == 3
-    for label in continuous:
-        s = ExploreSettings(sampler=label, sigma_max=15.0, sigma_min=0.5, n_levels=7, n_steps=2, **SMALL)
-        result = explore(s)
-        assert result.frame_sigmas[0] == pytest.approx(15.0)  # the prior's sigma at t = 1
-        assert result.samples.std() > 5  # started from N(0, sigma_max^2 I), not the data's box
-    assert [c[1:4] for c in calls] == [(0.5, 15.0, 7)] * 3
-    assert calls[1][4] == 2  # predictor-corrector: steps per level are its corrector steps
+    s = ExploreSettings(sampler=label, sigma_max=15.0, sigma_min=0.5, n_levels=7, n_steps=2, **SMALL)
+    result = explore(s)
+    assert result.frame_sigmas[0] == pytest.approx(15.0)
+    assert result.frame_sigmas[-1] == pytest.approx(0.5)
+    assert result.frames[0].std() > 5  # the prior, not the data's box
+    assert result.evaluations == score_evaluations(sampler, 7, **options)
 
 
 def test_a_frame_is_the_full_drawing_whatever_was_drawn_before():

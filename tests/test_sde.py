@@ -70,8 +70,8 @@ def test_vesde_sigma_grids_and_prior():
 
 # ---------------------------------------------------------------------------- exact answers on a Gaussian
 def test_probability_flow_follows_the_exact_flow_with_second_order_convergence():
-    """Heun's global error falls 4x per doubling of the steps, Euler's 2x (ratios between 1/5 and
-    1/3, and 0.4 and 0.6: the asymptotic 1/4 and 1/2 up to the next order)."""
+    """Heun's and the multistep solver's global error falls 4x per doubling of the steps, Euler's 2x
+    (ratios between 1/5 and 1/3, and 0.4 and 0.6: the asymptotic 1/4 and 1/2 up to the next order)."""
     sde = VESDE(0.2, 50.0)
     x_t = sde.prior_sample(200, 2, torch.Generator().manual_seed(0), dtype=F64)
     exact = exact_flow(x_t, 50.0, 0.2)
@@ -80,9 +80,23 @@ def test_probability_flow_follows_the_exact_flow_with_second_order_convergence()
         return (probability_flow_sampling(gaussian().score, x_t, sde, n, method) - exact).abs().max().item()
 
     heun, euler = [error(n, "heun") for n in (80, 160)], [error(n, "euler") for n in (80, 160)]
+    multistep = [error(n, "multistep") for n in (80, 160)]
     assert 1 / 5 < heun[1] / heun[0] < 1 / 3
     assert 0.4 < euler[1] / euler[0] < 0.6
+    # DPM-Solver++(2M) is second order too (its first-order first and last steps add O(h^2) local errors)
+    assert 1 / 5 < multistep[1] / multistep[0] < 1 / 3
+    assert multistep[1] < euler[1] / 5
     assert heun[1] < 1e-3 * exact.abs().max().item()
+
+
+def test_multistep_is_exact_for_a_point_mass():
+    """For data at one point mu, D(x, sigma) = mu exactly, and the exponential-integrator step
+    x <- D + (s_{i+1} / s_i)(x - D) solves the ODE exactly: x - mu scales by sigma_min / sigma_max."""
+    point = GaussianMixture([1.0], MU[None], torch.full((1,), 1e-12, dtype=F64))
+    sde = VESDE(0.2, 50.0)
+    x_t = sde.prior_sample(100, 2, torch.Generator().manual_seed(3), dtype=F64)
+    x = probability_flow_sampling(point.score, x_t, sde, 7, "multistep")
+    torch.testing.assert_close(x, MU + (x_t - MU) * (0.2 / 50.0), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("sampler", ["ode", "sde"])
@@ -183,6 +197,7 @@ class Counter:
     ("reverse_sde", {}), ("reverse_sde", {"denoise": True}), ("predictor_corrector", {"n_corrector": 3}),
     ("predictor_corrector", {"n_corrector": 0, "denoise": True}), ("probability_flow", {"method": "heun"}),
     ("probability_flow", {"method": "euler"}), ("probability_flow", {"method": "heun", "denoise": True}),
+    ("probability_flow", {"method": "multistep"}), ("probability_flow", {"method": "multistep", "denoise": True}),
 ])
 def test_score_evaluations_are_counted_honestly(sampler, options):
     sde, counter = VESDE(0.2, 20.0), Counter()

@@ -6,7 +6,9 @@ returning JSON-ready rows, with a formatter that prints them as a Markdown table
 1. the samplers, and 3. their weight error against score evaluations
    (:mod:`~ncsn_toy.commands.sampler_study`);
 2. the trained networks' score errors, and 4. how sigma enters the network
-   (:mod:`~ncsn_toy.commands.network_study`).
+   (:mod:`~ncsn_toy.commands.network_study`);
+5.-8. the continuous-time samplers, the ODE likelihood, the networks between their levels and
+   continuous-sigma training (:mod:`~ncsn_toy.commands.sde_study`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from .measure import ReproduceConfig, references
 from .network_study import format_score_errors, format_sigma_inputs, score_error_table, sigma_input_table
 from .report import machine
 from .sampler_study import evaluation_study, format_evaluations, format_samplers, sampler_table
+from .sde_study import (
+    between_levels_table,
+    continuous_table,
+    format_sde_tables,
+    likelihood_table,
+    sde_sampler_table,
+    settings_scan,
+)
 
 __all__ = ["ReproduceConfig", "reproduce", "format_tables"]
 
@@ -41,6 +51,11 @@ def reproduce(config: ReproduceConfig | None = None, *, progress: bool = True,
         "score_error": lambda: score_error_table(models, config),
         "evaluations": lambda: evaluation_study(config, refs),
         "sigma_input": lambda: sigma_input_table(config, refs, between),
+        "sde_samplers": lambda: sde_sampler_table(models, config, refs, between),
+        "sde_settings": lambda: settings_scan(config),
+        "sde_likelihood": lambda: likelihood_table(models, config),
+        "sde_between_levels": lambda: between_levels_table(models, config),
+        "sde_continuous": lambda: continuous_table(config, refs),
     }
     result = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
@@ -57,7 +72,8 @@ def format_tables(result: dict) -> str:
     """The tables of a :func:`reproduce` result, as Markdown."""
     quick = bool(result["config"].get("quick"))
     parts = [format_samplers(result["samplers"], quick), format_score_errors(result["score_error"], quick),
-             format_evaluations(result["evaluations"], quick), format_sigma_inputs(result["sigma_input"], quick)]
+             format_evaluations(result["evaluations"], quick), format_sigma_inputs(result["sigma_input"], quick),
+             format_sde_tables(result).rstrip()]
     if quick:
         parts.insert(0, "Quick check (--fast): few particles, seeds and training steps, so the numbers are rough; "
                         "`python -m ncsn_toy reproduce` makes the full tables.")

@@ -57,19 +57,25 @@ class Settings:
 
     sigma_max: float  # the prior N(0, sigma_max^2 I); its mean 0 vs the data's biases weights by ~0.4 |E x| / sigma_max
     sigma_min: float  # where sampling ends: within-mode std sqrt(1 + sigma_min^2) = 1.02
-    rho: float  # EDM's grid exponent for the probability flow
+    rho: float  # EDM's grid exponent for the probability flow with Heun
+    multistep_rho: float = 7.0  # the same for the multistep solver (one evaluation a step: a finer grid)
 
     def sde(self) -> VESDE:
         return VESDE(self.sigma_min, self.sigma_max)
 
 
-SETTINGS = {"two_gaussians": Settings(800.0, 0.2, 6.0), "four_gaussians": Settings(500.0, 0.2, 10.0)}
+SETTINGS = {"two_gaussians": Settings(800.0, 0.2, 6.0, 7.0), "four_gaussians": Settings(500.0, 0.2, 10.0, 6.5)}
 Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def _samplers(score: Callable, sde: VESDE, rho: float, sizes: dict) -> list[tuple[str, Run, int]]:
+def _samplers(score: Callable, sde: VESDE, rho: float, sizes: dict,
+              multistep_rho: float = 7.0) -> list[tuple[str, Run, int]]:
     """(label, run, evaluations) for every sampler family at the budgets of ``sizes``."""
     rows = []
+    for n in sizes.get("multistep", ()):
+        rows.append((f"probability flow, multistep (DPM-Solver++(2M)), {n} steps (EDM grid, rho={multistep_rho:g})",
+                     lambda x, g, n=n: probability_flow_sampling(score, x, sde, n, "multistep", rho=multistep_rho),
+                     score_evaluations("probability_flow", n, method="multistep")))
     for n in sizes.get("heun", ()):
         rows.append((f"probability flow, Heun, {n} steps (EDM grid, rho={rho:g})",
                      lambda x, g, n=n: probability_flow_sampling(score, x, sde, n, rho=rho),
@@ -101,16 +107,18 @@ def sde_sampler_table(models: dict[str, nn.Module], config: ReproduceConfig, ref
     """Table 5: every continuous-time sampler, exact score (:data:`SETTINGS`) and trained networks."""
     refs = refs or references(config)
     big = config.n_particles * BIAS_FACTOR
-    exact_sizes = {"heun": (5, 10, 25, 50), "euler": (10, 25, 100), "sde": (20, 50, 200),
+    exact_sizes = {"multistep": (10, 20, 50), "heun": (5, 10, 25, 50), "euler": (10, 25, 100),
+                   "sde": (20, 50, 200),
                    "pc": ((10, 0.16, "geometric"), (25, 0.16, "geometric"), (100, 0.16, "geometric"))}
-    net_sizes = {"heun": (10, 25), "sde": (50,), "pc": ((25, 0.16, "geometric"), (25, 0.3, "edm"))}
+    net_sizes = {"multistep": (20, 50), "heun": (10, 25), "sde": (50,),
+                 "pc": ((25, 0.16, "geometric"), (25, 0.3, "edm"))}
     rows = []
     for name, settings in SETTINGS.items():
         mixture, model = target(name), models[NETS[name]]
         net_sde = VESDE(settings.sigma_min, model.sigmas[0].item())
         groups = [("exact i.i.d.", settings.sde(), [("exact i.i.d. samples", None, 0)]),
                   (f"exact score, sigma {settings.sigma_max:g} -> {settings.sigma_min:g}", settings.sde(),
-                   _samplers(mixture.score, settings.sde(), settings.rho, exact_sizes)),
+                   _samplers(mixture.score, settings.sde(), settings.rho, exact_sizes, settings.multistep_rho)),
                   (f"exact score, sigma {net_sde.sigma_max:g} -> {net_sde.sigma_min:g}", net_sde,
                    _samplers(mixture.score, net_sde, 7.0, {"heun": (25,)})),
                   (f"trained {NETS[name]}, sigma {net_sde.sigma_max:g} -> {net_sde.sigma_min:g}", net_sde,

@@ -61,6 +61,14 @@ def _level_sigma(s: ExploreSettings, level: int) -> float:
     return s.sigmas()[level].item()
 
 
+def _edm_sigma(s: ExploreSettings, level: int) -> float:
+    """The probability flow's grid (EDM's, rho = 7) at a frame's level; 0 past its end."""
+    from ..sde import VESDE
+
+    grid = VESDE(s.sigma_min, s.sigma_max).grid(s.n_levels)
+    return grid[min(level, len(grid) - 1)]
+
+
 def _sde_sigma(s: ExploreSettings, level: int) -> float:
     """VESDE sigma(t) = sigma_min (sigma_max / sigma_min)^t at t = 1 - level / N (Song et al. 2021, Eq. 31)."""
     t = min(max(1 - level / s.n_levels, 0.0), 1.0)
@@ -84,10 +92,12 @@ def _continuous_time_entries() -> dict[str, SamplerEntry]:
         return predictor_corrector_sampling(score, x0, VESDE(s.sigma_min, s.sigma_max), s.n_levels,
                                             n_corrector=s.n_steps, generator=g, record=s.n_frames)
 
-    def probability_flow(score, x0, s, g):
-        from ..sde import VESDE, probability_flow_sampling
-        return probability_flow_sampling(score, x0, VESDE(s.sigma_min, s.sigma_max), s.n_levels, method="heun",
-                                         record=s.n_frames)
+    def probability_flow(method):
+        def run(score, x0, s, g):
+            from ..sde import VESDE, probability_flow_sampling
+            return probability_flow_sampling(score, x0, VESDE(s.sigma_min, s.sigma_max), s.n_levels, method=method,
+                                             record=s.n_frames)
+        return run
 
     times = frozenset({"sigma_max", "sigma_min", "n_levels"})
     return {
@@ -96,8 +106,11 @@ def _continuous_time_entries() -> dict[str, SamplerEntry]:
         "predictor-corrector": SamplerEntry(predictor_corrector, _sde_sigma,
                                             lambda s: s.n_levels * (1 + s.n_steps), times | {"n_steps"},
                                             {"n_levels": 500, "n_steps": 1}, start="prior"),
-        "probability flow ODE (Heun)": SamplerEntry(probability_flow, _sde_sigma, lambda s: 2 * s.n_levels, times,
-                                                    {"n_levels": 500}, start="prior"),
+        "probability flow ODE (Heun)": SamplerEntry(probability_flow("heun"), _edm_sigma,
+                                                    lambda s: 2 * s.n_levels - 1, times, {"n_levels": 50},
+                                                    start="prior"),
+        "probability flow ODE (multistep)": SamplerEntry(probability_flow("multistep"), _edm_sigma,
+                                                         lambda s: s.n_levels, times, {"n_levels": 20}, start="prior"),
     }
 
 

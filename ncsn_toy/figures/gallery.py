@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import animations, stills
+from . import animations, sde, stills
 from .parts import Context, RenderConfig
 
 __all__ = ["FIGURES", "RenderConfig", "render"]
@@ -33,6 +33,9 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
     "annealed_langevin_four_gaussians.gif": animations.annealed_langevin_four_gaussians,
     "sampler_comparison.png": stills.sampler_comparison,
     "score_error.png": stills.score_error,
+    "sampler_pareto.png": sde.sampler_pareto,
+    "probability_flow.gif": sde.probability_flow,
+    "ode_likelihood.png": sde.ode_likelihood,
 }
 
 
