@@ -358,3 +358,4 @@ def test_the_figures_use_the_study_settings():
 
     two = SETTINGS["two_gaussians"]
     assert (two.sigma_max, two.sigma_min, two.rho) == (figures.SIGMA_MAX, figures.SIGMA_MIN, figures.RHO)
+    assert two.multistep_rho == figures.MULTISTEP_RHO

@@ -32,13 +32,14 @@ from ..targets import two_gaussians
 from .parts import Context, uniform_box, weights_text
 from .plotting import COLORS, Animation, Panel, add_colorbar, new_figure, nice, save_png
 
-__all__ = ["sampler_pareto", "probability_flow", "ode_likelihood", "SIGMA_MAX", "SIGMA_MIN", "RHO"]
+__all__ = ["sampler_pareto", "probability_flow", "ode_likelihood", "SIGMA_MAX", "SIGMA_MIN", "RHO", "MULTISTEP_RHO"]
 
-SIGMA_MAX, SIGMA_MIN, RHO = 800.0, 0.2, 6.0  # two modes: the settings of reproduce's tables (sde_study.SETTINGS)
+# two modes: the settings of reproduce's tables (sde_study.SETTINGS): Heun's grid, and the multistep solver's
+SIGMA_MAX, SIGMA_MIN, RHO, MULTISTEP_RHO = 800.0, 0.2, 6.0, 7.0
 TRAIL = 8  # frames of path drawn behind each traced particle
 LINE_COLORS = {"Langevin": "#8a8a8a", "annealed Langevin": "#b8312f", "consistent annealed": "#e07b39",
                "reverse SDE": "#6a4c93", "predictor-corrector": "#2a9d8f", "probability flow, Euler": "#7fb3d5",
-               "probability flow, Heun": COLORS["particles"]}
+               "probability flow, Heun": COLORS["particles"], "probability flow, multistep": "#0b7a3e"}
 
 
 def _families(score: Callable, sde: VESDE) -> dict[str, list[tuple[int, Callable]]]:
@@ -60,6 +61,8 @@ def _families(score: Callable, sde: VESDE) -> dict[str, list[tuple[int, Callable
                                     for n in (10, 25, 100)],
         "probability flow, Heun": [(score_evaluations("probability_flow", n), lambda u, p, g, n=n:
                                     probability_flow_sampling(score, p, sde, n, rho=RHO)) for n in (5, 10, 25, 50)],
+        "probability flow, multistep": [(n, lambda u, p, g, n=n: probability_flow_sampling(
+            score, p, sde, n, "multistep", rho=MULTISTEP_RHO)) for n in (10, 20, 50)],
     }
 
 
