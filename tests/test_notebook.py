@@ -2,8 +2,6 @@
 
 import json
 import subprocess
-import tempfile
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -69,17 +67,20 @@ def images(nb):
 
 
 @pytest.fixture
-def watched_files():
-    """The repository's committed results and the temporary folders: a notebook run must change neither."""
+def watched_files(tmp_path, monkeypatch):
+    """The repository's committed results, and a private temporary folder for the kernel: a notebook
+    run must change neither (its figures drawn again go to a temporary folder that it removes)."""
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))  # the kernel inherits it: tempfile uses it
+
     def snapshot():
-        files = {p: p.read_bytes() for folder in ("gif", "checkpoints", "results") for p in (ROOT / folder).iterdir()}
-        return files, set(Path(tempfile.gettempdir()).glob("ncsn_toy_*"))
+        return {p: p.read_bytes() for folder in ("gif", "checkpoints", "results") for p in (ROOT / folder).iterdir()}
 
     before = snapshot()
     yield
-    files, temporary = snapshot()
-    assert files == before[0], "a notebook run changed a committed file"
-    assert temporary <= before[1], f"a notebook run left {sorted(temporary - before[1])} behind"
+    assert snapshot() == before, "a notebook run changed a committed file"
+    assert not [p for p in private.iterdir() if p.name.startswith("ncsn_toy_")], "a notebook run left files behind"
 
 
 def test_notebook_runs_top_to_bottom_in_fast_mode_and_repeats(monkeypatch, watched_files):
