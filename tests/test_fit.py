@@ -190,3 +190,35 @@ def test_fit_bad_input():
         fit("two_gaussians")
     with pytest.raises(ValueError, match="steps"):
         fit(two_gaussians(), steps=0)
+
+
+def test_zoo_study_fast_rows_and_tables():
+    """The zoo study in its fast size: every part present, every number a number, tables printed."""
+    from ncsn_toy.commands.zoo_study import DIMENSION_SAMPLERS, ZooConfig, format_zoo, zoo_study
+
+    config = ZooConfig.fast(targets=("ring",), fit_steps=30, dims=(2, 8), budget=30, n_particles=200,
+                            n_reference=200, n_score_points=500)
+    result = zoo_study(config, progress=False)
+    assert [r["target"] for r in result["targets"]] == ["ring", "random_6"]
+    for row in result["targets"]:
+        assert len(row["score_errors"]) == row["schedule"]["n_levels"] == len(row["sigmas"])
+        assert all(0 <= tv <= 1 for tv in row["sampled"]["tv"] + row["exact"]["tv"])
+    assert {r["model"] for r in result["fig2"]} == {"score_net_two_gaussians", "score_net_ssm_two_gaussians"}
+    ssm = next(r for r in result["fig2"] if r["model"] == "score_net_ssm_two_gaussians")
+    assert ssm["sigma"] == 0.0  # sliced score matching learns the score of p itself
+    assert len(result["dimensions"]) == 2 * len(DIMENSION_SAMPLERS)
+    assert all(0 <= w <= 1 for r in result["dimensions"] for w in r["weight"])
+    text = format_zoo(result)
+    for heading in ("### Targets", "### Relative score error at each level", "### The paper's Fig. 2", "### Dimension"):
+        assert heading in text
+    assert text.count("| ring |") == 2
+
+
+def test_the_dimension_mixture_keeps_the_paper_separation():
+    from ncsn_toy.commands.zoo_study import dimension_mixture
+
+    for d in (2, 8, 128):
+        m = dimension_mixture(d)
+        assert m.dim == d
+        assert (m.means[1] - m.means[0]).norm().item() == pytest.approx(10 * math.sqrt(2))
+        torch.testing.assert_close(m.weights, torch.tensor([0.2, 0.8]))

@@ -120,3 +120,22 @@ def test_unknown_target():
         target("moon")
     with pytest.raises(TypeError, match="name"):
         target(3)
+
+
+def test_zoo_figures_render_in_fast_mode(tmp_path):
+    """targets.png and the annealed Langevin GIF of a fitted target, at RenderConfig.fast() sizes."""
+    from PIL import Image
+
+    from ncsn_toy.figures.parts import Context, RenderConfig
+    from ncsn_toy.figures.zoo import ZOO_FIGURES, target_figures, targets
+
+    ctx = Context(RenderConfig.fast())
+    targets(ctx, tmp_path / "targets.png")
+    with Image.open(tmp_path / "targets.png") as im:
+        assert im.size[0] > im.size[1] > 350  # three columns, two rows
+    ZOO_FIGURES["annealed_langevin_ring.gif"](ctx, tmp_path / "ring.gif")
+    with Image.open(tmp_path / "ring.gif") as im:
+        assert im.n_frames == ctx.config.n_frames
+    assert list(target_figures(["spiral"])) == ["annealed_langevin_spiral.gif"]
+    with pytest.raises(ValueError, match="unknown target"):
+        target_figures(["moon"])

@@ -83,11 +83,11 @@ def unseen_mixtures(n: int = 3, seed: int = 0) -> dict[str, GaussianMixture]:
         covariances = rotations @ torch.diag_embed(stds**2) @ rotations.transpose(1, 2)
         return weights / weights.sum(), means, 0.5 * (covariances + covariances.transpose(1, 2))
 
-    mixtures = {"random_6": GaussianMixture(*draw(6, 2))}
+    mixtures = {"random_6": GaussianMixture(*draw(6, 2), dtype=torch.float32)}
     w, mu, cov = draw(3, 2)
-    mixtures["random_3_far_x50"] = GaussianMixture(w, 50 * mu + torch.tensor([1000.0, -500.0], dtype=torch.float64),
-                                                   2500 * cov)
-    mixtures["random_4_in_3d"] = GaussianMixture(*draw(4, 3))
+    far = 50 * mu + torch.tensor([1000.0, -500.0], dtype=torch.float64)
+    mixtures["random_3_far_x50"] = GaussianMixture(w, far, 2500 * cov, dtype=torch.float32)
+    mixtures["random_4_in_3d"] = GaussianMixture(*draw(4, 3), dtype=torch.float32)
     return dict(list(mixtures.items())[:n])
 
 
@@ -160,7 +160,7 @@ def dimension_mixture(dim: int) -> GaussianMixture:
     """0.2 N(-m, I) + 0.8 N(m, I) in ``dim`` >= 2 dimensions, m = (5, 5, 0, ..., 0): the paper's mixture, embedded."""
     means = torch.zeros(2, dim, dtype=torch.float64)
     means[0, :2], means[1, :2] = -5.0, 5.0
-    return GaussianMixture([0.2, 0.8], means)
+    return GaussianMixture([0.2, 0.8], means, dtype=torch.float32)
 
 
 DimensionSampler = Callable[[GaussianMixture, torch.Tensor, NoiseSchedule, int, torch.Generator], torch.Tensor]
