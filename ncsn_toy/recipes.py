@@ -60,7 +60,7 @@ class Recipe:
     n_levels: int = 15  # ... and how many
     step_size: float = 0.1  # sampler step: eps of annealed Langevin, or alpha of Langevin
     n_steps: int = 1000  # Langevin steps (ScoreNet) or steps per level (noise-conditional)
-    fit: bool = False  # made by fit(): settings derived from the mixture, trained in its network units
+    fitted: bool = False  # made by fit(): settings derived from the mixture, trained in its network units
 
     def build_mixture(self) -> GaussianMixture:
         return target(self.mixture)
@@ -81,7 +81,7 @@ def _fitted(name: str, mixture: str) -> Recipe:
     schedule = NoiseSchedule.from_mixture(target(mixture))
     return Recipe(name, mixture, True, FIT_TRAIN, network=FIT_NETWORK, sigma_max=schedule.sigma_max,
                   sigma_min=schedule.sigma_min, n_levels=schedule.n_levels, step_size=schedule.step_size,
-                  n_steps=schedule.n_steps_each, fit=True)
+                  n_steps=schedule.n_steps_each, fitted=True)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -277,7 +277,7 @@ def _from_network_units(model: NoiseConditionalScoreNet, center: torch.Tensor, u
 
 def train_fitted(recipe: Recipe, *, steps: int | None = None, progress: bool = True) -> NoiseConditionalScoreNet:
     """:func:`fit` on the recipe's mixture, with the metadata :func:`save_recipe` needs (a ``fit`` recipe)."""
-    if not recipe.fit:
+    if not recipe.fitted:
         raise ValueError(f"recipe {recipe.name!r} is not made by fit(); use train_recipe")
     model = fit(recipe.build_mixture(), steps=steps, seed=recipe.train.seed, progress=progress)
     model.metadata.update(recipe=recipe.name, mixture_name=recipe.mixture)

@@ -96,14 +96,16 @@ def _box_start(mixture: GaussianMixture, n: int, g: torch.Generator) -> torch.Te
     return low + (high - low) * torch.rand(n, mixture.dim, generator=g, dtype=low.dtype)
 
 
-def _spread(mixture: GaussianMixture, x: torch.Tensor) -> tuple[float, float, list[float]]:
-    """Total variation of the mode weights, and the per-mode, per-axis standard deviations."""
+def _spread(mixture: GaussianMixture, x: torch.Tensor) -> tuple[float, float, float]:
+    """Total variation between the mode weights of ``x`` and the true ones; the smallest and largest
+    per-mode, per-axis standard deviation."""
     stats = mode_statistics(mixture, x)
     tv = 0.5 * (stats.weights - mixture.weights).abs().sum().item()
     return tv, stats.stds.min().item(), stats.stds.max().item()
 
 
 def _target_row(name: str, mixture: GaussianMixture, config: ZooConfig) -> dict:
+    """Fit ``mixture`` (timed), then its score error per level and its samples against exact ones."""
     start = time.perf_counter()
     model = fit(mixture, steps=config.fit_steps)
     seconds = time.perf_counter() - start
