@@ -211,7 +211,7 @@ def test_zoo_study_fast_rows_and_tables():
     text = format_zoo(result)
     for heading in ("### Targets", "### Relative score error at each level", "### The paper's Fig. 2", "### Dimension"):
         assert heading in text
-    assert text.count("| ring |") == 2
+    assert text.count("| ring |") == 2  # the target row and its levels
 
 
 def test_the_dimension_mixture_keeps_the_paper_separation():

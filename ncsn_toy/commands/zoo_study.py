@@ -247,7 +247,7 @@ def format_zoo(result: dict) -> str:
     for r in result["targets"]:
         s, e = r["sampled"], r["exact"]
         spread = f"{min(s['std_min']):.2f}–{max(s['std_max']):.2f} ({min(e['std_min']):.2f}–{max(e['std_max']):.2f})"
-        rows.append([r["target"].replace("_", " "), r["dim"], r["n_modes"], r["schedule"]["n_levels"],
+        rows.append([r["target"], r["dim"], r["n_modes"], r["schedule"]["n_levels"],
                      f"{max(r['score_errors']):.4f}", f"{mean_std(s['tv'], 3)} ({mean_std(e['tv'], 3)})", spread,
                      f"{mean_std(s['distance'], 4)} ({mean_std(e['distance'], 4)})", r["train_steps"],
                      f"{r['train_seconds']:.0f}"])
@@ -255,7 +255,7 @@ def format_zoo(result: dict) -> str:
                                  "mode-weight total variation", "within-mode std", "energy distance",
                                  "Adam steps", "training seconds"], rows))
     parts.append("### Relative score error at each level (fit)")
-    levels = [[r["target"].replace("_", " "), ", ".join(
+    levels = [[r["target"], ", ".join(
         f"{s:.3g}: {e:.3f}" for s, e in zip(r["sigmas"], r["score_errors"], strict=True))] for r in result["targets"]]
     parts.append(markdown_table(["target", "sigma: error, largest level first"], levels))
     parts.append("### The paper's Fig. 2: the two objectives on two Gaussians (relative score error)")
