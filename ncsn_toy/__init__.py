@@ -10,7 +10,8 @@ from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .metrics import ModeStatistics, ScoreError, energy_distance, mode_statistics, mode_weights, relative_score_error
 from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
-from .noise_levels import geometric_sigmas
+from .noise_levels import NoiseSchedule, geometric_sigmas
+from .recipes import fit
 from .samplers import (
     SamplerDivergedError,
     Trajectory,
@@ -25,7 +26,7 @@ from .sde import (
     probability_flow_sampling,
     reverse_sde_sampling,
 )
-from .targets import TARGETS, four_gaussians, target, two_gaussians
+from .targets import TARGETS, anisotropic, four_gaussians, grid, ring, spiral, target, two_gaussians
 from .training import TrainingDivergedError
 
 __version__ = "0.1.0"
@@ -34,8 +35,14 @@ __all__ = [
     "GaussianMixture",
     "two_gaussians",
     "four_gaussians",
+    "ring",
+    "grid",
+    "spiral",
+    "anisotropic",
     "TARGETS",
     "target",
+    "fit",
+    "NoiseSchedule",
     "ScoreNet",
     "NoiseConditionalScoreNet",
     "geometric_sigmas",

@@ -30,6 +30,7 @@ CONTRACT = {  # name -> the positional parameters the contract documents, in ord
     "predictor_corrector_sampling": ["score_fn", "x_T", "sde", "n_steps", "snr", "n_corrector", "generator"],
     "probability_flow_sampling": ["score_fn", "x_T", "sde", "n_steps", "method"],
     "ode_log_likelihood": ["score_fn", "x", "sde", "n_steps"],
+    "fit": ["mixture"],
     "save_checkpoint": ["model", "path"],
     "load_checkpoint": ["path"],
 }

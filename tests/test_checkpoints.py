@@ -118,7 +118,7 @@ def test_committed_checkpoints_match_their_recipe(name):
     assert model.metadata["recipe"] == name
     assert model.metadata["mixture"] == recipe.build_mixture().to_dict()
     assert model.metadata["step_size"] == recipe.step_size
-    assert model.metadata["train"]["steps"] <= 5000  # "a few thousand Adam steps"
+    assert model.metadata["train"]["steps"] <= 12_000  # a few thousand Adam steps (fit: 12 000, SSM: 10 000)
     assert (DEFAULT_CHECKPOINTS / f"{name}.pt").stat().st_size < 256 * 1024  # small
     if recipe.noise_conditional:
         torch.testing.assert_close(model.sigmas, recipe.sigmas())

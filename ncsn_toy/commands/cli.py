@@ -32,6 +32,7 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     from ..figures import FIGURES
     from ..recipes import RECIPES
+    from ..targets import TARGETS
 
     parser = argparse.ArgumentParser(
         prog="python -m ncsn_toy",
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--only", nargs="+", metavar="NAME", help=f"render only these figures, out of: {names}")
     render.add_argument("--retrain", action="store_true",
                         help="train the networks from scratch instead of loading checkpoints/")
+    render.add_argument("--target", nargs="+", choices=TARGETS, metavar="NAME",
+                        help=f"also render annealed_langevin_NAME.gif for these targets, out of: {', '.join(TARGETS)} "
+                             "(from checkpoints/ncsn_NAME.pt, or fitted on the spot)")
 
     train = commands.add_parser(
         "train", parents=[common], help="train the committed checkpoints from scratch",
@@ -62,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--only", nargs="+", choices=sorted(RECIPES), metavar="NAME",
                        help=f"train only these, out of: {', '.join(sorted(RECIPES))}")
     train.add_argument("--steps", type=int, help="override the number of Adam steps (for quick runs)")
+    train.add_argument("--target", nargs="+", choices=TARGETS, metavar="NAME",
+                       help=f"instead, fit these targets and save ncsn_NAME.pt, out of: {', '.join(TARGETS)}")
     train.add_argument("--overwrite", action="store_true", help="replace existing checkpoint files")
 
     reproduce = commands.add_parser(
@@ -74,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                            f"{ROOT / 'results' / 'reproduce.json'}; none with --fast)")
     reproduce.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints", help="checkpoint folder")
     reproduce.add_argument("--retrain", action="store_true", help="train the networks instead of loading them")
+    reproduce.add_argument("--targets", nargs="+", choices=TARGETS, metavar="NAME",
+                           help=f"targets of the zoo study (default: all), out of: {', '.join(TARGETS)}")
+    reproduce.add_argument("--no-zoo", action="store_true", help="skip the zoo study (fit, Fig. 2, dimensions)")
     reproduce.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
 
     bench = commands.add_parser("bench", parents=[common], help="speed against a straightforward baseline",
@@ -117,10 +126,11 @@ def _positive(value: int | None, option: str) -> None:
 
 # ------------------------------------------------------------------------------ commands
 def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
-    from ..recipes import RECIPES, save_recipe, train_recipe
+    from ..recipes import RECIPES, fit, save_recipe, train_recipe
+    from ..targets import target
 
     _positive(args.steps, "--steps")
-    names = args.only or list(RECIPES)
+    names = [f"ncsn_{name}" for name in args.target] if args.target else args.only or list(RECIPES)
     writable_folder(args.out)
     existing = [str(args.out / f"{name}.pt") for name in names if (args.out / f"{name}.pt").exists()]
     if existing and not args.overwrite:
@@ -129,7 +139,11 @@ def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     for name in names:
         threads.refresh()
         start = time.perf_counter()
-        model = train_recipe(RECIPES[name], steps=args.steps)
+        if args.target:  # fit() on a named target, whether or not it has a recipe
+            model = fit(target(name.removeprefix("ncsn_")), steps=args.steps, progress=True)
+            model.metadata.update(recipe=name, mixture_name=name.removeprefix("ncsn_"))
+        else:
+            model = train_recipe(RECIPES[name], steps=args.steps)
         path = save_recipe(model, args.out)
         print(f"wrote {path}  ({path.stat().st_size / 1024:.0f} KB, {model.metadata['train']['steps']} Adam steps, "
               f"final loss {model.metadata['final_loss']:.4f}, {time.perf_counter() - start:.1f} s)")
@@ -144,7 +158,8 @@ def _reproduce(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     path = args.json or (None if args.fast else ROOT / "results" / "reproduce.json")
     if path is not None:
         writable_file(path, args.overwrite)
-    changes = {"checkpoints": args.checkpoints, "retrain": args.retrain}
+    changes = {"checkpoints": args.checkpoints, "retrain": args.retrain, "zoo": not args.no_zoo,
+               "targets": tuple(args.targets) if args.targets else None}
     if args.seeds is not None:
         changes["n_seeds"] = args.seeds
     config = ReproduceConfig.fast(**changes) if args.fast else ReproduceConfig(**changes)
@@ -162,7 +177,7 @@ def _render(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     writable_folder(args.out)
     config = RenderConfig.fast(retrain=args.retrain) if args.fast else RenderConfig(retrain=args.retrain)
     start = time.perf_counter()
-    written = render(args.out, config, only=args.only, between=threads.refresh)
+    written = render(args.out, config, only=args.only, between=threads.refresh, targets=args.target or ())
     for path, size in written:
         print(f"wrote {path}  {size / 1024:.0f} KB")
     total = sum(size for _, size in written)

@@ -41,6 +41,8 @@ class ReproduceConfig:
     checkpoints: Path = DEFAULT_CHECKPOINTS  # where the trained networks are
     retrain: bool = False  # train the networks instead of loading them
     quick: bool = False  # a quick check: tables say their numbers are rough
+    zoo: bool = True  # also the zoo study: fit on every target, the paper's Fig. 2 setup, the dimension study
+    targets: tuple[str, ...] | None = None  # targets of the zoo study (None: all of TARGETS, or two when quick)
 
     @classmethod
     def fast(cls, **changes: object) -> ReproduceConfig:

@@ -45,7 +45,8 @@ def score_error_table(models: dict[str, nn.Module], config: ReproduceConfig) -> 
         if isinstance(model, NoiseConditionalScoreNet):
             levels = [(s, lambda x, s=s, m=model: m(x, s)) for s in model.sigmas.tolist()]
         else:
-            levels = [(model.metadata["train"]["sigma"], model)]
+            train = model.metadata["train"]
+            levels = [(train["sigma"] if train["objective"] == "dsm" else 0.0, model)]  # SSM learns p itself
         for sigma, fn in levels:
             err = relative_score_error(fn, mixture, sigma, config.n_score_points,
                                        generator=torch.Generator().manual_seed(7))

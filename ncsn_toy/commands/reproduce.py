@@ -8,7 +8,9 @@ returning JSON-ready rows, with a formatter that prints them as a Markdown table
 2. the trained networks' score errors, and 4. how sigma enters the network
    (:mod:`~ncsn_toy.commands.network_study`);
 5.-8. the continuous-time samplers, the ODE likelihood, the networks between their levels and
-   continuous-sigma training (:mod:`~ncsn_toy.commands.sde_study`).
+   continuous-sigma training (:mod:`~ncsn_toy.commands.sde_study`);
+9.-11. ``fit`` on every target, the paper's Fig. 2 setup, and the dimension study
+   (:mod:`~ncsn_toy.commands.zoo_study`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..recipes import RECIPES, load_or_train
-from .measure import ReproduceConfig, references
+from .measure import QUICK, ReproduceConfig, references
 from .network_study import format_score_errors, format_sigma_inputs, score_error_table, sigma_input_table
 from .report import machine
 from .sampler_study import evaluation_study, format_evaluations, format_samplers, sampler_table
@@ -33,6 +35,7 @@ from .sde_study import (
     sde_sampler_table,
     settings_scan,
 )
+from .zoo_study import ZooConfig, format_zoo, zoo_study
 
 __all__ = ["ReproduceConfig", "reproduce", "format_tables"]
 
@@ -61,6 +64,11 @@ def reproduce(config: ReproduceConfig | None = None, *, progress: bool = True,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
         "machine": machine(),
     }
+    if config.zoo:
+        zoo = ZooConfig.fast() if config.quick else ZooConfig()
+        zoo = dataclasses.replace(zoo, checkpoints=config.checkpoints, retrain=config.retrain,
+                                  **({"targets": tuple(config.targets)} if config.targets else {}))
+        studies["zoo"] = lambda: zoo_study(zoo, progress=progress)
     for name, study in tqdm(studies.items(), desc="reproduce", disable=not progress, leave=False):
         between()
         result[name] = study()
@@ -74,6 +82,8 @@ def format_tables(result: dict) -> str:
     parts = [format_samplers(result["samplers"], quick), format_score_errors(result["score_error"], quick),
              format_evaluations(result["evaluations"], quick), format_sigma_inputs(result["sigma_input"], quick),
              format_sde_tables(result).rstrip()]
+    if "zoo" in result:
+        parts.append(format_zoo(result["zoo"], QUICK if quick else "").rstrip())
     if quick:
         parts.insert(0, "Quick check (--fast): few particles, seeds and training steps, so the numbers are rough; "
                         "`python -m ncsn_toy reproduce` makes the full tables.")

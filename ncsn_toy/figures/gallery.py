@@ -10,12 +10,12 @@ unless asked to (``retrain``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import animations, sde, stills
+from . import animations, sde, stills, zoo
 from .parts import Context, RenderConfig
 
 __all__ = ["FIGURES", "RenderConfig", "render"]
@@ -36,15 +36,23 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
     "sampler_pareto.png": sde.sampler_pareto,
     "probability_flow.gif": sde.probability_flow,
     "ode_likelihood.png": sde.ode_likelihood,
+    "targets.png": zoo.targets,
+    "score_error_objectives.png": zoo.score_error_objectives,
+    "annealed_langevin_ring.gif": zoo.annealed_langevin_ring,
+    "annealed_langevin_grid.gif": zoo.annealed_langevin_grid,
+    "annealed_langevin_spiral.gif": zoo.annealed_langevin_spiral,
 }
 
 
 def render(out: str | Path = "gif", config: RenderConfig | None = None, *, only: list[str] | None = None,
-           progress: bool = True, between: Callable[[], object] | None = None) -> list[tuple[Path, int]]:
+           progress: bool = True, between: Callable[[], object] | None = None,
+           targets: Sequence[str] = ()) -> list[tuple[Path, int]]:
     """Render the figures (all, or ``only`` these names) into ``out``; return (path, bytes) pairs.
 
     ``config`` defaults to ``RenderConfig()`` (the full-size gallery); ``between()`` runs before
-    each figure (the commands refresh their thread policy there).
+    each figure (the commands refresh their thread policy there); ``targets``: also
+    ``annealed_langevin_<target>.gif`` for these names of ``TARGETS`` (fitted on the spot when no
+    ``checkpoints/ncsn_<target>.pt`` exists).
     """
     config = config or RenderConfig()
     stems = {Path(name).stem: name for name in FIGURES}
@@ -52,6 +60,9 @@ def render(out: str | Path = "gif", config: RenderConfig | None = None, *, only:
     unknown = sorted(set(names) - set(FIGURES))
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; expected names from {list(FIGURES)}")
+    extra = zoo.target_figures(list(targets))  # annealed_langevin_<target>.gif
+    figures = {**extra, **FIGURES}  # a target of the gallery keeps the gallery's figure
+    names += [name for name in extra if name not in names]
     out = Path(out)
     ctx = Context(config)
     written = []
@@ -59,6 +70,6 @@ def render(out: str | Path = "gif", config: RenderConfig | None = None, *, only:
         if between is not None:
             between()
         path = out / name
-        FIGURES[name](ctx, path)
+        figures[name](ctx, path)
         written.append((path, path.stat().st_size))
     return written

@@ -1,0 +1,167 @@
+"""The zoo's figures: every target's exact samples over its density, and annealed Langevin with ``fit``'s networks.
+
+- :func:`targets`: ``targets.png``, one panel per name of ``TARGETS``.
+- :func:`annealed_langevin_ring`, :func:`annealed_langevin_grid`, :func:`annealed_langevin_spiral`:
+  annealed Langevin with the committed ``ncsn_<target>`` networks (made by :func:`~ncsn_toy.recipes.fit`),
+  from the mixture's box, with their own levels and sampler settings.
+- :func:`score_error_objectives`: the paper's Fig. 2 for both objectives, denoising (the seed's
+  ``ScoreNet``) beside sliced score matching (the official code's network for that figure).
+- :func:`target_figures`: the same GIF for any target (``render --target NAME``), from
+  ``checkpoints/ncsn_<NAME>.pt`` when it exists, else fitted on the spot.
+
+Each figure is a function ``(ctx, path) -> None`` like those of :mod:`~ncsn_toy.figures.gallery`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import load_checkpoint
+from ..metrics import mode_weights, relative_score_error
+from ..mixtures import GaussianMixture
+from ..networks import NoiseConditionalScoreNet
+from ..recipes import fit
+from ..samplers import annealed_langevin_dynamics
+from ..targets import TARGETS, target, two_gaussians
+from .parts import Context, extent, field_panel, uniform_box
+from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, new_figure, nice, save_png
+
+__all__ = ["targets", "score_error_objectives", "annealed_langevin_ring", "annealed_langevin_grid",
+           "annealed_langevin_spiral",
+           "annealed_langevin_target", "target_figures", "ZOO_FIGURES"]
+
+ZOO_COLUMNS = 3  # panels per row of targets.png
+
+
+def targets(ctx: Context, path: Path) -> None:
+    """The zoo: exact i.i.d. samples of every named target over its exact density, one panel each."""
+    rows = -(-len(TARGETS) // ZOO_COLUMNS)
+    fig, axes = new_figure(ZOO_COLUMNS, rows)
+    g = ctx.generator(11)
+    first = None
+    for ax, name in zip(axes, TARGETS, strict=False):
+        mixture = target(name)
+        panel = Panel(ax, extent(mixture), particles=True, resolution=ctx.config.resolution)
+        panel.set_density(mixture.log_prob(panel.pixels))
+        panel.set_particles(mixture.sample(ctx.config.n_particles, generator=g))
+        w, k = mixture.weights, mixture.n_components
+        weights = "equal weights" if bool((w == w[0]).all()) else f"weights {w.min().item():.2g}–{w.max().item():.2g}"
+        panel.set_title(f"{name}: {k} mode{'s' * (k > 1)}, {weights}")
+        first = first or panel
+    for ax in axes[len(TARGETS):]:
+        ax.set_visible(False)
+    add_colorbar(fig, first, label="density p(x) / max")
+    save_png(fig, path)
+
+
+OBJECTIVES = {"score_net_two_gaussians": "denoising score matching (seed ScoreNet)",
+              "score_net_ssm_two_gaussians": "sliced score matching (2-128-128-2 Softplus)"}
+
+
+def score_error_objectives(ctx: Context, path: Path) -> None:
+    """The paper's Fig. 2 for both objectives: each learned field (top) and its squared error (bottom)."""
+    mixture = two_gaussians()
+    fig, axes = new_figure(len(OBJECTIVES), 2)
+    r, top, image = ctx.config.resolution, None, None
+    for col, (name, label) in enumerate(OBJECTIVES.items()):
+        model = ctx.model(name)
+        train = model.metadata["train"]
+        sigma = train["sigma"] if train["objective"] == "dsm" else 0.0  # the score each objective learns
+        learned = field_panel(axes[col], ctx, mixture, sigma, arrow_scale=3.0)
+        with torch.no_grad():
+            learned.set_field(model(learned.grid.points))
+        learned.set_title(f"{label}\n{train['steps']} steps x batch {train['batch_size']}")
+        errors = Panel(axes[len(OBJECTIVES) + col], extent(mixture), density=False, resolution=r)
+        pixels = learned.pixels
+        with torch.no_grad():
+            err = (model(pixels) - mixture.score(pixels, sigma)).square().sum(1)
+        image = errors.ax.imshow(torch.log10(err + 1e-6).reshape(r, r).numpy(), origin="lower",
+                                 extent=errors.extent, cmap="magma_r", vmin=-3, vmax=2, zorder=0)
+        errors.ax.contour(pixels[:, 0].reshape(r, r).numpy(), pixels[:, 1].reshape(r, r).numpy(),
+                          mixture.log_prob(pixels, sigma).reshape(r, r).numpy(), levels=[-8.0, -5.0, -3.0],
+                          colors=COLORS["reference"], linewidths=1.0)
+        numbers = relative_score_error(model, mixture, sigma, 20_000, ctx.generator(7))
+        errors.set_title(f"squared error against ∇log p{'_σ' if sigma else ''}; relative error\n"
+                         f"{numbers.high_density:.3f} inside, {numbers.low_density:.2f} outside the 99% region")
+        top = top or learned
+    add_colorbar(fig, top, axes[: len(OBJECTIVES)])
+    fig.colorbar(image, ax=axes[len(OBJECTIVES):], shrink=0.8, label="log10 squared error", pad=0.01)
+    save_png(fig, path)
+
+
+def _annealed_with(ctx: Context, path: Path, model: NoiseConditionalScoreNet, label: str) -> None:
+    """Annealed Langevin with ``model`` and its stored settings, from the mixture's box.
+
+    Like :func:`~ncsn_toy.figures.parts.sampler_animation`, but the title gives the total variation
+    between the particles' mode weights and the true ones (dozens of weights do not fit in a title).
+    """
+    mixture = GaussianMixture.from_dict(model.metadata["mixture"])
+    sigmas, eps, steps = model.sigmas.tolist(), model.metadata["step_size"], model.metadata["n_steps_each"]
+    g = ctx.generator(12)
+    trajectory = annealed_langevin_dynamics(model, uniform_box(mixture, ctx.config.n_particles, g), model.sigmas,
+                                            eps, steps, g, record=ctx.config.n_frames)
+    fig, axes = new_figure(1)
+    area = extent(mixture)
+    panel = Panel(axes[0], area, grid=FieldGrid(area, ctx.config.grid), arrow_scale=0.5,
+                  arrow_color=COLORS["faint_arrows"], particles=True, resolution=ctx.config.resolution)
+    add_colorbar(fig, panel)
+    anim = Animation(fig, [panel.scatter, panel.ax.title])
+    shown = None
+    for frame, step, level in zip(trajectory.frames, trajectory.steps.tolist(), trajectory.levels.tolist(),
+                                  strict=True):
+        if level != shown:  # a new noise level: redraw its density and field into the background
+            panel.set_density(mixture.log_prob(panel.pixels, sigmas[level]))
+            with torch.no_grad():
+                panel.set_field(sigmas[level] * model(panel.grid.points, sigmas[level]))
+            anim.redraw_background()
+            shown = level
+        tv = 0.5 * (mode_weights(mixture, frame) - mixture.weights).abs().sum().item()
+        panel.set_particles(frame)
+        panel.set_title(f"{label}: annealed Langevin with fit's network\nσ = {nice(sigmas[level])} (level "
+                        f"{level + 1}/{len(sigmas)}), step {step}/{len(sigmas) * steps}, weights' TV {tv:.3f}")
+        anim.capture(ctx.config.frame_ms)
+    anim.save(path)
+
+
+def annealed_langevin_target(ctx: Context, path: Path, name: str) -> None:
+    """Annealed Langevin on target ``name`` with ``ncsn_<name>`` from the checkpoints (fitted if there is none)."""
+    checkpoint = Path(ctx.config.checkpoints) / f"ncsn_{name}.pt"
+    if ctx.config.retrain or not checkpoint.is_file():
+        model = fit(target(name))
+    else:
+        model = load_checkpoint(checkpoint, expect=NoiseConditionalScoreNet)
+    _annealed_with(ctx, path, model, name)
+
+
+def annealed_langevin_ring(ctx: Context, path: Path) -> None:
+    _annealed_with(ctx, path, ctx.model("ncsn_ring"), "ring")
+
+
+def annealed_langevin_grid(ctx: Context, path: Path) -> None:
+    _annealed_with(ctx, path, ctx.model("ncsn_grid"), "grid")
+
+
+def annealed_langevin_spiral(ctx: Context, path: Path) -> None:
+    _annealed_with(ctx, path, ctx.model("ncsn_spiral"), "spiral")
+
+
+ZOO_FIGURES: dict[str, Callable[[Context, Path], None]] = {  # for the gallery's FIGURES
+    "targets.png": targets,
+    "score_error_objectives.png": score_error_objectives,
+    "annealed_langevin_ring.gif": annealed_langevin_ring,
+    "annealed_langevin_grid.gif": annealed_langevin_grid,
+    "annealed_langevin_spiral.gif": annealed_langevin_spiral,
+}
+
+
+def target_figures(names: list[str]) -> dict[str, Callable[[Context, Path], None]]:
+    """``annealed_langevin_<name>.gif`` for each target name (``render --target NAME ...``)."""
+    unknown = sorted(set(names) - set(TARGETS))
+    if unknown:
+        raise ValueError(f"unknown target(s) {unknown}; expected names from {list(TARGETS)}")
+    return {f"annealed_langevin_{name}.gif": functools.partial(annealed_langevin_target, name=name)
+            for name in names}
