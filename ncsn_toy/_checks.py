@@ -7,10 +7,12 @@ expected, instead of a shape error or a NaN deep inside a sampler.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 DEFAULT_SEED = 0  # seed of the generator used when a caller passes generator=None
@@ -30,6 +32,8 @@ def default_generator(
         raise TypeError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
         )
+    if generator.device.type != torch.device(device).type:
+        raise ValueError(f"generator is on {generator.device}, but the tensors it draws for are on {device}")
     return generator
 
 
@@ -107,6 +111,11 @@ def as_tensor(value: object, name: str, dtype: torch.dtype | None = None) -> tor
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
     else:
+        is_bool = False
+        with contextlib.suppress(ValueError, TypeError):  # ragged or odd input: torch.as_tensor says so below
+            is_bool = np.asarray(value).dtype == np.bool_  # [True, False] would become [1.0, 0.0] on the way
+        if is_bool:
+            raise TypeError(f"{name} must hold real numbers, got booleans")
         try:
             # straight to the target dtype: a list [0.2, 0.8] must not pass through float32
             tensor = torch.as_tensor(value, dtype=dtype)
@@ -166,11 +175,45 @@ def sigma_levels(sigmas: object, name: str = "sigmas") -> torch.Tensor:
 
 
 def score_output(score: object, x: torch.Tensor, name: str = "the score function") -> torch.Tensor:
-    """Check that a score function returned a tensor shaped like its input ``x``."""
+    """Check that a score function returned a real tensor shaped like its input ``x``."""
     if not isinstance(score, torch.Tensor) or score.shape != x.shape:
         shape = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
         raise ValueError(f"{name} must return a tensor of shape {tuple(x.shape)}, got {shape}")
+    if not score.is_floating_point():
+        raise TypeError(f"{name} must return a floating-point tensor, got dtype {score.dtype}")
     return score
+
+
+def score_function(score_fn: object, with_sigma: bool, name: str = "score_fn") -> Callable:
+    """Check that ``score_fn`` is callable, and not the network of the other kind (a common mix-up)."""
+    if not callable(score_fn):
+        raise TypeError(f"{name} must be callable, got {type(score_fn).__name__}")
+    kind = type(score_fn).__name__
+    if with_sigma and kind == "ScoreNet":
+        raise TypeError(f"{name} is a ScoreNet, which takes no sigma; this needs score_fn(x, sigma): a "
+                        "NoiseConditionalScoreNet, or lambda x, sigma: net(x)")
+    if not with_sigma and kind == "NoiseConditionalScoreNet":
+        raise TypeError(f"{name} is a NoiseConditionalScoreNet, which needs a sigma; this calls score_fn(x): "
+                        "pass lambda x: net(x, sigma)")
+    return score_fn
+
+
+def sigma_for(sigma: float, dtype: torch.dtype, name: str = "sigma") -> float:
+    """``sigma`` (> 0) such that sigma and 1 / sigma, and their squares, are numbers of ``dtype``."""
+    info = torch.finfo(dtype)
+    low, high = math.sqrt(info.tiny), math.sqrt(info.max)
+    if not low <= sigma <= high:
+        raise ValueError(f"{name} must be between {low:.3g} and {high:.3g} for {dtype} data, got {sigma:g}")
+    return sigma
+
+
+def castable(tensor: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
+    """``tensor`` cast to ``dtype``, checked to stay finite (1e300 becomes inf in float32)."""
+    cast = tensor.to(dtype)
+    if not all_finite(cast):
+        raise ValueError(f"{name} do not fit in {dtype} (largest |value| {tensor.abs().max().item():.3g}); "
+                         "use dtype=torch.float64")
+    return cast
 
 
 def record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
@@ -179,6 +222,8 @@ def record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
         return set()
     if isinstance(record, numbers.Integral) and not isinstance(record, bool):
         n_frames = positive_int(record, "record")
+        if n_frames > total + 1:  # more frames than states would repeat them (and 10**9 of them would hang)
+            raise ValueError(f"record asks for {n_frames} frames, but the run has {total + 1} states (0..{total})")
         if n_frames == 1:
             return {total}
         return {round(i * total / (n_frames - 1)) for i in range(n_frames)}
@@ -186,6 +231,10 @@ def record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
         record = record.tolist() if record.dim() == 1 else record
     if isinstance(record, (str, bytes, bool)) or not isinstance(record, (Sequence, range)):
         raise TypeError(f"record must be an int (number of frames) or a sequence of int steps, got {record!r}")
+    if isinstance(record, range):  # checked by its ends, not element by element
+        if len(record) == 0 or min(record[0], record[-1]) < 0 or max(record[0], record[-1]) > total:
+            raise ValueError(f"record steps must be a non-empty range within 0..{total}, got {record}")
+        return set(record)
     if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in record):
         raise TypeError(f"record steps must be integers, got {list(record)!r}")
     steps = {int(s) for s in record}

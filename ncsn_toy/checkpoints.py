@@ -37,6 +37,7 @@ __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_mixture"]
 
 FORMAT = "ncsn_toy-checkpoint"  # marks our files
 VERSION = 2  # 2: with a content hash; 1 (ncsn_toy 0.1) had none
+MAX_DEPTH = 100  # metadata nesting (deeper is a mistake, or a list that contains itself)
 _MODELS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (ScoreNet, NoiseConditionalScoreNet)}
 _OPTIONS = {  # architecture options of each model and what each must be
     "ScoreNet": {"dim": int, "hidden": int, "n_hidden_layers": int, "activation": str},
@@ -55,6 +56,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: objec
     ``to_dict()``; anything else (enums, sets, objects) raises ``TypeError`` naming the key,
     before anything is written. Non-finite weights raise ``ValueError``. Returns the path written.
     """
+    _check_path(path)
     name = type(model).__name__
     if name not in _MODELS or type(model) is not _MODELS[name]:
         raise TypeError(f"model must be one of {sorted(_MODELS)}, got {type(model).__name__}")
@@ -72,13 +74,15 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: objec
     def write(tmp: str) -> None:
         with open(tmp, "wb") as handle:  # a file object: the archive inside is named "archive", not tmp
             torch.save(payload, handle)
-        _read(Path(tmp), shown_as=Path(path))  # the proof: what was written loads back, every check passes
+        _build(_read(Path(tmp), shown_as=Path(path)), Path(path))  # the proof: it loads back and rebuilds
 
     return atomic_write(path, write)
 
 
-def _plain(value: object, where: str = "architecture") -> object:
+def _plain(value: object, where: str = "architecture", depth: int = 0) -> object:
     """``value`` as what ``torch.load(weights_only=True)`` reads back; ``TypeError`` naming ``where`` if it can't be."""
+    if depth > MAX_DEPTH:  # also what a list that contains itself comes to
+        raise TypeError(f"{where} is nested more than {MAX_DEPTH} levels deep (or contains itself)")
     if type(value) is str:  # interned: equal strings are one object, so pickle's memo (which goes by
         return sys.intern(value)  # identity) writes the same bytes whoever built the metadata
     if value is None or type(value) in (bool, int, float):
@@ -86,14 +90,16 @@ def _plain(value: object, where: str = "architecture") -> object:
     if isinstance(value, enum.Enum):  # an IntEnum is an int, but it would not come back as one
         raise TypeError(f"{where} is an enum member ({value!r}); store its .value or .name instead")
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist(), where)
+        return _plain(value.tolist(), where, depth)
     if isinstance(value, np.generic):  # NumPy scalars: np.float64(0.1) -> 0.1
-        return _plain(value.item(), where)
+        return _plain(value.item(), where, depth)
     if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided or value.is_nested or value.device.type == "meta" or value.is_quantized:
+            raise TypeError(f"{where} is a {value.layout} / nested / meta / quantized tensor; store a dense one")
         return value.detach().cpu().clone().as_subclass(torch.Tensor)
     for kind, plain in ((numbers.Integral, int), (float, float), (str, str)):  # subclasses of the plain types
         if isinstance(value, kind):
-            return _plain(plain(value), where)
+            return _plain(plain(value), where, depth)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, Mapping):
@@ -101,10 +107,10 @@ def _plain(value: object, where: str = "architecture") -> object:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where} keys must be strings, got {key!r}")
-            out[sys.intern(str(key))] = _plain(item, f"{where}[{key!r}]")
+            out[sys.intern(str(key))] = _plain(item, f"{where}[{key!r}]", depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        items = [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        items = [_plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
     raise TypeError(
         f"{where} is a {type(value).__name__}; checkpoint metadata may hold only str, numbers, bools, None, "
@@ -160,6 +166,7 @@ def load_checkpoint(
     not an ncsn_toy checkpoint, is corrupt (its contents do not match their hash), holds
     non-finite weights, or describes an architecture its tensors do not have.
     """
+    _check_path(path)
     if expect is not None and expect not in _MODELS.values():
         raise TypeError(f"expect must be None, ScoreNet or NoiseConditionalScoreNet, got {expect!r}")
     path = Path(path)
@@ -169,7 +176,12 @@ def load_checkpoint(
     cls = _MODELS[payload["model"]]
     if expect is not None and cls is not expect:
         raise ValueError(f"{path} holds a {cls.__name__}, but a {expect.__name__} was expected")
-    state, options = payload["state_dict"], dict(payload["architecture"])
+    return _build(payload, path).to(map_location).eval()
+
+
+def _build(payload: dict, path: Path) -> nn.Module:
+    """The network a checked payload describes, in the saved dtype, with ``metadata``."""
+    cls, state, options = _MODELS[payload["model"]], payload["state_dict"], dict(payload["architecture"])
     if cls is NoiseConditionalScoreNet:
         options["sigmas"] = state["sigmas"]
     try:
@@ -178,7 +190,12 @@ def load_checkpoint(
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{path} is an ncsn_toy checkpoint but cannot be rebuilt: {err}") from err
     model.metadata = payload["metadata"]
-    return model.to(map_location).eval()
+    return model
+
+
+def _check_path(path: object) -> None:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
 
 
 def _read(path: Path, shown_as: Path | None = None) -> dict:
@@ -187,7 +204,8 @@ def _read(path: Path, shown_as: Path | None = None) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated zip, random bytes, a pickle with code, ...
-        raise ValueError(f"{shown_as} is not a readable ncsn_toy checkpoint ({type(err).__name__}: {err})") from err
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]  # torch's messages run over lines
+        raise ValueError(f"{shown_as} is not a readable ncsn_toy checkpoint ({reason})") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{shown_as} is not an ncsn_toy checkpoint (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:
@@ -217,6 +235,8 @@ def _check_tensors(payload: dict, path: Path) -> None:
     if arch["activation"] not in ACTIVATIONS or arch.get("sigma_input", "raw") not in SIGMA_INPUTS:
         raise ValueError(f"{path}: unknown activation or sigma input in {arch}")
     for key, value in state.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{path}: state keys must be strings, got {key!r}")
         if not isinstance(value, torch.Tensor) or value.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"{path}: state entry {key!r} is not a float32 or float64 tensor")
     if len({value.dtype for value in state.values()}) > 1:

@@ -39,7 +39,8 @@ def dsm_loss(
         generator: for z; ``None`` uses a generator seeded with 0.
     """
     x = _checks.points(x, None)
-    sigma = _checks.positive_float(sigma, "sigma")
+    _checks.score_function(score_fn, with_sigma=False)
+    sigma = _checks.sigma_for(_checks.positive_float(sigma, "sigma"), x.dtype)
     gen = _checks.default_generator(generator, x.device)
     z = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)  # (n, d)
     score = _checks.score_output(score_fn(x + sigma * z), x)  # (n, d)
@@ -66,7 +67,11 @@ def anneal_dsm_loss(
         generator: for the levels and z; ``None`` uses a generator seeded with 0.
     """
     x = _checks.points(x, None)
-    sigmas = _checks.sigma_levels(sigmas).to(device=x.device, dtype=x.dtype)
+    _checks.score_function(model, with_sigma=True, name="model")
+    sigmas = _checks.sigma_levels(sigmas)
+    for sigma in (sigmas[0].item(), sigmas[-1].item()):
+        _checks.sigma_for(sigma, x.dtype, "sigmas")
+    sigmas = sigmas.to(device=x.device, dtype=x.dtype)
     gen = _checks.default_generator(generator, x.device)
     return _anneal_dsm_loss(model, x, sigmas, gen)
 
@@ -111,6 +116,7 @@ def sliced_score_matching_loss(
         generator: for v; ``None`` uses a generator seeded with 0.
     """
     x = _checks.points(x, None)
+    _checks.score_function(score_fn, with_sigma=False)
     n_projections = _checks.positive_int(n_projections, "n_projections")
     gen = _checks.default_generator(generator, x.device)
     with torch.enable_grad():  # works inside no_grad() too, e.g. for evaluation

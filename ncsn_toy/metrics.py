@@ -13,6 +13,7 @@ class of statistics based on distances", J. Stat. Plan. Inference, 2013.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -38,7 +39,7 @@ def mode_weights(mixture: GaussianMixture, x: torch.Tensor, *, sigma: float = 0.
     even where modes overlap (a hard argmax assignment is not). Responsibilities are taken
     under p_sigma (default sigma = 0: the data's modes); for samples of p_sigma pass its sigma.
     """
-    return mixture.responsibilities(x, sigma).mean(dim=0)
+    return _check_mixture(mixture).responsibilities(x, sigma).mean(dim=0)
 
 
 class ModeStatistics(NamedTuple):
@@ -60,7 +61,7 @@ def mode_statistics(mixture: GaussianMixture, x: torch.Tensor, *, sigma: float =
     sqrt(Sigma_k + sigma^2 I); those of p (sigma = 0) would cut each bump at p's boundary. A mode
     with no responsibility at all gets NaN mean and covariance (nothing to measure).
     """
-    resp = mixture.responsibilities(x, sigma)  # (n, K)
+    resp = _check_mixture(mixture).responsibilities(x, sigma)  # (n, K)
     mass = resp.sum(dim=0)  # (K,)
     means = resp.T @ x / mass[:, None]  # (K, d)
     centred = x[:, None, :] - means  # (n, K, d)
@@ -73,7 +74,10 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
 
     The unbiased U-statistic (pairs of a point with itself are excluded), so it is 0 in
     expectation when x and y come from the same distribution and may then be slightly
-    negative. No kernel or bandwidth to choose; computed in float64 blocks of ``chunk`` rows.
+    negative. No kernel or bandwidth to choose; computed in float64 blocks of ``chunk`` rows, on
+    the samples centred on their pooled mean and divided by their pooled scale (D^2 is invariant to
+    a shift and scales with a scaling), so that distances far from the origin or at extreme scales
+    lose no precision and cannot overflow.
 
     Args:
         x: ``(n, d)`` samples. y: ``(m, d)`` samples, n, m >= 2.
@@ -83,6 +87,12 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
     chunk = _checks.positive_int(chunk, "chunk")
     if len(x) < 2 or len(y) < 2:
         raise ValueError("energy_distance needs at least 2 samples on each side")
+    pooled = torch.cat([x, y])  # (n + m, d)
+    centre = pooled.mean(dim=0)
+    scale = (pooled - centre).abs().amax().item()  # 0 only if every point is the same
+    if scale == 0:
+        return 0.0
+    x, y = (x - centre) / scale, (y - centre) / scale
 
     def mean_distance(a: torch.Tensor, b: torch.Tensor, same: bool) -> float:
         total = 0.0
@@ -91,7 +101,10 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
         pairs = len(a) * (len(b) - 1) if same else len(a) * len(b)  # the diagonal is 0
         return total / pairs
 
-    return 2 * mean_distance(x, y, False) - mean_distance(x, x, True) - mean_distance(y, y, True)
+    distance = scale * (2 * mean_distance(x, y, False) - mean_distance(x, x, True) - mean_distance(y, y, True))
+    if not math.isfinite(distance):
+        raise ValueError(f"the energy distance does not fit in float64 (the samples' scale is {scale:.3g})")
+    return distance
 
 
 class ScoreError(NamedTuple):
@@ -128,7 +141,11 @@ def relative_score_error(
         generator: for the points; ``None`` uses a generator seeded with 0.
         mass: probability mass of the high-density region, in (0, 1).
     """
-    sigma = _checks.nonnegative_float(sigma, "sigma")
+    _checks.score_function(score_fn, with_sigma=False)
+    _check_mixture(mixture)
+    sigma = _checks.noise_level(sigma)
+    if sigma > 0:
+        _checks.sigma_for(sigma, mixture.means.dtype)
     n = _checks.positive_int(n, "n")
     mass = _checks.positive_float(mass, "mass")
     if mass >= 1:
@@ -150,3 +167,9 @@ def relative_score_error(
         return ((model - exact).double().square().sum() / exact.double().square().sum()).item()
 
     return ScoreError(ratio(on_data), ratio(on_box[inside]), ratio(on_box[~inside]))
+
+
+def _check_mixture(mixture: object) -> GaussianMixture:
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    return mixture

@@ -108,9 +108,12 @@ class GaussianMixture:
         self.n_components: int = n_components
         self.dim: int = dim
         self.weights: torch.Tensor = w.to(dtype)  # (K,)
-        self.means: torch.Tensor = mu.to(dtype)  # (K, d)
-        self.covariances: torch.Tensor = cov.to(dtype)  # (K, d, d)
-        self._chol = torch.linalg.cholesky(cov).to(dtype)  # (K, d, d), for sampling
+        self.means: torch.Tensor = _checks.castable(mu, dtype, "means")  # (K, d)
+        self.covariances: torch.Tensor = _checks.castable(cov, dtype, "covariances")  # (K, d, d)
+        self._chol = _checks.castable(torch.linalg.cholesky(cov), dtype, "covariances' square roots")  # sampling
+        if bool((torch.diagonal(self.covariances, dim1=1, dim2=2) < torch.finfo(dtype).tiny).any()):
+            raise ValueError(f"covariances are too small for {dtype} (below its smallest normal number); "
+                             "use dtype=torch.float64 or rescale the data")
 
     # ------------------------------------------------------------------ exact quantities
     def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
@@ -187,6 +190,7 @@ class GaussianMixture:
         v = x.double() / s[:, None]  # (n, d)
         q = torch.einsum("nd,kde,ne->kn", v, inverse - inverse[ref], v)  # (K, n)
         relative = (c - c[ref])[:, None] - s * (0.5 * s * q - (pulls - pulls[ref]) @ v.T)  # (K, n)
+        relative[self._w64 == 0] = -math.inf  # a zero weight: never responsible (not -inf minus -inf)
         relative = relative.clamp(max=torch.finfo(x.dtype).max).to(x.dtype)  # +inf would make softmax NaN
         y_ref = level.whiten[ref] @ (x.double() - self._mu64[ref]).T  # (d, n)
         offset = level.log_norm[ref, 0] - 0.5 * y_ref.square().sum(dim=0)  # (n,), -inf once it overflows
@@ -244,7 +248,8 @@ class GaussianMixture:
         std = torch.sqrt(torch.diagonal(self._cov64, dim1=1, dim2=2) + sigma**2)  # (K, d)
         low = (self._mu64 - n_std * std).min(dim=0).values
         high = (self._mu64 + n_std * std).max(dim=0).values
-        return low.to(self._dtype), high.to(self._dtype)
+        name = f"the box for n_std={n_std:g}, sigma={sigma:g}"
+        return _checks.castable(low, self._dtype, name), _checks.castable(high, self._dtype, name)
 
     def to_dict(self) -> dict[str, list]:
         """Plain-Python description (lists of floats), e.g. for a checkpoint or JSON."""

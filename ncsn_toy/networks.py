@@ -28,7 +28,11 @@ from torch import nn
 from . import _checks
 from .noise_levels import PAPER_N_LEVELS, PAPER_SIGMA_MAX, PAPER_SIGMA_MIN, geometric_sigmas
 
-__all__ = ["ScoreNet", "NoiseConditionalScoreNet", "ACTIVATIONS", "SIGMA_INPUTS"]
+__all__ = ["ScoreNet", "NoiseConditionalScoreNet", "NonFiniteOutputError", "ACTIVATIONS", "SIGMA_INPUTS"]
+
+
+class NonFiniteOutputError(ValueError):
+    """A network's output is NaN or infinite: its input (x, sigma) or its weights are out of range."""
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "logsigmoid": nn.LogSigmoid,  # the seed's choice
@@ -38,13 +42,16 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
 }
 SIGMA_INPUTS = ("raw", "log")
+MAX_DEPTH = 1000  # hidden layers
 
 
 def _mlp(in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int, activation: str) -> nn.Sequential:
     """Linear, act, (Linear, act) * (n_hidden_layers - 1), Linear: the seed's layout."""
     hidden = _checks.positive_int(hidden, "hidden")
     n_hidden_layers = _checks.positive_int(n_hidden_layers, "n_hidden_layers")
-    if activation not in ACTIVATIONS:
+    if n_hidden_layers > MAX_DEPTH:  # ten million layers would take minutes to build; no toy needs more
+        raise ValueError(f"n_hidden_layers must be at most {MAX_DEPTH}, got {n_hidden_layers}")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     layers: list[nn.Module] = []
     width = in_dim
@@ -95,7 +102,7 @@ class ScoreNet(nn.Module):
         self.net = _mlp(self.dim, self.dim, hidden, n_hidden_layers, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(_check_input(x, self.net, self.dim))
+        return _finite_output(self.net(_check_input(x, self.net, self.dim)), "ScoreNet")
 
 
 class NoiseConditionalScoreNet(nn.Module):
@@ -142,7 +149,8 @@ class NoiseConditionalScoreNet(nn.Module):
             raise TypeError(f"divide_by_sigma must be a bool, got {type(divide_by_sigma).__name__}")
         self.sigma_input = sigma_input
         self.divide_by_sigma = divide_by_sigma
-        self.data_std = None if data_std is None else _checks.positive_float(data_std, "data_std")
+        self.data_std = None if data_std is None else _checks.sigma_for(  # must fit the weights' float32
+            _checks.positive_float(data_std, "data_std"), torch.float32, "data_std")
         self.architecture = {
             "dim": self.dim, "hidden": hidden, "n_hidden_layers": n_hidden_layers,
             "activation": activation, "sigma_input": sigma_input, "divide_by_sigma": divide_by_sigma,
@@ -151,7 +159,8 @@ class NoiseConditionalScoreNet(nn.Module):
         self.net = _mlp(self.dim + 1, self.dim, hidden, n_hidden_layers, activation)
         if sigmas is None:
             sigmas = geometric_sigmas(PAPER_SIGMA_MAX, PAPER_SIGMA_MIN, PAPER_N_LEVELS)
-        self.register_buffer("sigmas", _checks.sigma_levels(sigmas).to(torch.float32).clone())
+        # checked again in float32, where levels closer than its precision would merge
+        self.register_buffer("sigmas", _checks.sigma_levels(_checks.sigma_levels(sigmas).to(torch.float32)).clone())
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         x = _check_input(x, self.net, self.dim)
@@ -161,7 +170,7 @@ class NoiseConditionalScoreNet(nn.Module):
             sigma = self._sigma_column(sigma, x)  # (n, 1)
             feature = torch.log(sigma) if self.sigma_input == "log" else sigma
             if self.data_std is not None:
-                x = x * torch.rsqrt(sigma**2 + self.data_std**2)
+                x = x / torch.hypot(sigma, torch.full_like(sigma, self.data_std))
             h = first(torch.cat([x, feature], dim=1))  # (n, h), the seed's input (x, y, sigma)
         else:
             sigma = self._sigma_scalar(sigma)
@@ -169,12 +178,12 @@ class NoiseConditionalScoreNet(nn.Module):
             # W [x; sigma] + b = W_x x + (b + w_sigma sigma): no (n, d + 1) input to build
             w_x, w_sigma = first.weight[:, : self.dim], first.weight[:, self.dim]  # (h, d), (h,)
             if self.data_std is not None:
-                w_x = w_x / math.sqrt(sigma**2 + self.data_std**2)
+                w_x = w_x / math.hypot(sigma, self.data_std)
             h = F.linear(x, w_x, first.bias + feature * w_sigma)  # (n, h)
         for layer in layers:
             h = layer(h)
-        out = h  # (n, d)
-        return out / sigma if self.divide_by_sigma else out
+        out = h / sigma if self.divide_by_sigma else h  # (n, d)
+        return _finite_output(out, "NoiseConditionalScoreNet")
 
     def _needs_positive_sigma(self) -> bool:
         return self.sigma_input == "log" or self.divide_by_sigma
@@ -203,3 +212,13 @@ class NoiseConditionalScoreNet(nn.Module):
             bound = "> 0" if self._needs_positive_sigma() else ">= 0"
             raise ValueError(f"every sigma must be {bound} and <= {_checks.MAX_SIGMA:g}, got {low:g} to {high:g}")
         return sigma.to(x.dtype).unsqueeze(1)
+
+
+def _finite_output(out: torch.Tensor, name: str) -> torch.Tensor:
+    """``out``, or :class:`NonFiniteOutputError`: one reduction, so a NaN never leaves the network silently."""
+    if not _checks.all_finite(out):
+        raise NonFiniteOutputError(
+            f"{name} returned NaN or infinite values: its input (x, or sigma, e.g. above 1e30 or below 1e-30 in "
+            "float32) is beyond what its dtype can carry through the layers, or its weights are not finite"
+        )
+    return out

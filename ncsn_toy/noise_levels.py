@@ -53,6 +53,11 @@ def geometric_sigmas(
     sigma_max = _checks.positive_float(sigma_max, "sigma_max")
     sigma_min = _checks.positive_float(sigma_min, "sigma_min")
     n = _checks.positive_int(n, "n")
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    for value, name in ((sigma_max, "sigma_max"), (sigma_min, "sigma_min")):
+        if not torch.finfo(dtype).tiny <= value <= torch.finfo(dtype).max:
+            raise ValueError(f"{name} = {value:g} is not a positive number of {dtype}")
     if n == 1:
         if sigma_max != sigma_min:
             raise ValueError(

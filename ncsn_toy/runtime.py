@@ -53,6 +53,7 @@ def write_json(path: str | os.PathLike, data: object) -> Path:
 
 # ------------------------------------------------------------------------------------ threads
 THREAD_ENV_VARS = ("NCSN_TOY_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a user's explicit choice
+MAX_THREADS_PER_CPU = 8  # torch.set_num_threads(100_000) crashes the interpreter; more than this never helps
 
 
 def busy_cores(window: float = 0.1) -> float:
@@ -126,6 +127,9 @@ class ThreadPolicy:
             threads = int(text) if text.strip().isdigit() else text
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads (--threads or NCSN_TOY_THREADS) must be a positive integer, got {threads!r}")
+        if threads is not None and threads > MAX_THREADS_PER_CPU * (os.cpu_count() or 1):  # torch crashes past some
+            raise ValueError(f"threads (--threads or NCSN_TOY_THREADS) must be at most {MAX_THREADS_PER_CPU} per CPU "
+                             f"({MAX_THREADS_PER_CPU * (os.cpu_count() or 1)} here), got {threads}")
         self.explicit = threads  # the user's number, or None
         self.from_environment = threads is None and bool(env)  # OMP/MKL_NUM_THREADS: torch already obeys them
         self.interval = interval

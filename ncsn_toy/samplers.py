@@ -95,6 +95,7 @@ def langevin_dynamics(
     step_size = _checks.positive_float(step_size, "step_size")
     n_steps = _checks.positive_int(n_steps, "n_steps")
     levels = [_Level.langevin(None, step_size, n_steps)]
+    _checks.score_function(score_fn, with_sigma=False)
     return _run(lambda x, sigma: score_fn(x), x0, levels, generator, record, progress,
                 denoise_sigma=None, name="Langevin dynamics")
 
@@ -133,6 +134,7 @@ def annealed_langevin_dynamics(
     Returns:
         ``(n, d)`` samples, or a :class:`Trajectory` when ``record`` is given.
     """
+    _checks.score_function(score_fn, with_sigma=True)
     sigma_list = _checks.sigma_levels(sigmas).tolist()
     step_size = _checks.positive_float(step_size, "step_size")
     n_steps_each = _checks.positive_int(n_steps_each, "n_steps_each")
@@ -179,6 +181,7 @@ def consistent_annealed_sampling(
     Reference: A. Jolicoeur-Martineau, R. Piché-Taillefer, R. Tachet des Combes, I. Mitliagkas,
     "Adversarial score matching and improved sampling for image generation", ICLR 2021.
     """
+    _checks.score_function(score_fn, with_sigma=True)
     sigma_list = _checks.sigma_levels(sigmas).tolist()
     step_size = _checks.positive_float(step_size, "step_size")
     eta = _or_inf(lambda: step_size / sigma_list[-1] ** 2)
@@ -217,15 +220,14 @@ def _run(
     name: str,
 ) -> torch.Tensor | Trajectory:
     """The shared loop: Langevin steps level by level, recording, progress, checks."""
-    x = _checks.points(x0, None, "x0").detach().clone()  # (n, d), never aliases x0
+    # (n, d), never aliases x0; contiguous, so the noise fills it in the same order whatever x0's strides
+    x = _checks.points(x0, None, "x0").detach().clone(memory_format=torch.contiguous_format)
     _check_coefficients([*levels, *([_Level(denoise_sigma, _or_inf(lambda: denoise_sigma**2), 0.0, 1)]
                                     if denoise_sigma is not None else [])], x.dtype, name)
     gen = _checks.default_generator(generator, x.device)
     total = sum(level.n_steps for level in levels) + (denoise_sigma is not None)
     keep = _checks.record_steps(record, total)
-    frames: list[torch.Tensor] = []
-    frame_steps: list[int] = []
-    frame_levels: list[int] = []
+    frames, frame_steps, frame_levels = [], [], []  # the recorded copies, their global steps and levels
 
     def snapshot(step: int, level: int) -> None:
         if step in keep:
@@ -263,12 +265,7 @@ def _run(
             bar.update()
     if record is None:
         return x
-    return Trajectory(
-        samples=x,
-        frames=torch.stack(frames),
-        steps=torch.tensor(frame_steps),
-        levels=torch.tensor(frame_levels),
-    )
+    return Trajectory(x, torch.stack(frames), torch.tensor(frame_steps), torch.tensor(frame_levels))
 
 
 def _or_inf(coefficient: Callable[[], float]) -> float:

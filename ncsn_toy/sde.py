@@ -259,10 +259,9 @@ class _Run:
 
     def __init__(self, name: str, score_fn: object, x: object, arg: str, sigmas: list[float], updates: int,
                  record: int | Sequence[int] | None, progress: bool) -> None:
-        if not callable(score_fn):
-            raise TypeError(f"score_fn must be callable as score_fn(x, sigma), got {type(score_fn).__name__}")
+        _checks.score_function(score_fn, with_sigma=True)
         self.name, self.score_fn, self.sigmas = name, score_fn, sigmas  # the grid, with 0 after a denoising step
-        self.x = _checks.points(x, None, arg).detach().clone()  # (n, d): never aliases the caller's tensor
+        self.x = _checks.points(x, None, arg).detach().clone(memory_format=torch.contiguous_format)  # (n, d), own
         if max(sigmas) ** 2 > torch.finfo(self.x.dtype).max:  # a step's variance must be a number of x's dtype
             raise ValueError(f"sde.sigma_max = {max(sigmas):.3g}: its square does not fit in {self.x.dtype}")
         self.keep, self.record, self.done = _checks.record_steps(record, updates), record is not None, 0

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import _checks
 from .losses import _anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .mixtures import GaussianMixture
-from .networks import NoiseConditionalScoreNet, ScoreNet
+from .networks import NoiseConditionalScoreNet, NonFiniteOutputError, ScoreNet
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train_score_net", "train_noise_conditional",
            "seeded_init"]
@@ -55,7 +55,8 @@ class TrainConfig:
     device: str = "cpu"  # where to train
 
     def __post_init__(self) -> None:
-        _checks.positive_int(self.steps, "steps")
+        if _checks.positive_int(self.steps, "steps") > 10**9:  # tqdm and range() overflow long before
+            raise ValueError(f"steps must be at most 1e9, got {self.steps}")
         _checks.positive_int(self.batch_size, "batch_size")
         _checks.positive_float(self.lr, "lr")
         _checks.positive_int(self.n_projections, "n_projections")
@@ -183,7 +184,10 @@ def _train(
     bar = tqdm(range(1, config.steps + 1), desc=f"training {name}", disable=not progress, leave=False)
     for step in bar:
         x = mixture.sample(config.batch_size, generator=gen, device=device).to(torch.float32)
-        loss = loss_fn(model, x, gen)
+        try:
+            loss = loss_fn(model, x, gen)
+        except NonFiniteOutputError as err:  # the network blew up: training diverged before this step
+            raise _diverged(step, config) from err
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -210,7 +214,11 @@ def _check_finite(recent: torch.Tensor, model: nn.Module, step: int, config: Tra
         return
     bad = (~torch.isfinite(recent)).nonzero()
     first = step - len(recent) + 1 + int(bad[0]) if len(bad) else step
-    raise TrainingDivergedError(
-        f"training diverged at step {first} of {config.steps} with learning rate {config.lr:g}: "
-        "the loss or the weights became NaN or infinite; try a smaller lr"
+    raise _diverged(first, config)
+
+
+def _diverged(step: int, config: TrainConfig) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"training diverged at step {step} of {config.steps} with learning rate {config.lr:g}: "
+        "the loss, the weights or the network's output became NaN or infinite; try a smaller lr"
     )

@@ -137,4 +137,4 @@ def test_divergence_names_the_first_bad_step():
     with pytest.raises(TrainingDivergedError, match="at step 73 of"):
         train_noise_conditional(two_gaussians(), TrainConfig(steps=200, batch_size=32), trained, progress=False,
                                 callback=callback)
-    assert max(calls) == 99  # caught by the check of step 100, not at the end of the 200 steps
+    assert max(calls) == 72  # the poisoned network fails at step 73, before its callback

@@ -119,9 +119,12 @@ def writable_file(path: Path, overwrite: bool) -> Path:
     return path
 
 
+MAX_COUNT = 10**9  # --steps, --seeds: far above any honest run; beyond, Python's range() and tqdm overflow
+
+
 def _positive(value: int | None, option: str) -> None:
-    if value is not None and value < 1:
-        raise UsageError(f"{option} must be a positive integer, got {value}")
+    if value is not None and not 1 <= value <= MAX_COUNT:
+        raise UsageError(f"{option} must be a positive integer up to {MAX_COUNT:g}, got {value}")
 
 
 # ------------------------------------------------------------------------------ commands
@@ -132,6 +135,9 @@ def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     _positive(args.steps, "--steps")
     names = [f"ncsn_{name}" for name in args.target] if args.target else args.only or list(RECIPES)
     writable_folder(args.out)
+    for name in names:
+        if (args.out / f"{name}.pt").is_dir():
+            raise UsageError(f"{args.out / f'{name}.pt'} is a folder; remove it or choose another --out")
     existing = [str(args.out / f"{name}.pt") for name in names if (args.out / f"{name}.pt").exists()]
     if existing and not args.overwrite:
         raise UsageError(f"{', '.join(existing)} exist(s); pass --overwrite to replace, or --out DIR to write "
@@ -215,9 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads = ThreadPolicy(args.threads)
         threads.apply()
         return COMMANDS[args.command](args, threads)
-    # ValueError: a bad checkpoint or setting, reported by the package with its path or name
-    except (UsageError, FileNotFoundError, TrainingDivergedError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    # ValueError: a bad checkpoint or setting, reported by the package with its path or name; OSError: a file
+    # system refusal the checks could not foresee (a disk that fills up, a folder where a file was to go)
+    except (UsageError, TrainingDivergedError, ValueError, OSError) as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the message holds
         return 2
     except KeyboardInterrupt:
         print("interrupted: files already written are complete; the one being written was not replaced",

@@ -64,6 +64,9 @@ def render(out: str | Path = "gif", config: RenderConfig | None = None, *, only:
     figures = {**extra, **FIGURES}  # a target of the gallery keeps the gallery's figure
     names += [name for name in extra if name not in names]
     out = Path(out)
+    folders = [str(out / name) for name in names if (out / name).is_dir()]
+    if folders:  # checked before any work: a figure cannot replace a folder
+        raise ValueError(f"cannot write figures over folders: {', '.join(folders)}")
     ctx = Context(config)
     written = []
     for name in tqdm(names, desc="render", disable=not progress, leave=False):
