@@ -43,7 +43,7 @@ def controls(s: ExploreSettings, scores: tuple[str, ...]) -> dict[str, widgets.W
         "score": widgets.Dropdown(options=[(SCORES[k], k) for k in scores], value=s.score, description="score",
                                   **common),
         "sampler": widgets.Dropdown(options=list(samplers()), value=s.sampler, description="sampler", **common),
-        "sigma_max": ladder("sigma_max", 0.1, 100),
+        "sigma_max": ladder("sigma_max", 0.1, 1000),  # up to the continuous-time samplers' priors
         "sigma_min": ladder("sigma_min", 0.01, 30),
         "n_levels": widgets.IntSlider(value=s.n_levels, min=1, max=1000, description=NAMES["n_levels"], **slider),
         "step_size": ladder("step_size", 1e-4, 10),
