@@ -32,7 +32,7 @@ from . import _checks
 from .mixtures import GaussianMixture
 
 __all__ = ["geometric_sigmas", "PAPER_SIGMA_MAX", "PAPER_SIGMA_MIN", "PAPER_N_LEVELS", "NoiseSchedule",
-           "largest_distance", "narrowest_std", "shell_overlap_ratio", "variance_ratio", "langevin_step"]
+           "largest_distance", "narrowest_std", "data_std", "shell_overlap_ratio", "variance_ratio", "langevin_step"]
 
 PAPER_SIGMA_MAX = 20.0  # sigma_1 of the paper's toy experiment
 PAPER_SIGMA_MIN = 1.0  # sigma_L of the paper's toy experiment
@@ -103,6 +103,20 @@ def largest_distance(mixture: GaussianMixture, n_std: float = 3.0) -> float:
 def narrowest_std(mixture: GaussianMixture) -> float:
     """The smallest standard deviation of any component along any direction: min_k sqrt(lambda_min(Sigma_k))."""
     return float(torch.linalg.eigvalsh(_float64_parameters(mixture)[1])[:, 0].min().sqrt())
+
+
+def data_std(mixture: GaussianMixture) -> float:
+    """The data's standard deviation per coordinate, sqrt(tr Cov[x] / d) (EDM's sigma_data), in closed form.
+
+    Cov[x] = sum_k w_k (Sigma_k + (mu_k - mu)(mu_k - mu)^T), mu = sum_k w_k mu_k (the law of total
+    variance): sqrt(17) = 4.12 for the paper's two Gaussians. The input scale ``data_std`` of
+    :class:`~ncsn_toy.networks.NoiseConditionalScoreNet` (Karras et al. 2022, c_in).
+    """
+    means, cov = _float64_parameters(mixture)  # (K, d), (K, d, d)
+    weights = torch.tensor(mixture.to_dict()["weights"], dtype=torch.float64)  # (K,)
+    centred = means - weights @ means  # (K, d)
+    total = weights @ (torch.diagonal(cov, dim1=1, dim2=2).sum(dim=1) + centred.square().sum(dim=1))  # tr Cov[x]
+    return math.sqrt(total.item() / means.shape[1])
 
 
 def _float64_parameters(mixture: GaussianMixture) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,7 @@ from torch import nn
 from .checkpoints import load_checkpoint, save_checkpoint
 from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
-from .noise_levels import NoiseSchedule, geometric_sigmas, narrowest_std
+from .noise_levels import NoiseSchedule, data_std, geometric_sigmas, narrowest_std
 from .runtime import repository_root
 from .targets import grid_points, plot_extent, target
 from .training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
@@ -60,8 +60,9 @@ class Recipe:
     sigma_min: float = 0.2  # ... smallest ...
     n_levels: int = 15  # ... and how many
     step_size: float = 0.1  # sampler step: eps of annealed Langevin, or alpha of Langevin
-    n_steps: int = 1000  # Langevin steps (ScoreNet) or steps per level (noise-conditional)
+    n_steps: int = 1000  # Langevin steps (ScoreNet), steps per level (noise-conditional) or probability-flow steps
     fitted: bool = False  # made by fit(): settings derived from the mixture, trained in its network units
+    probability_flow: bool = False  # for the continuous-time samplers: sampled by the probability flow, n_steps steps
 
     def build_mixture(self) -> GaussianMixture:
         return target(self.mixture)
@@ -71,6 +72,8 @@ class Recipe:
 
     def sampler_settings(self) -> dict:
         """Recommended sampler settings, stored in the checkpoint's metadata."""
+        if self.probability_flow:  # DPM-Solver++(2M) from the prior N(0, sigma_max^2 I), sde.py
+            return {"sampler": "probability_flow_sampling", "method": "multistep", "n_steps": self.n_steps}
         if self.noise_conditional:
             return {"sampler": "annealed_langevin_dynamics", "step_size": self.step_size,
                     "n_steps_each": self.n_steps}
@@ -96,6 +99,13 @@ RECIPES: dict[str, Recipe] = {
                network=NCSN_OPTIONS, sigma_max=20.0, step_size=0.016, n_steps=100),
         Recipe("ncsn_four_gaussians", "four_gaussians", True, TrainConfig(steps=4000, batch_size=2048, lr=1e-2),
                network=NCSN_OPTIONS, sigma_max=30.0, step_size=0.016, n_steps=100),
+        # for the score SDEs (sde.py): the prior N(0, sigma_max^2 I) must match p_sigma_max, whose mean is (3, 3):
+        # from sigma_max = 20 the probability flow biases the weights by ~1.15 / sigma_max = 0.06 (README, "Why
+        # sigma_max = 800"). Levels up to 800 need EDM's input scaling (data_std) and twice the steps; the
+        # samplers' own settings (commands/sde_study.SETTINGS)
+        Recipe("ncsn_sde_two_gaussians", "two_gaussians", True, TrainConfig(steps=8000, batch_size=2048, lr=1e-2),
+               network={**NCSN_OPTIONS, "data_std": round(data_std(target("two_gaussians")), 2)}, sigma_max=800.0,
+               n_steps=20, probability_flow=True),
         # the paper's Fig. 2 as the official code trains it (runners/toy_runner.py): 2 -> 128 -> 128 -> 2
         # with Softplus, sliced score matching, Adam lr 1e-3, batch 128, 10 000 steps, no schedule, no EMA
         Recipe("score_net_ssm_two_gaussians", "two_gaussians", False,

@@ -117,15 +117,15 @@ def test_committed_checkpoints_match_their_recipe(name):
     model = load_or_train(name)
     assert model.metadata["recipe"] == name
     assert model.metadata["mixture"] == recipe.build_mixture().to_dict()
-    assert model.metadata["step_size"] == recipe.step_size
+    for key, value in recipe.sampler_settings().items():  # how to sample it travels with it
+        assert model.metadata[key] == value, key
     assert model.metadata["train"]["steps"] <= 12_000  # a few thousand Adam steps (fit: 12 000, SSM: 10 000)
     assert (DEFAULT_CHECKPOINTS / f"{name}.pt").stat().st_size < 256 * 1024  # small
     if recipe.noise_conditional:
         torch.testing.assert_close(model.sigmas, recipe.sigmas())
-        assert model.metadata["n_steps_each"] == recipe.n_steps
 
 
-@pytest.mark.parametrize("name", ["ncsn_two_gaussians", "ncsn_four_gaussians"])
+@pytest.mark.parametrize("name", ["ncsn_two_gaussians", "ncsn_four_gaussians", "ncsn_sde_two_gaussians"])
 def test_committed_networks_meet_the_score_error_target(name):
     """The target: relative score error <= 0.05 at every one of the network's sigmas.
 

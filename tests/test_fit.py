@@ -8,6 +8,7 @@ import torch
 from ncsn_toy import GaussianMixture, NoiseConditionalScoreNet, annealed_langevin_dynamics, two_gaussians
 from ncsn_toy.noise_levels import (
     NoiseSchedule,
+    data_std,
     langevin_step,
     largest_distance,
     narrowest_std,
@@ -76,6 +77,20 @@ def test_the_paper_mixture_gets_levels_like_the_committed_recipe():
     assert 15 < schedule.sigma_max < 25  # the paper's 20 and the recipe's 20
     assert largest_distance(two_gaussians(), 0.0) == pytest.approx(math.sqrt(200 + 4))
     assert narrowest_std(target("anisotropic")) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_data_std_is_the_mixtures_spread(name):
+    """data_std against torch.distributions: the mixture's own per-coordinate variance, averaged."""
+    mixture = target(name)
+    exact = mixture.to_dict()
+    dist = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(probs=torch.tensor(exact["weights"], dtype=torch.float64)),
+        torch.distributions.MultivariateNormal(torch.tensor(exact["means"], dtype=torch.float64),
+                                               torch.tensor(exact["covariances"], dtype=torch.float64)))
+    assert data_std(mixture) == pytest.approx(dist.variance.mean().sqrt().item(), rel=1e-12)
+    if name == "two_gaussians":
+        assert data_std(mixture) == pytest.approx(math.sqrt(17))  # per coordinate 1 + 0.8 * 2^2 + 0.2 * 8^2 (mean 3)
 
 
 def test_shell_overlap_ratio_solves_technique_2():

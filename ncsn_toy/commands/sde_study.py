@@ -1,10 +1,11 @@
 """Tables of ``reproduce`` for the score SDEs (:mod:`ncsn_toy.sde`): samplers, likelihoods, networks.
 
 5. **Continuous-time samplers**: max weight error, energy distance, within-mode std, score evaluations
-   and seconds for the reverse SDE, predictor-corrector and the probability-flow ODE (Euler, Heun),
-   with the exact score and with the trained networks, from the prior; plus the same weight error
-   measured once on 40x the particles (its bias, without most of the sampling noise), and a scan of
-   the ODE's settings (sigma_max, rho) at 19 evaluations.
+   and seconds for the reverse SDE, predictor-corrector and the probability-flow ODE (Euler, Heun,
+   multistep), with the exact score and with the trained networks, from the prior; plus the weight
+   error and the spreads measured once on 40x the particles (their bias, without most of the sampling
+   noise: the 5-seed spreads average each run's extremes, which noise pushes outwards), and a scan of
+   the ODE's settings (sigma_max, rho).
 6. **ODE log-likelihood** against ``log_prob(x, sigma_min)``: mean signed and mean absolute gap (nats),
    with the prior and with the exact p_{sigma_max} in its place (the discretisation alone), against
    the number of steps, and -KL(p_{sigma_max} || prior), the prior's expected share.
@@ -29,7 +30,7 @@ from torch import nn
 from ..metrics import mode_statistics, relative_score_error
 from ..mixtures import GaussianMixture
 from ..networks import NoiseConditionalScoreNet
-from ..noise_levels import geometric_sigmas
+from ..noise_levels import data_std, geometric_sigmas
 from ..recipes import RECIPES
 from ..sde import (
     VESDE,
@@ -48,6 +49,8 @@ __all__ = ["Settings", "SETTINGS", "sde_sampler_table", "settings_scan", "likeli
            "continuous_table", "format_sde_tables"]
 
 NETS = {"two_gaussians": "ncsn_two_gaussians", "four_gaussians": "ncsn_four_gaussians"}
+# trained up to the exact score's sigma_max, for these samplers (recipes.py); four modes meet the target without one
+SDE_NETS = {"two_gaussians": "ncsn_sde_two_gaussians"}
 BIAS_FACTOR = 40  # the bias column runs once on this many times config.n_particles (200,000 at full size)
 
 
@@ -58,13 +61,15 @@ class Settings:
     sigma_max: float  # the prior N(0, sigma_max^2 I); its mean 0 vs the data's biases weights by ~0.4 |E x| / sigma_max
     sigma_min: float  # where sampling ends: within-mode std sqrt(1 + sigma_min^2) = 1.02
     rho: float  # EDM's grid exponent for the probability flow with Heun
-    multistep_rho: float = 7.0  # the same for the multistep solver (one evaluation a step: a finer grid)
+    multistep_rho: float = 7.0  # the same for the multistep solver: larger widens the modes (settings_scan)
 
     def sde(self) -> VESDE:
         return VESDE(self.sigma_min, self.sigma_max)
 
 
-SETTINGS = {"two_gaussians": Settings(800.0, 0.2, 6.0, 7.0), "four_gaussians": Settings(500.0, 0.2, 10.0, 6.5)}
+# two modes, multistep rho 10: spreads 1.004-1.030 in the scan against p_0.2's 1.020 (rho 7: 0.985-1.006, 1-3% narrow);
+# four modes keep 6.5 (0.982-1.004): a larger rho widens their widest mode beyond 1.05 on 5000 particles
+SETTINGS = {"two_gaussians": Settings(800.0, 0.2, 6.0, 10.0), "four_gaussians": Settings(500.0, 0.2, 10.0, 6.5)}
 Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -123,6 +128,11 @@ def sde_sampler_table(models: dict[str, nn.Module], config: ReproduceConfig, ref
                    _samplers(mixture.score, net_sde, 7.0, {"heun": (25,)})),
                   (f"trained {NETS[name]}, sigma {net_sde.sigma_max:g} -> {net_sde.sigma_min:g}", net_sde,
                    _samplers(model, net_sde, 7.0, net_sizes))]
+        if name in SDE_NETS:
+            wide = models[SDE_NETS[name]]
+            wide_sde = VESDE(settings.sigma_min, wide.sigmas[0].item())
+            groups.append((f"trained {SDE_NETS[name]}, sigma {wide_sde.sigma_max:g} -> {wide_sde.sigma_min:g}",
+                           wide_sde, _samplers(wide, wide_sde, settings.rho, net_sizes, settings.multistep_rho)))
         for score, sde, samplers in groups:
             for label, run, evaluations in samplers:
                 between()
@@ -135,8 +145,11 @@ def sde_sampler_table(models: dict[str, nn.Module], config: ReproduceConfig, ref
 
 
 def settings_scan(config: ReproduceConfig) -> list[dict]:
-    """Heun with 10 steps (19 evaluations), exact score: weight bias and spreads against sigma_max and rho."""
-    rows = []
+    """Exact score, one large run each (seed 77, not the tables' seeds): weight bias and within-mode spreads
+    of Heun with 10 steps (19 evaluations) against sigma_max and rho, and of the multistep solver with 20
+    steps against rho at :data:`SETTINGS`' sigma_max. Its rho is the one whose spreads come closest to
+    p_sigma_min's, sqrt(1 + sigma_min^2) = 1.020 (a larger rho spends more steps at small sigma)."""
+    rows, big = [], config.n_particles * BIAS_FACTOR
     for name, settings in SETTINGS.items():
         mixture = target(name)
         for sigma_max in (RECIPES[NETS[name]].sigma_max, 100.0, 300.0, settings.sigma_max, 1200.0):
@@ -144,8 +157,14 @@ def settings_scan(config: ReproduceConfig) -> list[dict]:
             for rho in (5.0, 6.0, 7.0, 10.0, 13.0):
                 run = lambda x, g, sde=sde, rho=rho, p=mixture: probability_flow_sampling(  # noqa: E731
                     p.score, x, sde, 10, rho=rho)
-                rows.append({"mixture": name, "sigma_max": sigma_max, "rho": rho,
-                             **_bias(run, mixture, sde, config.n_particles * BIAS_FACTOR)})
+                rows.append({"mixture": name, "solver": "Heun, 10 steps", "sigma_max": sigma_max, "rho": rho,
+                             **_bias(run, mixture, sde, big)})
+        sde = settings.sde()
+        for rho in (6.0, 6.5, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0):
+            run = lambda x, g, sde=sde, rho=rho, p=mixture: probability_flow_sampling(  # noqa: E731
+                p.score, x, sde, 20, "multistep", rho=rho)
+            rows.append({"mixture": name, "solver": "multistep, 20 steps", "sigma_max": settings.sigma_max,
+                         "rho": rho, **_bias(run, mixture, sde, big)})
     return rows
 
 
@@ -171,6 +190,10 @@ def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> l
         cases += [("exact score, Hutchinson", mixture.score, settings.sde(), steps[-2], True),
                   ("exact score", mixture.score, net_sde, steps[-2], False),
                   (f"trained {NETS[name]}", model, net_sde, steps[-2], False)]
+        if name in SDE_NETS:
+            wide = models[SDE_NETS[name]]
+            cases.append((f"trained {SDE_NETS[name]}", wide, VESDE(settings.sigma_min, wide.sigmas[0].item()),
+                          steps[-2], False))
         for label, score, sde, k, hutchinson in cases:
             begin = time.perf_counter()
             ll = ode_log_likelihood(score, x, sde, k, hutchinson=hutchinson, generator=torch.Generator().manual_seed(4))
@@ -189,7 +212,7 @@ def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> l
 def between_levels_table(models: dict[str, nn.Module], config: ReproduceConfig) -> list[dict]:
     """Table 7: each trained network's relative score error at its levels, between them and beyond."""
     rows = []
-    for name in NETS.values():
+    for name in (*NETS.values(), *SDE_NETS.values()):
         model = models[name]
         mixture, levels = target(model.metadata["mixture_name"]), model.sigmas.double().log()
         grid = torch.cat([levels, (levels[1:] + levels[:-1]) / 2]).exp().sort(descending=True).values.tolist()
@@ -208,10 +231,9 @@ def continuous_table(config: ReproduceConfig, refs: dict | None = None) -> list[
     refs, rows = refs or references(config), []
     for name, settings in list(SETTINGS.items())[: 1 if config.quick else None]:  # quick: two modes only
         recipe, mixture = RECIPES[NETS[name]], target(name)
-        spread = math.sqrt(mixture.covariances.diagonal(dim1=1, dim2=2).mean().item() + (
-            mixture.means - mixture.weights @ mixture.means).square().sum(1).mul(mixture.weights).sum().item() / 2)
         steps = recipe.train.steps if config.sigma_study_steps is None else config.sigma_study_steps
-        for sigma_max, options in ((recipe.sigma_max, {}), (settings.sigma_max, {"data_std": round(spread, 2)})):
+        wide = {"data_std": round(data_std(mixture), 2)}  # EDM's c_in, as in recipes.py
+        for sigma_max, options in ((recipe.sigma_max, {}), (settings.sigma_max, wide)):
             for sampling in ("levels", "log_uniform"):
                 train = dataclasses.replace(recipe.train, steps=steps, sigma_sampling=sampling)
                 sigmas = geometric_sigmas(sigma_max, recipe.sigma_min, recipe.n_levels)
@@ -247,15 +269,18 @@ def format_sde_tables(result: dict) -> str:
     if "sde_samplers" in result:
         parts.append(f"### Continuous-time samplers, from the prior{quick}\n\n" + markdown_table(
             ["mixture", "score", "sampler", "score evaluations", "max weight error", f"weight bias ({BIAS_FACTOR}x "
-             "particles)", "within-mode std", "energy distance to exact samples", "seconds"],
+             "particles)", "within-mode std", f"within-mode std ({BIAS_FACTOR}x particles)",
+             "energy distance to exact samples", "seconds"],
             [[_modes(r["mixture"]), r["score"], r["sampler"], r["evaluations"], f"{r['max_weight_error']:.4f}",
-              f"{r['bias_max_weight_error']:.4f}", _stds(r), mean_std(r["distance"], 4), mean_std(r["seconds"], 2)]
+              f"{r['bias_max_weight_error']:.4f}", _stds(r), f"{r['bias_std_min']:.3f}–{r['bias_std_max']:.3f}",
+              mean_std(r["distance"], 4), mean_std(r["seconds"], 2)]
              for r in result["sde_samplers"]]))
     if "sde_settings" in result:
-        parts.append(f"### Probability flow, Heun, 10 steps (19 evaluations): sigma_max and rho{quick}\n\n" +
-                     markdown_table(["mixture", "sigma_max", "rho", "max weight error (one large run)",
+        parts.append(f"### Probability flow, exact score: sigma_max and rho{quick}\n\n" +
+                     markdown_table(["mixture", "solver", "sigma_max", "rho", "max weight error (one large run)",
                                      "within-mode std"],
-                                    [[_modes(r["mixture"]), f"{r['sigma_max']:g}", f"{r['rho']:g}",
+                                    [[_modes(r["mixture"]), r.get("solver", "Heun, 10 steps"), f"{r['sigma_max']:g}",
+                                      f"{r['rho']:g}",
                                       f"{r['bias_max_weight_error']:.4f}",
                                       f"{r['bias_std_min']:.3f}–{r['bias_std_max']:.3f}"]
                                      for r in result["sde_settings"]]))

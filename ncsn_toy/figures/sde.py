@@ -35,7 +35,7 @@ from .plotting import COLORS, Animation, Panel, add_colorbar, new_figure, nice, 
 __all__ = ["sampler_pareto", "probability_flow", "ode_likelihood", "SIGMA_MAX", "SIGMA_MIN", "RHO", "MULTISTEP_RHO"]
 
 # two modes: the settings of reproduce's tables (sde_study.SETTINGS): Heun's grid, and the multistep solver's
-SIGMA_MAX, SIGMA_MIN, RHO, MULTISTEP_RHO = 800.0, 0.2, 6.0, 7.0
+SIGMA_MAX, SIGMA_MIN, RHO, MULTISTEP_RHO = 800.0, 0.2, 6.0, 10.0
 TRAIL = 8  # frames of path drawn behind each traced particle
 LINE_COLORS = {"Langevin": "#8a8a8a", "annealed Langevin": "#b8312f", "consistent annealed": "#e07b39",
                "reverse SDE": "#6a4c93", "predictor-corrector": "#2a9d8f", "probability flow, Euler": "#7fb3d5",
