@@ -8,7 +8,7 @@ returning JSON-ready rows, with a formatter that prints them as a Markdown table
 2. the trained networks' score errors, and 4. how sigma enters the network
    (:mod:`~ncsn_toy.commands.network_study`);
 5.-8. the continuous-time samplers, the ODE likelihood, the networks between their levels and
-   continuous-sigma training (:mod:`~ncsn_toy.commands.sde_study`);
+   continuous-sigma training (:mod:`~ncsn_toy.commands.sde_study`, :mod:`~ncsn_toy.commands.sde_network_study`);
 9.-11. ``fit`` on every target, the paper's Fig. 2 setup, and the dimension study
    (:mod:`~ncsn_toy.commands.zoo_study`).
 """
@@ -27,14 +27,8 @@ from .measure import QUICK, ReproduceConfig, references
 from .network_study import format_score_errors, format_sigma_inputs, score_error_table, sigma_input_table
 from .report import machine
 from .sampler_study import evaluation_study, format_evaluations, format_samplers, sampler_table
-from .sde_study import (
-    between_levels_table,
-    continuous_table,
-    format_sde_tables,
-    likelihood_table,
-    sde_sampler_table,
-    settings_scan,
-)
+from .sde_network_study import between_levels_table, continuous_table, format_network_tables
+from .sde_study import format_sde_tables, likelihood_table, sde_sampler_table, settings_scan
 from .zoo_study import ZooConfig, format_zoo, zoo_study
 
 __all__ = ["ReproduceConfig", "reproduce", "format_tables"]
@@ -81,7 +75,7 @@ def format_tables(result: dict) -> str:
     quick = bool(result["config"].get("quick"))
     parts = [format_samplers(result["samplers"], quick), format_score_errors(result["score_error"], quick),
              format_evaluations(result["evaluations"], quick), format_sigma_inputs(result["sigma_input"], quick),
-             format_sde_tables(result).rstrip()]
+             format_sde_tables(result).rstrip(), format_network_tables(result).rstrip()]
     if "zoo" in result:
         parts.append(format_zoo(result["zoo"], QUICK if quick else "").rstrip())
     if quick:

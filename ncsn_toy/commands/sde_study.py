@@ -9,17 +9,15 @@
 6. **ODE log-likelihood** against ``log_prob(x, sigma_min)``: mean signed and mean absolute gap (nats),
    with the prior and with the exact p_{sigma_max} in its place (the discretisation alone), against
    the number of steps, and -KL(p_{sigma_max} || prior), the prior's expected share.
-7. **The networks between their levels**: relative score error on a fine sigma grid.
-8. **Continuous sigma in training** (log-uniform, Song et al. 2021), over the networks' range and a
-   wide one: does it help the continuous-time samplers?
+
+Tables 7 and 8, the trained networks as score functions at any sigma, are in
+:mod:`~ncsn_toy.commands.sde_network_study`.
 
 References: Song et al., ICLR 2021; Karras et al., NeurIPS 2022 (EDM).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..metrics import mode_statistics, relative_score_error
+from ..metrics import mode_statistics
 from ..mixtures import GaussianMixture
-from ..networks import NoiseConditionalScoreNet
-from ..noise_levels import data_std, geometric_sigmas
 from ..recipes import RECIPES
 from ..sde import (
     VESDE,
@@ -41,12 +37,11 @@ from ..sde import (
     score_evaluations,
 )
 from ..targets import target
-from ..training import seeded_init, train_noise_conditional
 from .measure import QUICK, ReproduceConfig, max_weight_error, measure, references
 from .report import markdown_table, mean_std
 
-__all__ = ["Settings", "SETTINGS", "sde_sampler_table", "settings_scan", "likelihood_table", "between_levels_table",
-           "continuous_table", "format_sde_tables"]
+__all__ = ["Settings", "SETTINGS", "NETS", "SDE_NETS", "sde_sampler_table", "settings_scan", "likelihood_table",
+           "format_sde_tables", "sampler_rows", "spreads", "modes"]
 
 NETS = {"two_gaussians": "ncsn_two_gaussians", "four_gaussians": "ncsn_four_gaussians"}
 # trained up to the exact score's sigma_max, for these samplers (recipes.py); four modes meet the target without one
@@ -73,7 +68,7 @@ SETTINGS = {"two_gaussians": Settings(800.0, 0.2, 6.0, 10.0), "four_gaussians": 
 Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def _samplers(score: Callable, sde: VESDE, rho: float, sizes: dict,
+def sampler_rows(score: Callable, sde: VESDE, rho: float, sizes: dict,
               multistep_rho: float = 7.0) -> list[tuple[str, Run, int]]:
     """(label, run, evaluations) for every sampler family at the budgets of ``sizes``."""
     rows = []
@@ -123,16 +118,16 @@ def sde_sampler_table(models: dict[str, nn.Module], config: ReproduceConfig, ref
         net_sde = VESDE(settings.sigma_min, model.sigmas[0].item())
         groups = [("exact i.i.d.", settings.sde(), [("exact i.i.d. samples", None, 0)]),
                   (f"exact score, sigma {settings.sigma_max:g} -> {settings.sigma_min:g}", settings.sde(),
-                   _samplers(mixture.score, settings.sde(), settings.rho, exact_sizes, settings.multistep_rho)),
+                   sampler_rows(mixture.score, settings.sde(), settings.rho, exact_sizes, settings.multistep_rho)),
                   (f"exact score, sigma {net_sde.sigma_max:g} -> {net_sde.sigma_min:g}", net_sde,
-                   _samplers(mixture.score, net_sde, 7.0, {"heun": (25,)})),
+                   sampler_rows(mixture.score, net_sde, 7.0, {"heun": (25,)})),
                   (f"trained {NETS[name]}, sigma {net_sde.sigma_max:g} -> {net_sde.sigma_min:g}", net_sde,
-                   _samplers(model, net_sde, 7.0, net_sizes))]
+                   sampler_rows(model, net_sde, 7.0, net_sizes))]
         if name in SDE_NETS:
             wide = models[SDE_NETS[name]]
             wide_sde = VESDE(settings.sigma_min, wide.sigmas[0].item())
             groups.append((f"trained {SDE_NETS[name]}, sigma {wide_sde.sigma_max:g} -> {wide_sde.sigma_min:g}",
-                           wide_sde, _samplers(wide, wide_sde, settings.rho, net_sizes, settings.multistep_rho)))
+                           wide_sde, sampler_rows(wide, wide_sde, settings.rho, net_sizes, settings.multistep_rho)))
         for score, sde, samplers in groups:
             for label, run, evaluations in samplers:
                 between()
@@ -209,61 +204,16 @@ def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> l
     return rows
 
 
-def between_levels_table(models: dict[str, nn.Module], config: ReproduceConfig) -> list[dict]:
-    """Table 7: each trained network's relative score error at its levels, between them and beyond."""
-    rows = []
-    for name in (*NETS.values(), *SDE_NETS.values()):
-        model = models[name]
-        mixture, levels = target(model.metadata["mixture_name"]), model.sigmas.double().log()
-        grid = torch.cat([levels, (levels[1:] + levels[:-1]) / 2]).exp().sort(descending=True).values.tolist()
-        outside = [levels[0].exp().item() * 2, levels[0].exp().item() * 1.25, levels[-1].exp().item() * 0.75]
-        for kind, sigmas in (("level", grid[::2]), ("between", grid[1::2]), ("outside", outside)):
-            for sigma in sigmas:
-                err = relative_score_error(lambda x, s=sigma, m=model: m(x, s), mixture, sigma, config.n_score_points,
-                                           generator=torch.Generator().manual_seed(7))
-                rows.append({"model": name, "sigma": sigma, "where": kind, **err._asdict()})
-    return rows
-
-
-def continuous_table(config: ReproduceConfig, refs: dict | None = None) -> list[dict]:
-    """Table 8: levels against log-uniform sigma in training, over the recipe's range and a wide one
-    (sigma_max of :data:`SETTINGS`, with EDM's input scaling c_in, ``data_std`` = the data's spread)."""
-    refs, rows = refs or references(config), []
-    for name, settings in list(SETTINGS.items())[: 1 if config.quick else None]:  # quick: two modes only
-        recipe, mixture = RECIPES[NETS[name]], target(name)
-        steps = recipe.train.steps if config.sigma_study_steps is None else config.sigma_study_steps
-        wide = {"data_std": round(data_std(mixture), 2)}  # EDM's c_in, as in recipes.py
-        for sigma_max, options in ((recipe.sigma_max, {}), (settings.sigma_max, wide)):
-            for sampling in ("levels", "log_uniform"):
-                train = dataclasses.replace(recipe.train, steps=steps, sigma_sampling=sampling)
-                sigmas = geometric_sigmas(sigma_max, recipe.sigma_min, recipe.n_levels)
-                model = seeded_init(train.seed, lambda s=sigmas, o=options, r=recipe: NoiseConditionalScoreNet(
-                    sigmas=s, **r.network, **o))
-                model = train_noise_conditional(mixture, train, model, progress=False).model
-                fine = torch.logspace(math.log10(recipe.sigma_min), math.log10(sigma_max), 12).tolist()
-                errors = [relative_score_error(lambda x, s=s, m=model: m(x, s), mixture, s, config.n_score_points,
-                                               generator=torch.Generator().manual_seed(7)).overall for s in fine]
-                sde = VESDE(recipe.sigma_min, sigma_max)
-                for label, run, evaluations in _samplers(model, sde, settings.rho if options else 7.0, {"heun": (25,)}):
-                    numbers = measure(run, mixture, refs[name], config, lambda m, n, g, sde=sde: sde.prior_sample(
-                        n, m.dim, g))
-                    rows.append({"mixture": name, "sigma_max": sigma_max, "sampling": sampling, "options": options,
-                                 "steps": steps, "max_score_error": max(errors), "score_error_at_sigma_min": errors[0],
-                                 "sampler": label, "evaluations": evaluations,
-                                 "max_weight_error": max_weight_error(numbers["weights"], mixture), **numbers})
-    return rows
-
-
-def _stds(r: dict) -> str:
+def spreads(r: dict) -> str:
     return f"{sum(r['std_min']) / len(r['std_min']):.3f}–{sum(r['std_max']) / len(r['std_max']):.3f}"
 
 
-def _modes(name: str) -> str:
+def modes(name: str) -> str:
     return {"two_gaussians": "2 modes", "four_gaussians": "4 modes"}[name]
 
 
 def format_sde_tables(result: dict) -> str:
-    """Tables 5-8 of a ``reproduce`` result (the keys this module writes), as Markdown."""
+    """Tables 5 and 6 of a ``reproduce`` result (the keys this module writes), as Markdown."""
     quick = QUICK if result.get("config", {}).get("quick") else ""
     parts = []
     if "sde_samplers" in result:
@@ -271,15 +221,15 @@ def format_sde_tables(result: dict) -> str:
             ["mixture", "score", "sampler", "score evaluations", "max weight error", f"weight bias ({BIAS_FACTOR}x "
              "particles)", "within-mode std", f"within-mode std ({BIAS_FACTOR}x particles)",
              "energy distance to exact samples", "seconds"],
-            [[_modes(r["mixture"]), r["score"], r["sampler"], r["evaluations"], f"{r['max_weight_error']:.4f}",
-              f"{r['bias_max_weight_error']:.4f}", _stds(r), f"{r['bias_std_min']:.3f}–{r['bias_std_max']:.3f}",
+            [[modes(r["mixture"]), r["score"], r["sampler"], r["evaluations"], f"{r['max_weight_error']:.4f}",
+              f"{r['bias_max_weight_error']:.4f}", spreads(r), f"{r['bias_std_min']:.3f}–{r['bias_std_max']:.3f}",
               mean_std(r["distance"], 4), mean_std(r["seconds"], 2)]
              for r in result["sde_samplers"]]))
     if "sde_settings" in result:
         parts.append(f"### Probability flow, exact score: sigma_max and rho{quick}\n\n" +
                      markdown_table(["mixture", "solver", "sigma_max", "rho", "max weight error (one large run)",
                                      "within-mode std"],
-                                    [[_modes(r["mixture"]), r.get("solver", "Heun, 10 steps"), f"{r['sigma_max']:g}",
+                                    [[modes(r["mixture"]), r.get("solver", "Heun, 10 steps"), f"{r['sigma_max']:g}",
                                       f"{r['rho']:g}",
                                       f"{r['bias_max_weight_error']:.4f}",
                                       f"{r['bias_std_min']:.3f}–{r['bias_std_max']:.3f}"]
@@ -289,27 +239,8 @@ def format_sde_tables(result: dict) -> str:
             ["mixture", "score", "sigma_max", "Heun steps", "score evaluations", "mean signed gap", "mean |gap|",
              "mean signed gap, exact p_sigma_max", "mean |gap|, exact p_sigma_max", "-KL(p_sigma_max || prior)",
              "seconds"],
-            [[_modes(r["mixture"]), r["score"], f"{r['sigma_max']:g}", r["steps"], r["evaluations"],
+            [[modes(r["mixture"]), r["score"], f"{r['sigma_max']:g}", r["steps"], r["evaluations"],
               f"{r['signed_gap']:+.4f}", f"{r['absolute_gap']:.4f}", f"{r['signed_gap_exact_prior']:+.4f}",
               f"{r['absolute_gap_exact_prior']:.4f}", f"{r['minus_kl']:+.4f}", f"{r['seconds']:.1f}"]
              for r in result["sde_likelihood"]]))
-    if "sde_between_levels" in result:
-        summary = []
-        for model in dict.fromkeys(r["model"] for r in result["sde_between_levels"]):
-            for where in ("level", "between", "outside"):
-                rs = [r for r in result["sde_between_levels"] if r["model"] == model and r["where"] == where]
-                worst = max(rs, key=lambda r: r["overall"])
-                summary.append([model, where, len(rs), f"{worst['overall']:.4f} (sigma {worst['sigma']:.3g})",
-                                ", ".join(f"{r['sigma']:.3g}: {r['overall']:.4f}" for r in rs[-3:])])
-        parts.append(f"### Trained networks at, between and beyond their 15 levels{quick}\n\n" + markdown_table(
-            ["model", "sigmas", "how many", "worst relative score error", "the smallest three"], summary))
-    if "sde_continuous" in result:
-        parts.append(f"### Levels or log-uniform sigma in training{quick}\n\n" + markdown_table(
-            ["mixture", "trained sigma range", "sigma drawn", "Adam steps", "max relative score error",
-             "at sigma_min", "sampler (from the prior at its sigma_max)", "score evaluations", "max weight error",
-             "within-mode std", "energy distance"],
-            [[_modes(r["mixture"]), f"0.2–{r['sigma_max']:g}" + (" (c_in)" if r["options"] else ""),
-              r["sampling"], r["steps"], f"{r['max_score_error']:.4f}", f"{r['score_error_at_sigma_min']:.4f}",
-              r["sampler"], r["evaluations"], f"{r['max_weight_error']:.4f}", _stds(r), mean_std(r["distance"], 4)]
-             for r in result["sde_continuous"]]))
     return "\n\n".join(parts) + "\n"
