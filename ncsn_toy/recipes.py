@@ -101,8 +101,8 @@ RECIPES: dict[str, Recipe] = {
                network=NCSN_OPTIONS, sigma_max=30.0, step_size=0.016, n_steps=100),
         # for the score SDEs (sde.py): the prior N(0, sigma_max^2 I) must match p_sigma_max, whose mean is (3, 3):
         # from sigma_max = 20 the probability flow biases the weights by ~1.15 / sigma_max = 0.06 (README, "Why
-        # sigma_max = 800"). Levels up to 800 need EDM's input scaling (data_std) and twice the steps; the
-        # samplers' own settings (commands/sde_study.SETTINGS)
+        # sigma_max = 800"). Levels up to 800 as the exact score's samplers start (commands/sde_study.SETTINGS),
+        # with EDM's input scaling (data_std) and twice the steps (README, "continuous sigma in training")
         Recipe("ncsn_sde_two_gaussians", "two_gaussians", True, TrainConfig(steps=8000, batch_size=2048, lr=1e-2),
                network={**NCSN_OPTIONS, "data_std": round(data_std(target("two_gaussians")), 2)}, sigma_max=800.0,
                n_steps=20, probability_flow=True),

@@ -69,7 +69,7 @@ Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def sampler_rows(score: Callable, sde: VESDE, rho: float, sizes: dict,
-              multistep_rho: float = 7.0) -> list[tuple[str, Run, int]]:
+                 multistep_rho: float = 7.0) -> list[tuple[str, Run, int]]:
     """(label, run, evaluations) for every sampler family at the budgets of ``sizes``."""
     rows = []
     for n in sizes.get("multistep", ()):
@@ -142,8 +142,8 @@ def sde_sampler_table(models: dict[str, nn.Module], config: ReproduceConfig, ref
 def settings_scan(config: ReproduceConfig) -> list[dict]:
     """Exact score, one large run each (seed 77, not the tables' seeds): weight bias and within-mode spreads
     of Heun with 10 steps (19 evaluations) against sigma_max and rho, and of the multistep solver with 20
-    steps against rho at :data:`SETTINGS`' sigma_max. Its rho is the one whose spreads come closest to
-    p_sigma_min's, sqrt(1 + sigma_min^2) = 1.020 (a larger rho spends more steps at small sigma)."""
+    steps against rho at :data:`SETTINGS`' sigma_max, where a larger rho (more steps at small sigma)
+    widens the modes: the two-mode rho is the one closest to p_sigma_min's sqrt(1 + sigma_min^2) = 1.020."""
     rows, big = [], config.n_particles * BIAS_FACTOR
     for name, settings in SETTINGS.items():
         mixture = target(name)
@@ -205,10 +205,12 @@ def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> l
 
 
 def spreads(r: dict) -> str:
+    """A row's within-mode spreads over its seeds: mean smallest - mean largest."""
     return f"{sum(r['std_min']) / len(r['std_min']):.3f}–{sum(r['std_max']) / len(r['std_max']):.3f}"
 
 
 def modes(name: str) -> str:
+    """The table label of a mixture of this study."""
     return {"two_gaussians": "2 modes", "four_gaussians": "4 modes"}[name]
 
 
