@@ -116,7 +116,10 @@ def sde_sampler_table(models: dict[str, nn.Module], config: ReproduceConfig, ref
     for name, settings in SETTINGS.items():
         mixture, model = target(name), models[NETS[name]]
         net_sde = VESDE(settings.sigma_min, model.sigmas[0].item())
-        groups = [("exact i.i.d.", settings.sde(), [("exact i.i.d. samples", None, 0)]),
+        noisy = lambda x, g, p=mixture, s=settings.sigma_min: (  # noqa: E731  what the samplers aim at
+            p.sample(len(x), generator=g) + s * torch.randn(x.shape, generator=g))
+        groups = [("exact i.i.d.", settings.sde(), [("exact i.i.d. samples", None, 0),
+                                                    (f"exact samples of p_{settings.sigma_min:g}", noisy, 0)]),
                   (f"exact score, sigma {settings.sigma_max:g} -> {settings.sigma_min:g}", settings.sde(),
                    sampler_rows(mixture.score, settings.sde(), settings.rho, exact_sizes, settings.multistep_rho)),
                   (f"exact score, sigma {net_sde.sigma_max:g} -> {net_sde.sigma_min:g}", net_sde,
