@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import _checks
+from .networks import NonFiniteOutputError
 
 __all__ = [
     "langevin_dynamics",
@@ -208,17 +209,9 @@ def consistent_annealed_sampling(
                 denoise_sigma=None, name="consistent annealed sampling")
 
 
-def _run(
-    score_fn: Callable[[torch.Tensor, float | None], torch.Tensor],
-    x0: torch.Tensor,
-    levels: list[_Level],
-    generator: torch.Generator | None,
-    record: int | Sequence[int] | None,
-    progress: bool,
-    *,
-    denoise_sigma: float | None,
-    name: str,
-) -> torch.Tensor | Trajectory:
+def _run(score_fn: Callable[[torch.Tensor, float | None], torch.Tensor], x0: torch.Tensor, levels: list[_Level],
+         generator: torch.Generator | None, record: int | Sequence[int] | None, progress: bool, *,
+         denoise_sigma: float | None, name: str) -> torch.Tensor | Trajectory:
     """The shared loop: Langevin steps level by level, recording, progress, checks."""
     # (n, d), never aliases x0; contiguous, so the noise fills it in the same order whatever x0's strides
     x = _checks.points(x0, None, "x0").detach().clone(memory_format=torch.contiguous_format)
@@ -247,17 +240,19 @@ def _run(
             if level.sigma is not None:
                 bar.set_postfix(sigma=f"{level.sigma:.3g}", refresh=False)
             for t in range(level.n_steps):
-                score = _checks.score_output(score_fn(x, level.sigma), x)  # every step: a shape compare is free
+                here = lambda i=index, lv=level, s=t: _where(i, len(levels), lv, s)  # noqa: E731  (on failure only)
+                score = checked_score(score_fn, x, level.sigma, lambda h=here: diverged(h()))
                 torch.randn(x.shape, generator=gen, out=noise)
                 x.add_(score, alpha=level.drift).add_(noise, alpha=level.noise)
                 # one reduction per step; a non-finite score shows up here too, as x absorbs it
                 if not _checks.all_finite(x):
-                    raise diverged(_where(index, len(levels), level, t))
+                    raise diverged(here())
                 step += 1
                 snapshot(step, index)
                 bar.update()
         if denoise_sigma is not None:
-            x.add_(_checks.score_output(score_fn(x, denoise_sigma), x), alpha=denoise_sigma**2)
+            x.add_(checked_score(score_fn, x, denoise_sigma, lambda: diverged("the final denoising step")),
+                   alpha=denoise_sigma**2)
             if not _checks.all_finite(x):
                 raise diverged("the final denoising step")
             step += 1
@@ -266,6 +261,16 @@ def _run(
     if record is None:
         return x
     return Trajectory(x, torch.stack(frames), torch.tensor(frame_steps), torch.tensor(frame_levels))
+
+
+def checked_score(score_fn: Callable, x: torch.Tensor, sigma: float | None,
+                  diverged: Callable[[], SamplerDivergedError]) -> torch.Tensor:
+    """``score_fn(x, sigma)``, checked to be shaped like ``x``; a network that overflows (on points that
+    ran away) raises ``diverged()``: the run diverged, and the sampler says where."""
+    try:
+        return _checks.score_output(score_fn(x, sigma), x)  # every evaluation: a shape compare is free
+    except NonFiniteOutputError as err:
+        raise diverged() from err
 
 
 def _or_inf(coefficient: Callable[[], float]) -> float:

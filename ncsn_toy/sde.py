@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import _checks
-from .samplers import SamplerDivergedError, Trajectory
+from .samplers import SamplerDivergedError, Trajectory, checked_score
 
 __all__ = ["VESDE", "reverse_sde_sampling", "predictor_corrector_sampling", "probability_flow_sampling",
            "ode_log_likelihood", "score_evaluations", "GRIDS", "METHODS"]
@@ -270,7 +270,8 @@ class _Run:
         self._snapshot(0)
 
     def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        return _checks.score_output(self.score_fn(x, sigma), x)  # every evaluation: a shape compare is free
+        return checked_score(self.score_fn, x, sigma, lambda: SamplerDivergedError(
+            f"{self.name} diverged: the score network returned non-finite values at sigma={sigma:.4g}"))
 
     def where(self, i: int, what: str) -> str:
         return (f"{self.name} diverged (non-finite values) at {what} of step {i + 1}/{len(self.sigmas) - 1} "
@@ -294,6 +295,5 @@ class _Run:
             self.levels.append(level)
 
     def result(self) -> torch.Tensor | Trajectory:
-        if not self.record:
-            return self.x
-        return Trajectory(self.x, torch.stack(self.frames), torch.tensor(self.steps), torch.tensor(self.levels))
+        frames = (torch.stack(self.frames), torch.tensor(self.steps), torch.tensor(self.levels)) if self.record else ()
+        return Trajectory(self.x, *frames) if self.record else self.x

@@ -8,18 +8,25 @@ import torch
 from conftest import run_command
 
 from ncsn_toy import (
+    VESDE,
     GaussianMixture,
     NoiseConditionalScoreNet,
+    SamplerDivergedError,
     ScoreNet,
     anneal_dsm_loss,
     annealed_langevin_dynamics,
+    consistent_annealed_sampling,
     dsm_loss,
     energy_distance,
     geometric_sigmas,
     langevin_dynamics,
     load_checkpoint,
     mode_weights,
+    ode_log_likelihood,
+    predictor_corrector_sampling,
+    probability_flow_sampling,
     relative_score_error,
+    reverse_sde_sampling,
     save_checkpoint,
     two_gaussians,
 )
@@ -194,3 +201,30 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert str(folder) in errors[0]
+
+
+def _overflowing(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+    raise NonFiniteOutputError("the network overflowed")  # what a network does on points that ran away
+
+
+@pytest.mark.parametrize(("name", "run"), [
+    ("Langevin dynamics", lambda: langevin_dynamics(lambda x: _overflowing(x), X0, 0.1, 3)),
+    ("annealed Langevin dynamics", lambda: annealed_langevin_dynamics(_overflowing, X0, SIGMAS, 0.1, 3)),
+    ("consistent annealed sampling", lambda: consistent_annealed_sampling(_overflowing, X0, SIGMAS, 0.5)),
+    ("reverse SDE", lambda: reverse_sde_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3)),
+    ("predictor-corrector", lambda: predictor_corrector_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3)),
+    ("probability flow", lambda: probability_flow_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3)),
+    ("ODE log-likelihood", lambda: ode_log_likelihood(_overflowing, X0, VESDE(0.2, 2.0), 3)),
+])
+def test_a_network_that_overflows_mid_run_is_the_run_diverging(name, run):
+    """The sampler reports it (SamplerDivergedError, naming itself and where), the network's error as the cause."""
+    with pytest.raises(SamplerDivergedError, match=name) as info:
+        run()
+    assert isinstance(info.value.__cause__, NonFiniteOutputError)
+
+
+def test_a_real_network_overflowing_in_langevin_names_the_step():
+    start = torch.full((4, 2), 3e38)  # finite, but beyond what the network's layers can carry in float32
+    with pytest.raises(SamplerDivergedError, match="at step 1/2") as info:
+        langevin_dynamics(seeded_init(0, ScoreNet), start, 0.1, 2)
+    assert isinstance(info.value.__cause__, NonFiniteOutputError)
