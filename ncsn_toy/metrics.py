@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 
 from . import _checks
-from .mixtures import GaussianMixture
+from .mixtures import GaussianMixture, check_mixture
 
 __all__ = [
     "mode_weights",
@@ -39,7 +39,7 @@ def mode_weights(mixture: GaussianMixture, x: torch.Tensor, *, sigma: float = 0.
     even where modes overlap (a hard argmax assignment is not). Responsibilities are taken
     under p_sigma (default sigma = 0: the data's modes); for samples of p_sigma pass its sigma.
     """
-    return _check_mixture(mixture).responsibilities(x, sigma).mean(dim=0)
+    return check_mixture(mixture).responsibilities(x, sigma).mean(dim=0)
 
 
 class ModeStatistics(NamedTuple):
@@ -61,7 +61,7 @@ def mode_statistics(mixture: GaussianMixture, x: torch.Tensor, *, sigma: float =
     sqrt(Sigma_k + sigma^2 I); those of p (sigma = 0) would cut each bump at p's boundary. A mode
     with no responsibility at all gets NaN mean and covariance (nothing to measure).
     """
-    resp = _check_mixture(mixture).responsibilities(x, sigma)  # (n, K)
+    resp = check_mixture(mixture).responsibilities(x, sigma)  # (n, K)
     mass = resp.sum(dim=0)  # (K,)
     means = resp.T @ x / mass[:, None]  # (K, d)
     centred = x[:, None, :] - means  # (n, K, d)
@@ -142,7 +142,7 @@ def relative_score_error(
         mass: probability mass of the high-density region, in (0, 1).
     """
     _checks.score_function(score_fn, with_sigma=False)
-    _check_mixture(mixture)
+    check_mixture(mixture)
     sigma = _checks.noise_level(sigma)
     if sigma > 0:
         _checks.sigma_for(sigma, mixture.means.dtype)
@@ -167,9 +167,3 @@ def relative_score_error(
         return ((model - exact).double().square().sum() / exact.double().square().sum()).item()
 
     return ScoreError(ratio(on_data), ratio(on_box[inside]), ratio(on_box[~inside]))
-
-
-def _check_mixture(mixture: object) -> GaussianMixture:
-    if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
-    return mixture

@@ -30,7 +30,7 @@ import torch
 
 from . import _checks
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "check_mixture"]
 
 _CACHE_SIZE = 64  # noise levels whose constants are kept (an annealed run uses L of them)
 _CANCELLATION = 1e-3  # largest rounding error (nats) the direct formula may leave in a log-joint
@@ -273,3 +273,10 @@ class GaussianMixture:
     def __repr__(self) -> str:
         weights = ", ".join(f"{w:.3g}" for w in self._w64.tolist())
         return f"GaussianMixture(K={self.n_components}, d={self.dim}, weights=[{weights}])"
+
+
+def check_mixture(mixture: object) -> GaussianMixture:
+    """``mixture``, or a ``TypeError`` saying what it is instead: the check of every public function taking one."""
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    return mixture

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from . import _checks
-from .mixtures import GaussianMixture
+from .mixtures import GaussianMixture, check_mixture
 
 __all__ = ["geometric_sigmas", "PAPER_SIGMA_MAX", "PAPER_SIGMA_MIN", "PAPER_N_LEVELS", "NoiseSchedule",
            "largest_distance", "narrowest_std", "data_std", "shell_overlap_ratio", "variance_ratio", "langevin_step"]
@@ -121,8 +121,7 @@ def data_std(mixture: GaussianMixture) -> float:
 
 def _float64_parameters(mixture: GaussianMixture) -> tuple[torch.Tensor, torch.Tensor]:
     """The means ``(K, d)`` and covariances ``(K, d, d)`` as the mixture keeps them, in float64."""
-    if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    check_mixture(mixture)
     exact = mixture.to_dict()
     return (torch.tensor(exact["means"], dtype=torch.float64),
             torch.tensor(exact["covariances"], dtype=torch.float64))

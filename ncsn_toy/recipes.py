@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .mixtures import GaussianMixture
+from .mixtures import GaussianMixture, check_mixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import NoiseSchedule, data_std, geometric_sigmas, narrowest_std
 from .runtime import repository_root
@@ -240,8 +240,7 @@ def fit(mixture: GaussianMixture, *, steps: int | None = None, seed: int = 0,
         ``model.sigmas``), ``schedule`` (every derived setting), ``mixture`` (its ``to_dict()``),
         ``network_units``, ``train`` and ``final_loss``; and ``losses`` (every step's loss).
     """
-    if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    check_mixture(mixture)
     schedule = NoiseSchedule.from_mixture(mixture)
     config = dataclasses.replace(FIT_TRAIN, seed=seed, steps=FIT_TRAIN.steps if steps is None else steps)
     exact = mixture.to_dict()  # float64 parameters

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .losses import _anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
-from .mixtures import GaussianMixture
+from .mixtures import GaussianMixture, check_mixture
 from .networks import NoiseConditionalScoreNet, NonFiniteOutputError, ScoreNet
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train_score_net", "train_noise_conditional",
@@ -151,8 +151,7 @@ def train_noise_conditional(
 
 
 def _check_arguments(mixture: object, config: object) -> None:
-    if not isinstance(mixture, GaussianMixture):
-        raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    check_mixture(mixture)
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
 
