@@ -12,7 +12,7 @@ depend on the learned field between the modes, where the data is thin and the gr
 small batches leaves errors that vary from one training run to the next. The smallest noise
 level is 0.2, so the samples of p_0.2 have within-mode standard deviation sqrt(1 + 0.2^2) = 1.02;
 the largest is about the largest distance between modes (NCSNv2, technique 1): 20 for two modes
-(the paper's), 30 for four.
+(the paper's), 30 for four; 800 for the network of the score SDEs, whose prior must match p_sigma_max.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class Recipe:
     n_steps: int = 1000  # Langevin steps (ScoreNet), steps per level (noise-conditional) or probability-flow steps
     fitted: bool = False  # made by fit(): settings derived from the mixture, trained in its network units
     probability_flow: bool = False  # for the continuous-time samplers: sampled by the probability flow, n_steps steps
+    rho: float = 7.0  # probability flow only: EDM's grid exponent of the multistep solver
 
     def build_mixture(self) -> GaussianMixture:
         return target(self.mixture)
@@ -73,7 +74,8 @@ class Recipe:
     def sampler_settings(self) -> dict:
         """Recommended sampler settings, stored in the checkpoint's metadata."""
         if self.probability_flow:  # DPM-Solver++(2M) from the prior N(0, sigma_max^2 I), sde.py
-            return {"sampler": "probability_flow_sampling", "method": "multistep", "n_steps": self.n_steps}
+            return {"sampler": "probability_flow_sampling", "method": "multistep", "n_steps": self.n_steps,
+                    "rho": self.rho}
         if self.noise_conditional:
             return {"sampler": "annealed_langevin_dynamics", "step_size": self.step_size,
                     "n_steps_each": self.n_steps}
@@ -105,7 +107,7 @@ RECIPES: dict[str, Recipe] = {
         # with EDM's input scaling (data_std) and twice the steps (README, "continuous sigma in training")
         Recipe("ncsn_sde_two_gaussians", "two_gaussians", True, TrainConfig(steps=8000, batch_size=2048, lr=1e-2),
                network={**NCSN_OPTIONS, "data_std": round(data_std(target("two_gaussians")), 2)}, sigma_max=800.0,
-               n_steps=20, probability_flow=True),
+               n_steps=20, probability_flow=True, rho=10.0),
         # the paper's Fig. 2 as the official code trains it (runners/toy_runner.py): 2 -> 128 -> 128 -> 2
         # with Softplus, sliced score matching, Adam lr 1e-3, batch 128, 10 000 steps, no schedule, no EMA
         Recipe("score_net_ssm_two_gaussians", "two_gaussians", False,

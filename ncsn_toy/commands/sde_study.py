@@ -1,4 +1,4 @@
-"""Tables of ``reproduce`` for the score SDEs (:mod:`ncsn_toy.sde`): samplers, likelihoods, networks.
+"""Tables of ``reproduce`` for the score SDEs (:mod:`ncsn_toy.sde`): samplers and likelihoods.
 
 5. **Continuous-time samplers**: max weight error, energy distance, within-mode std, score evaluations
    and seconds for the reverse SDE, predictor-corrector and the probability-flow ODE (Euler, Heun,
