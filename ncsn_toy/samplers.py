@@ -240,13 +240,13 @@ def _run(score_fn: Callable[[torch.Tensor, float | None], torch.Tensor], x0: tor
             if level.sigma is not None:
                 bar.set_postfix(sigma=f"{level.sigma:.3g}", refresh=False)
             for t in range(level.n_steps):
-                here = lambda i=index, lv=level, s=t: _where(i, len(levels), lv, s)  # noqa: E731  (on failure only)
-                score = checked_score(score_fn, x, level.sigma, lambda h=here: diverged(h()))
+                score = checked_score(score_fn, x, level.sigma,  # message formatted on failure only, in this step
+                                      lambda: diverged(_where(index, len(levels), level, t)))  # noqa: B023
                 torch.randn(x.shape, generator=gen, out=noise)
                 x.add_(score, alpha=level.drift).add_(noise, alpha=level.noise)
                 # one reduction per step; a non-finite score shows up here too, as x absorbs it
                 if not _checks.all_finite(x):
-                    raise diverged(here())
+                    raise diverged(_where(index, len(levels), level, t))
                 step += 1
                 snapshot(step, index)
                 bar.update()

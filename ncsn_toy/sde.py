@@ -295,5 +295,6 @@ class _Run:
             self.levels.append(level)
 
     def result(self) -> torch.Tensor | Trajectory:
-        frames = (torch.stack(self.frames), torch.tensor(self.steps), torch.tensor(self.levels)) if self.record else ()
-        return Trajectory(self.x, *frames) if self.record else self.x
+        if not self.record:
+            return self.x
+        return Trajectory(self.x, torch.stack(self.frames), torch.tensor(self.steps), torch.tensor(self.levels))
