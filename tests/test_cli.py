@@ -50,6 +50,22 @@ def test_train_without_out_keeps_the_committed_checkpoints():
     assert {p: p.read_bytes() for p in (ROOT / "checkpoints").glob("*.pt")} == before
 
 
+def test_train_target_with_a_recipe_trains_the_recipe(tmp_path):
+    """``--target two_gaussians`` must write what ``--only ncsn_two_gaussians`` writes (the gallery animates its
+    recorded training), not a fit() model; a target without a recipe is fitted."""
+    by_target = run_command("train", "--steps", "3", "--target", "two_gaussians", "anisotropic", "--out",
+                            str(tmp_path / "a"))
+    by_recipe = run_command("train", "--steps", "3", "--only", "ncsn_two_gaussians", "--out", str(tmp_path / "b"))
+    assert by_target.returncode == 0, by_target.stderr
+    assert by_recipe.returncode == 0, by_recipe.stderr
+    recipe_file = tmp_path / "a" / "ncsn_two_gaussians.pt"
+    assert recipe_file.read_bytes() == (tmp_path / "b" / "ncsn_two_gaussians.pt").read_bytes()
+    assert "training" in load_checkpoint(recipe_file).metadata
+    fitted = load_checkpoint(tmp_path / "a" / "ncsn_anisotropic.pt").metadata
+    assert fitted["mixture_name"] == "anisotropic"
+    assert fitted["train"]["steps"] == 3
+
+
 def test_retraining_gives_the_same_bytes(tmp_path):
     """Seeded training and a fixed archive name inside the file: a retrain reproduces the file exactly."""
     for out in ("a", "b"):

@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"train only these, out of: {', '.join(sorted(RECIPES))}")
     train.add_argument("--steps", type=int, help="override the number of Adam steps (for quick runs)")
     train.add_argument("--target", nargs="+", choices=TARGETS, metavar="NAME",
-                       help=f"instead, fit these targets and save ncsn_NAME.pt, out of: {', '.join(TARGETS)}")
+                       help="instead, train these targets and save ncsn_NAME.pt (by their recipe where one exists, "
+                            f"else by fit()), out of: {', '.join(TARGETS)}")
     train.add_argument("--overwrite", action="store_true", help="replace existing checkpoint files")
 
     reproduce = commands.add_parser(
@@ -145,11 +146,11 @@ def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     for name in names:
         threads.refresh()
         start = time.perf_counter()
-        if args.target:  # fit() on a named target, whether or not it has a recipe
+        if name in RECIPES:  # a target with a recipe (two_gaussians, ring, ...) is trained by it, so the
+            model = train_recipe(RECIPES[name], steps=args.steps)  # gallery finds what it animates
+        else:  # fit() on a named target without a recipe
             model = fit(target(name.removeprefix("ncsn_")), steps=args.steps, progress=True)
             model.metadata.update(recipe=name, mixture_name=name.removeprefix("ncsn_"))
-        else:
-            model = train_recipe(RECIPES[name], steps=args.steps)
         path = save_recipe(model, args.out)
         print(f"wrote {path}  ({path.stat().st_size / 1024:.0f} KB, {model.metadata['train']['steps']} Adam steps, "
               f"final loss {model.metadata['final_loss']:.4f}, {time.perf_counter() - start:.1f} s)")
