@@ -36,13 +36,30 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
     try:
         write(tmp)
-        with open(tmp, "rb") as handle:  # make the bytes durable before the rename
-            os.fsync(handle.fileno())
+        with open(tmp, "r+b") as handle:  # make the bytes durable before the rename (Windows refuses to
+            os.fsync(handle.fileno())  # flush a read-only handle)
         os.replace(tmp, path)
+        _sync_folder(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX: fsync the directory; Windows cannot open one)."""
+    if os.name != "posix":
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # a folder we may write into but not read: the rename stands, only less durably
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some file systems refuse to sync a directory
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def write_json(path: str | os.PathLike, data: object) -> Path:

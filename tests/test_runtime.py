@@ -94,3 +94,26 @@ def test_bad_thread_variable(clean_environment, monkeypatch):
 def test_repository_root_is_this_checkout():
     assert (repository_root() / "pyproject.toml").is_file()
     assert (repository_root() / "ncsn_toy" / "runtime.py").is_file()
+
+
+def test_atomic_write_syncs_through_a_writable_handle(tmp_path, monkeypatch):
+    """Windows refuses os.fsync on a read-only handle: every descriptor synced must be open for writing
+    (checked here with fcntl, as Windows would), the file must be synced before its rename, and the rename
+    itself (the folder) after it."""
+    import os
+
+    import ncsn_toy.runtime as runtime
+
+    fcntl = pytest.importorskip("fcntl")  # POSIX only
+
+    synced = []
+
+    def fsync(descriptor):
+        mode = fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE
+        synced.append((mode, (tmp_path / "out.txt").exists()))
+
+    monkeypatch.setattr(runtime.os, "fsync", fsync)
+    runtime.write_json(tmp_path / "out.txt", {"a": 1})
+    assert synced[0] == (os.O_RDWR, False)  # the temporary file, writable, before the rename
+    assert synced[-1][1]  # the folder, after it
+    assert (tmp_path / "out.txt").read_text() == '{\n  "a": 1\n}\n'
