@@ -31,10 +31,10 @@ from . import _checks
 from .samplers import SamplerDivergedError, Trajectory, checked_score
 
 __all__ = ["VESDE", "reverse_sde_sampling", "predictor_corrector_sampling", "probability_flow_sampling",
-           "ode_log_likelihood", "score_evaluations", "GRIDS", "METHODS"]
+           "ode_log_likelihood", "score_evaluations", "GRIDS", "METHODS", "LIKELIHOOD_METHODS"]
 
 GRIDS = ("geometric", "edm")  # sigma(t) at uniform t (Song et al.), or EDM's rho grid (Karras et al.)
-METHODS = ("heun", "euler", "multistep")  # probability-flow ODE solvers (the likelihood: heun, euler)
+METHODS, LIKELIHOOD_METHODS = ("heun", "euler", "multistep"), ("heun", "euler")  # probability-flow ODE solvers
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 
 
@@ -92,9 +92,11 @@ def score_evaluations(sampler: str, n_steps: int, *, n_corrector: int = 1, metho
     costs = {"reverse_sde": lambda: steps,
              "predictor_corrector": lambda: steps + n_steps * _checks.nonnegative_int(n_corrector, "n_corrector"),
              "probability_flow": lambda: 2 * steps - 1 if _method(method) == "heun" else steps,  # else 1 a step
-             "ode_log_likelihood": lambda: 2 * n_steps if _method(method) == "heun" else n_steps}
+             "ode_log_likelihood": lambda: 2 * n_steps if _method(method, LIKELIHOOD_METHODS) == "heun" else n_steps}
     if sampler not in costs:
         raise ValueError(f"sampler must be one of {sorted(costs)}, got {sampler!r}")
+    if sampler == "ode_log_likelihood" and denoise:  # it integrates up from sigma_min: nothing to denoise
+        raise ValueError("denoise does not apply to ode_log_likelihood")
     return costs[sampler]()
 
 
@@ -204,9 +206,7 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE, n_steps: 
     backward pass per dimension) or, with ``hutchinson``, the unbiased v^T (ds/dx) v with a fresh
     Rademacher v per evaluation from ``generator``. ``score_fn`` must be differentiable in x.
     """
-    if method not in ("heun", "euler"):
-        raise ValueError(f"method must be 'heun' or 'euler' for the likelihood, got {method!r}")
-    heun, hutchinson = method == "heun", _checks.flag(hutchinson, "hutchinson")
+    heun, hutchinson = _method(method, LIKELIHOOD_METHODS) == "heun", _checks.flag(hutchinson, "hutchinson")
     sigmas = _sigmas(sde, n_steps, "edm", rho)[::-1]  # increasing
     run = _Run("ODE log-likelihood", score_fn, x, "x", sigmas, n_steps, None, False)
     gen = _checks.default_generator(generator, run.x.device) if hutchinson else None
@@ -241,9 +241,9 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE, n_steps: 
 
 
 # ---------------------------------------------------------------------------- shared machinery
-def _method(method: object) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+def _method(method: object, allowed: tuple[str, ...] = METHODS) -> str:
+    if not isinstance(method, str) or method not in allowed:
+        raise ValueError(f"method must be one of {allowed}, got {method!r}")
     return str(method)
 
 

@@ -135,6 +135,14 @@ def test_continuous_time_samplers_are_offered(label, sampler, options):
     assert result.frame_sigmas[-1] == pytest.approx(0.5)
     assert result.frames[0].std() > 5  # the prior, not the data's box
     assert result.evaluations == score_evaluations(sampler, 7, **options)
+    assert "level" not in result.frame_title(len(result.steps) - 1)  # its grid has 8 points: no 'level 8/7'
+
+
+def test_frame_titles_count_the_levels_of_the_langevin_family():
+    s = ExploreSettings(sampler="annealed Langevin", n_levels=4, n_steps=3, **SMALL)
+    result = explore(s)
+    assert "level 1/4, step 0/12" in result.frame_title(0)
+    assert "level 4/4, step 12/12" in result.frame_title(len(result.steps) - 1)
 
 
 def test_a_frame_is_the_full_drawing_whatever_was_drawn_before():

@@ -317,6 +317,11 @@ def test_divergence_names_the_step_and_sigma(name):
     (lambda: ode_log_likelihood(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3,
                                 prior=lambda y: y), ValueError, r"prior must return a tensor of shape \(3,\)"),
     (lambda: score_evaluations("langevin", 3), ValueError, "sampler must be one of"),
+    (lambda: score_evaluations("ode_log_likelihood", 3, method="multistep"), ValueError,
+     r"method must be one of \('heun', 'euler'\)"),
+    (lambda: ode_log_likelihood(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, method="multistep"),
+     ValueError, r"method must be one of \('heun', 'euler'\)"),
+    (lambda: score_evaluations("ode_log_likelihood", 3, denoise=True), ValueError, "denoise does not apply"),
 ])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):

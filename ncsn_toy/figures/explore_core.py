@@ -137,7 +137,10 @@ class ExploreResult:
 
     def frame_title(self, frame: int) -> str:
         s, level, step = self.settings, int(self.levels[frame]), int(self.steps[frame])
-        where = f"level {level + 1}/{s.n_levels}, " if "n_levels" in samplers()[s.sampler].uses else ""
+        entry = samplers()[s.sampler]
+        # a noise level of the Langevin family; the continuous-time samplers' grid has n_levels + 1 points and
+        # sigma already says where on it a frame is
+        where = f"level {level + 1}/{s.n_levels}, " if "n_levels" in entry.uses and entry.start == "box" else ""
         return (f"{s.sampler}, {SCORES[s.score]}: σ = {self.frame_sigmas[frame]:.3g}\n"
                 f"{where}step {step}/{int(self.steps[-1])}")
 

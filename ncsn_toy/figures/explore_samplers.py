@@ -99,18 +99,25 @@ def _continuous_time_entries() -> dict[str, SamplerEntry]:
                                              record=s.n_frames)
         return run
 
+    def count(sampler: str, s: ExploreSettings, **options: object) -> int:
+        from ..sde import score_evaluations
+        return score_evaluations(sampler, s.n_levels, **options)
+
     times = frozenset({"sigma_max", "sigma_min", "n_levels"})
     return {
-        "reverse-time SDE": SamplerEntry(reverse_sde, _sde_sigma, lambda s: s.n_levels, times,
+        "reverse-time SDE": SamplerEntry(reverse_sde, _sde_sigma, lambda s: count("reverse_sde", s), times,
                                          {"n_levels": 1000}, start="prior"),
         "predictor-corrector": SamplerEntry(predictor_corrector, _sde_sigma,
-                                            lambda s: s.n_levels * (1 + s.n_steps), times | {"n_steps"},
+                                            lambda s: count("predictor_corrector", s, n_corrector=s.n_steps),
+                                            times | {"n_steps"},
                                             {"n_levels": 500, "n_steps": 1}, start="prior"),
         "probability flow ODE (Heun)": SamplerEntry(probability_flow("heun"), _edm_sigma,
-                                                    lambda s: 2 * s.n_levels - 1, times, {"n_levels": 50},
+                                                    lambda s: count("probability_flow", s, method="heun"), times,
+                                                    {"n_levels": 50},
                                                     start="prior"),
         "probability flow ODE (multistep)": SamplerEntry(probability_flow("multistep"), _edm_sigma,
-                                                         lambda s: s.n_levels, times, {"n_levels": 20}, start="prior"),
+                                                         lambda s: count("probability_flow", s, method="multistep"),
+                                                         times, {"n_levels": 20}, start="prior"),
     }
 
 
