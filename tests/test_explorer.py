@@ -257,6 +257,22 @@ def test_a_newer_request_wins(box):
     assert len(shown) == 1  # the first run never reached the page
 
 
+def test_closing_cancels_a_run_in_progress():
+    box = explorer(ExploreSettings(**SMALL))
+    assert box.wait(WAIT)
+    calls = []
+    box.networks.get = lambda name, get=box.networks.get: calls.append(name) or get(name)  # the run has started
+    shown = box.numbers.value
+    box.set(score="trained", n_particles=5000, n_steps=100_000)  # 400 000 network evaluations: minutes
+    deadline = time.monotonic() + WAIT
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    box.close()
+    box._thread.join(WAIT)
+    assert not box._thread.is_alive()  # stopped at its next evaluation, not after minutes
+    assert box.numbers.value == shown  # and showed nothing
+
+
 def test_a_slow_run_shows_progress_and_the_page_stays_responsive(box, monkeypatch):
     monkeypatch.setattr(explorer_module, "PROGRESS_SECONDS", 0.0)  # show the bar from the first evaluation
     shown, fractions = [], []
@@ -294,6 +310,21 @@ def test_explore_command_line(capsys):
         busy.listen()
         assert main(["explore", "--no-browser", "--port", str(busy.getsockname()[1])]) == 2
     assert "in use" in capsys.readouterr().err
+
+
+def test_explore_puts_the_signal_handlers_back_when_voila_cannot_start(monkeypatch, capsys):
+    import signal
+
+    import ncsn_toy.commands.explore as command
+
+    def cannot_start(*args, **kwargs):
+        raise OSError(8, "Exec format error")
+
+    monkeypatch.setattr(command.subprocess, "Popen", cannot_start)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert main(["explore", "--no-browser"]) == 2
+    assert "Exec format error" in capsys.readouterr().err
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_the_notebook_ships_with_the_package_without_outputs():

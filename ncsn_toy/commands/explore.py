@@ -103,12 +103,14 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
                # every page has its own kernel; one whose page was closed (no connection) goes after 5 minutes
                f"--MappingKernelManager.cull_idle_timeout={CULL_S}", "--MappingKernelManager.cull_interval=60"]
     # its own session: Ctrl-C reaches only this process, which then stops Voilà cleanly; so does SIGTERM
-    previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     # the kernel follows the thread policy (explorer() applies it, and measures the load again between
     # updates): on a busy 2-core machine an update took 1.3 s with 2 threads, 0.13 s with 1
     env = {**os.environ, **({"NCSN_TOY_THREADS": str(args.threads)} if getattr(args, "threads", None) else {})}
-    server = subprocess.Popen(command, start_new_session=True, cwd=NOTEBOOK.parent, env=env)
-    try:
+    server = None
+    try:  # the handlers are put back on every way out, also when Voilà cannot be started
+        signal.signal(signal.SIGTERM, _interrupt)
+        server = subprocess.Popen(command, start_new_session=True, cwd=NOTEBOOK.parent, env=env)
         deadline = time.monotonic() + START_TIMEOUT
         while not _listening(port):
             if server.poll() is not None:
@@ -128,7 +130,8 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
     finally:  # on every way out; a second Ctrl-C must not leave Voilà running
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _stop(server)
+        if server is not None:
+            _stop(server)
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
 

@@ -162,9 +162,10 @@ class Explorer(widgets.HBox):
             return self._wake.wait_for(lambda: self._wanted is None and not self._busy, timeout)
 
     def close(self) -> None:
-        """Stop the worker thread and close every widget of the interface."""
+        """Stop the worker thread (cancelling a run in progress) and close every widget of the interface."""
         with self._wake:
-            self._closed = True
+            self._closed, self._wanted = True, None
+            self._generation += 1  # a run in progress stops at its next score evaluation and shows nothing
             self._wake.notify_all()
         for widget in (*self.controls.values(), self.picture, self.frame, self.frame_label, self.play, self.numbers,
                        self.message, self.progress, *self.children):
@@ -206,11 +207,11 @@ class Explorer(widgets.HBox):
         except Cancelled:
             return
         except SamplerDivergedError as err:
-            self._fail(f"The sampler diverged: {err}.")
+            self._fail(f"The sampler diverged: {err}.", generation)
         except (ValueError, TypeError, FileNotFoundError) as err:
-            self._fail(f"These settings cannot run: {err}")
+            self._fail(f"These settings cannot run: {err}", generation)
         except Exception as err:  # never a traceback in the page: say what happened, keep working
-            self._fail(f"Something went wrong ({type(err).__name__}): {err}")
+            self._fail(f"Something went wrong ({type(err).__name__}): {err}", generation)
         finally:
             if generation == self._generation:
                 self.progress.layout.visibility = "hidden"
@@ -232,8 +233,10 @@ class Explorer(widgets.HBox):
             self.numbers.value = html.escape(result.numbers())
             self.message.value = ""
 
-    def _fail(self, text: str) -> None:
+    def _fail(self, text: str, generation: int) -> None:
         with self._lock:
+            if generation != self._generation:
+                return  # superseded (or closed) meanwhile: newer settings will speak
             self.numbers.value = ""
             self.message.value = f'<span style="color:#b00020">{html.escape(text)}</span>'
 
