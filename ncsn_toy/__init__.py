@@ -26,7 +26,7 @@ from .sde import (
     probability_flow_sampling,
     reverse_sde_sampling,
 )
-from .targets import TARGETS, anisotropic, four_gaussians, grid, ring, spiral, target, two_gaussians
+from .targets import TARGETS, anisotropic, four_gaussians, grid, ring, spiral, target, two_gaussians, uniform_in_box
 from .training import TrainingDivergedError
 
 __version__ = "0.1.0"
@@ -41,6 +41,7 @@ __all__ = [
     "anisotropic",
     "TARGETS",
     "target",
+    "uniform_in_box",
     "fit",
     "NoiseSchedule",
     "ScoreNet",

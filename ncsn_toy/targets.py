@@ -15,6 +15,7 @@ Every builder takes keyword options (radius, spacing, std, number of modes, ...)
 :func:`target` builds one by name (:data:`TARGETS` lists the names). :func:`plot_extent` and
 :func:`grid_points` give the square window a mixture is drawn in and the arrow positions inside
 it: the training snapshots of :mod:`ncsn_toy.recipes` and every figure use the same ones.
+:func:`uniform_in_box` draws the Langevin samplers' start, uniform over the data's box (the paper's).
 
 References: Song & Ermon, "Generative Modeling by Estimating Gradients of the Data
 Distribution", NeurIPS 2019 (arXiv:1907.05600); the ring and grid follow Metz et al., "Unrolled
@@ -30,10 +31,10 @@ from collections.abc import Callable, Sequence
 import torch
 
 from . import _checks
-from .mixtures import GaussianMixture
+from .mixtures import GaussianMixture, check_mixture
 
 __all__ = ["TARGETS", "target", "two_gaussians", "four_gaussians", "ring", "grid", "spiral", "anisotropic",
-           "plot_extent", "grid_points"]
+           "plot_extent", "grid_points", "uniform_in_box"]
 
 
 def two_gaussians(*, dtype: torch.dtype = torch.float32) -> GaussianMixture:
@@ -170,6 +171,15 @@ def target(name: str, **options: object) -> GaussianMixture:
     if name not in _BUILDERS:
         raise ValueError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")
     return _BUILDERS[name](**options)
+
+
+def uniform_in_box(mixture: GaussianMixture, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(n, d)`` points uniform over ``mixture.box()``, in the mixture's dtype: where the Langevin samplers
+    start ([-8, 8]^2 for :func:`two_gaussians`, the paper's Sec. 3.2 and Fig. 3). ``None``: seeded with 0."""
+    mixture, n = check_mixture(mixture), _checks.positive_int(n, "n")
+    low, high = mixture.box()  # (d,), (d,)
+    unit = torch.rand(n, mixture.dim, generator=_checks.default_generator(generator), dtype=low.dtype)  # (n, d)
+    return low + (high - low) * unit
 
 
 def plot_extent(mixture: GaussianMixture, margin: float = 0.15) -> tuple[float, float, float, float]:

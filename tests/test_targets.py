@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ncsn_toy import GaussianMixture
-from ncsn_toy.targets import TARGETS, anisotropic, grid, ring, spiral, target
+from ncsn_toy.targets import TARGETS, anisotropic, grid, ring, spiral, target, uniform_in_box
 
 
 @pytest.mark.parametrize("name", TARGETS)
@@ -139,3 +139,21 @@ def test_zoo_figures_render_in_fast_mode(tmp_path):
     assert list(target_figures(["spiral"])) == ["annealed_langevin_spiral.gif"]
     with pytest.raises(ValueError, match="unknown target"):
         target_figures(["moon"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_uniform_in_box_is_the_samplers_start(dtype):
+    """Uniform over mixture.box() ([-8, 8]^2 for the paper's two modes), in the mixture's dtype, seeded."""
+    mixture = target("two_gaussians", dtype=dtype)
+    x = uniform_in_box(mixture, 20_000, torch.Generator().manual_seed(1))
+    assert x.shape == (20_000, 2)
+    assert x.dtype == dtype
+    assert x.min() >= -8
+    assert x.max() <= 8
+    # each coordinate's mean is 0 +- 16 / sqrt(12 * 20 000) = 0.033 (one SE): 5 SE
+    assert x.mean(dim=0).abs().max() < 5 * 16 / math.sqrt(12 * 20_000)
+    assert torch.equal(uniform_in_box(mixture, 5), uniform_in_box(mixture, 5, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        uniform_in_box(mixture, 0)
+    with pytest.raises(TypeError, match="mixture must be a GaussianMixture"):
+        uniform_in_box("two_gaussians", 5)

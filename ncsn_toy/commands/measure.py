@@ -19,9 +19,9 @@ import torch
 from ..metrics import energy_distance, mode_statistics
 from ..mixtures import GaussianMixture
 from ..recipes import DEFAULT_CHECKPOINTS
-from ..targets import target
+from ..targets import target, uniform_in_box
 
-__all__ = ["ReproduceConfig", "uniform_start", "measure", "references", "max_weight_error", "QUICK"]
+__all__ = ["ReproduceConfig", "measure", "references", "max_weight_error", "QUICK"]
 
 QUICK = " — quick check (--fast): rough numbers"  # appended to table headings in quick mode
 Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # (x0, generator) -> samples
@@ -54,14 +54,8 @@ class ReproduceConfig:
         return cls(**{**small, **changes})
 
 
-def uniform_start(mixture: GaussianMixture, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` points uniform over the data's box, ``(n, d)``."""
-    low, high = mixture.box()
-    return low + (high - low) * torch.rand(n, mixture.dim, generator=generator)
-
-
 def measure(run: Run | None, mixture: GaussianMixture, reference: torch.Tensor, config: ReproduceConfig,
-            start: Callable[[GaussianMixture, int, torch.Generator], torch.Tensor] = uniform_start) -> dict:
+            start: Callable[[GaussianMixture, int, torch.Generator], torch.Tensor] = uniform_in_box) -> dict:
     """Run a sampler once per seed (``None``: exact i.i.d. samples); per-seed weights, spreads, distances, seconds."""
     out = {"weights": [], "std_min": [], "std_max": [], "distance": [], "seconds": []}
     for seed in range(config.n_seeds):

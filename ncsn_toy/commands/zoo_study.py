@@ -38,7 +38,7 @@ from ..noise_levels import NoiseSchedule, geometric_sigmas
 from ..recipes import DEFAULT_CHECKPOINTS, fit, load_or_train
 from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
 from ..sde import VESDE, probability_flow_sampling, reverse_sde_sampling
-from ..targets import TARGETS, target
+from ..targets import TARGETS, target, uniform_in_box
 from .report import markdown_table, mean_std
 
 __all__ = ["ZooConfig", "zoo_study", "format_zoo", "target_rows", "fig2_rows", "dimension_rows",
@@ -92,11 +92,6 @@ def unseen_mixtures(n: int = 3, seed: int = 0) -> dict[str, GaussianMixture]:
     return dict(list(mixtures.items())[:n])
 
 
-def _box_start(mixture: GaussianMixture, n: int, g: torch.Generator) -> torch.Tensor:
-    low, high = mixture.box()
-    return low + (high - low) * torch.rand(n, mixture.dim, generator=g, dtype=low.dtype)
-
-
 def _spread(mixture: GaussianMixture, x: torch.Tensor) -> tuple[float, float, float]:
     """Total variation between the mode weights of ``x`` and the true ones; the smallest and largest
     per-mode, per-axis standard deviation."""
@@ -119,7 +114,7 @@ def _target_row(name: str, mixture: GaussianMixture, config: ZooConfig) -> dict:
     meta = model.metadata
     for seed in range(config.n_seeds):
         g = torch.Generator().manual_seed(1000 + seed)
-        x = annealed_langevin_dynamics(model, _box_start(mixture, config.n_particles, g), model.sigmas,
+        x = annealed_langevin_dynamics(model, uniform_in_box(mixture, config.n_particles, g), model.sigmas,
                                        meta["step_size"], meta["n_steps_each"], g)
         exact = mixture.sample(config.n_particles, generator=g)
         for out, samples in ((runs, x), (floor, exact)):

@@ -13,8 +13,8 @@ from torch import nn
 
 from ..mixtures import GaussianMixture
 from ..samplers import annealed_langevin_dynamics, langevin_dynamics
-from ..targets import two_gaussians
-from .parts import Context, sampler_animation, uniform_box
+from ..targets import two_gaussians, uniform_in_box
+from .parts import Context, sampler_animation
 from .plotting import Animation, FieldGrid, Panel, add_colorbar, new_figure, nice
 
 __all__ = [
@@ -44,7 +44,7 @@ def forward_noising(ctx: Context, path: Path) -> None:
 def langevin_exact_score(ctx: Context, path: Path) -> None:
     """Langevin dynamics with the exact score from a uniform start: the weights come out wrong."""
     mixture, g = two_gaussians(), ctx.generator(2)
-    x0 = uniform_box(mixture, ctx.config.n_particles, g)
+    x0 = uniform_in_box(mixture, ctx.config.n_particles, g)
     traj = langevin_dynamics(mixture.score, x0, 0.1, 1000, g, record=ctx.config.n_frames)
     sampler_animation(ctx, path, mixture, traj, lambda step, _: f"Langevin, exact score (ε=0.1): step {step}/1000",
                        lambda _: 0.0, lambda pts, _: mixture.score(pts))
@@ -92,7 +92,7 @@ def _annealed_animation(ctx: Context, path: Path, name: str) -> None:
     mixture = GaussianMixture.from_dict(model.metadata["mixture"])
     sigmas, eps, steps = model.sigmas.tolist(), model.metadata["step_size"], model.metadata["n_steps_each"]
     g = ctx.generator(5)
-    traj = annealed_langevin_dynamics(model, uniform_box(mixture, ctx.config.n_particles, g), model.sigmas, eps,
+    traj = annealed_langevin_dynamics(model, uniform_in_box(mixture, ctx.config.n_particles, g), model.sigmas, eps,
                                       steps, g, record=ctx.config.n_frames)
     total = len(sigmas) * steps
 

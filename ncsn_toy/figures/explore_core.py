@@ -34,7 +34,7 @@ from ..metrics import energy_distance, mode_weights
 from ..mixtures import GaussianMixture
 from ..noise_levels import geometric_sigmas
 from ..recipes import DEFAULT_CHECKPOINTS
-from ..targets import TARGETS, target
+from ..targets import TARGETS, target, uniform_in_box
 from .explore_samplers import SamplerEntry, ScoreFn, samplers
 
 __all__ = ["ExploreSettings", "ExploreResult", "Networks", "Cancelled", "SCORES", "explore", "samplers"]
@@ -148,8 +148,7 @@ class ExploreResult:
 def _start(entry: SamplerEntry, mixture: GaussianMixture, s: ExploreSettings, g: torch.Generator) -> torch.Tensor:
     if entry.start == "prior":  # N(0, sigma_max^2 I), the continuous-time samplers' prior
         return s.sigma_max * torch.randn(s.n_particles, mixture.dim, generator=g)
-    low, high = mixture.box()  # [-8, 8]^2 for the paper's two modes
-    return low + (high - low) * torch.rand(s.n_particles, mixture.dim, generator=g)  # (n, d)
+    return uniform_in_box(mixture, s.n_particles, g)  # [-8, 8]^2 for the paper's two modes
 
 
 def score_function(settings: ExploreSettings, mixture: GaussianMixture, networks: Networks) -> ScoreFn:

@@ -20,7 +20,7 @@ from ..samplers import Trajectory
 from ..targets import plot_extent
 from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, new_figure
 
-__all__ = ["RenderConfig", "Context", "extent", "uniform_box", "weights_text", "field_panel", "sampler_animation"]
+__all__ = ["RenderConfig", "Context", "extent", "weights_text", "field_panel", "sampler_animation"]
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,6 @@ class Context:
 def extent(mixture: GaussianMixture) -> tuple[float, float, float, float]:
     """The plot area of a mixture: the square around its box, with a margin (as the training snapshots)."""
     return plot_extent(mixture)
-
-
-def uniform_box(mixture: GaussianMixture, n: int, g: torch.Generator) -> torch.Tensor:
-    """``n`` points uniform over the data's box, the samplers' start."""
-    low, high = mixture.box()
-    return low + (high - low) * torch.rand(n, mixture.dim, generator=g)
 
 
 def weights_text(mixture: GaussianMixture, x: torch.Tensor) -> str:

@@ -28,8 +28,8 @@ from ..sde import (
     reverse_sde_sampling,
     score_evaluations,
 )
-from ..targets import two_gaussians
-from .parts import Context, uniform_box, weights_text
+from ..targets import two_gaussians, uniform_in_box
+from .parts import Context, weights_text
 from .plotting import COLORS, Animation, Panel, add_colorbar, new_figure, nice, save_png
 
 __all__ = ["sampler_pareto", "probability_flow", "ode_likelihood", "SIGMA_MAX", "SIGMA_MIN", "RHO", "MULTISTEP_RHO"]
@@ -77,7 +77,7 @@ def sampler_pareto(ctx: Context, path: Path) -> None:
         points = []
         for evaluations, run in runs:
             g = ctx.generator(22)
-            x = run(uniform_box(mixture, n, g), sde.prior_sample(n, 2, g), g)
+            x = run(uniform_in_box(mixture, n, g), sde.prior_sample(n, 2, g), g)
             points.append((evaluations, (mode_weights(mixture, x) - mixture.weights).abs().max().item(),
                            energy_distance(x, reference)))
         xs, errors, distances = (np.array(v) for v in zip(*points, strict=True))
@@ -147,7 +147,7 @@ def ode_likelihood(ctx: Context, path: Path) -> None:
     n = min(ctx.config.n_particles, 1000)
     g = ctx.generator(24)
     x = mixture.sample(n, generator=g) + SIGMA_MIN * torch.randn(n, 2, generator=g)
-    x = torch.cat([x, uniform_box(mixture, n // 4, g)])  # and some points where the density is low
+    x = torch.cat([x, uniform_in_box(mixture, n // 4, g)])  # and some points where the density is low
     exact = mixture.log_prob(x, SIGMA_MIN)
     wide, narrow = VESDE(SIGMA_MIN, SIGMA_MAX), VESDE(SIGMA_MIN, model.sigmas[0].item())
     steps = (8, 16, 32, 64, 128) if ctx.config.n_frames > 10 else (8, 32)

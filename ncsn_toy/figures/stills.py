@@ -12,8 +12,8 @@ import torch
 from ..metrics import relative_score_error
 from ..noise_levels import geometric_sigmas
 from ..samplers import annealed_langevin_dynamics, langevin_dynamics
-from ..targets import two_gaussians
-from .parts import Context, extent, field_panel, uniform_box, weights_text
+from ..targets import two_gaussians, uniform_in_box
+from .parts import Context, extent, field_panel, weights_text
 from .plotting import COLORS, FieldGrid, Panel, add_colorbar, new_figure, nice, save_png
 
 __all__ = [
@@ -72,7 +72,7 @@ def langevin_score_network(ctx: Context, path: Path) -> None:
     panels[1].set_field(snap["fields"][-1, 0].float())
     panels[1].set_title(f"after {snap['steps'][-1]} Adam steps\n(denoising score matching, σ = {sigma:g})")
     g = ctx.generator(3)
-    x = langevin_dynamics(model, uniform_box(mixture, ctx.config.n_particles, g), model.metadata["step_size"],
+    x = langevin_dynamics(model, uniform_in_box(mixture, ctx.config.n_particles, g), model.metadata["step_size"],
                           model.metadata["n_steps"], g)
     panels[2].set_field(snap["fields"][-1, 0].float())
     panels[2].set_particles(x)
@@ -107,7 +107,7 @@ def noise_conditional_fields(ctx: Context, path: Path) -> None:
 def sampler_comparison(ctx: Context, path: Path) -> None:
     """The paper's Fig. 3: exact samples, Langevin and annealed Langevin with the exact score."""
     mixture, g = two_gaussians(), ctx.generator(6)
-    x0 = uniform_box(mixture, ctx.config.n_particles, g)
+    x0 = uniform_in_box(mixture, ctx.config.n_particles, g)
     runs = {
         "exact i.i.d. samples": mixture.sample(ctx.config.n_particles, generator=g),
         "Langevin dynamics, exact score\n(ε = 0.1, T = 1000)": langevin_dynamics(mixture.score, x0, 0.1, 1000, g),

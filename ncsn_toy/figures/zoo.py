@@ -26,8 +26,8 @@ from ..mixtures import GaussianMixture
 from ..networks import NoiseConditionalScoreNet
 from ..recipes import fit
 from ..samplers import annealed_langevin_dynamics
-from ..targets import TARGETS, target, two_gaussians
-from .parts import Context, extent, field_panel, uniform_box
+from ..targets import TARGETS, target, two_gaussians, uniform_in_box
+from .parts import Context, extent, field_panel
 from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, new_figure, nice, save_png
 
 __all__ = ["targets", "score_error_objectives", "annealed_langevin_ring", "annealed_langevin_grid",
@@ -102,7 +102,7 @@ def _annealed_with(ctx: Context, path: Path, model: NoiseConditionalScoreNet, la
     mixture = GaussianMixture.from_dict(model.metadata["mixture"])
     sigmas, eps, steps = model.sigmas.tolist(), model.metadata["step_size"], model.metadata["n_steps_each"]
     g = ctx.generator(12)
-    trajectory = annealed_langevin_dynamics(model, uniform_box(mixture, ctx.config.n_particles, g), model.sigmas,
+    trajectory = annealed_langevin_dynamics(model, uniform_in_box(mixture, ctx.config.n_particles, g), model.sigmas,
                                             eps, steps, g, record=ctx.config.n_frames)
     fig, axes = new_figure(1)
     area = extent(mixture)
