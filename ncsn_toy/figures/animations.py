@@ -5,6 +5,7 @@ Registered, with the still images, in :data:`ncsn_toy.figures.FIGURES`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from ..mixtures import GaussianMixture
+from ..networks import NoiseConditionalScoreNet
 from ..samplers import annealed_langevin_dynamics, langevin_dynamics
 from ..targets import two_gaussians, uniform_in_box
 from .parts import Context, sampler_animation
@@ -19,7 +21,7 @@ from .plotting import Animation, FieldGrid, Panel, add_colorbar, new_figure, nic
 
 __all__ = [
     "forward_noising", "langevin_exact_score", "score_network_training", "noise_conditional_training",
-    "annealed_langevin_two_gaussians", "annealed_langevin_four_gaussians",
+    "annealed_langevin_two_gaussians", "annealed_langevin_four_gaussians", "network_annealed_animation",
 ]
 
 
@@ -87,31 +89,35 @@ def noise_conditional_training(ctx: Context, path: Path) -> None:
     _training_animation(ctx, path, model, two_gaussians(), "NCSN")
 
 
-def _annealed_animation(ctx: Context, path: Path, name: str) -> None:
-    model = ctx.model(name)
+def network_annealed_animation(ctx: Context, path: Path, model: NoiseConditionalScoreNet, seed: int,
+                               heading: str = "annealed Langevin, trained NCSN: ",
+                               numbers: Callable[[GaussianMixture, torch.Tensor], str] | None = None) -> None:
+    """Annealed Langevin with ``model`` and the settings it stores, from its mixture's box, over the density
+    and the network's field sigma s(x, sigma) of each level. The title is ``heading`` + "σ = ... (level i/L),
+    step k/N"; ``numbers(mixture, frame)`` replaces its line of mode weights (see ``sampler_animation``)."""
     mixture = GaussianMixture.from_dict(model.metadata["mixture"])
     sigmas, eps, steps = model.sigmas.tolist(), model.metadata["step_size"], model.metadata["n_steps_each"]
-    g = ctx.generator(5)
+    g = ctx.generator(seed)
     traj = annealed_langevin_dynamics(model, uniform_in_box(mixture, ctx.config.n_particles, g), model.sigmas, eps,
                                       steps, g, record=ctx.config.n_frames)
-    total = len(sigmas) * steps
 
     def field(points, level):
         with torch.no_grad():
             return sigmas[level] * model(points, sigmas[level])
 
-    def title(step, level):
-        return (f"annealed Langevin, trained NCSN: σ = {nice(sigmas[level])} "
-                f"(level {level + 1}/{len(sigmas)}), step {step}/{total}")
+    def where(step, level):
+        total = len(sigmas) * steps
+        return f"{heading}σ = {nice(sigmas[level])} (level {level + 1}/{len(sigmas)}), step {step}/{total}"
 
-    sampler_animation(ctx, path, mixture, traj, title, lambda level: sigmas[level], field, arrow_scale=0.5)
+    sampler_animation(ctx, path, mixture, traj, where, lambda level: sigmas[level], field, arrow_scale=0.5,
+                      numbers=(lambda frame: numbers(mixture, frame)) if numbers else None)
 
 
 def annealed_langevin_two_gaussians(ctx: Context, path: Path) -> None:
-    _annealed_animation(ctx, path, "ncsn_two_gaussians")
+    network_annealed_animation(ctx, path, ctx.model("ncsn_two_gaussians"), 5)
 
 
 def annealed_langevin_four_gaussians(ctx: Context, path: Path) -> None:
-    _annealed_animation(ctx, path, "ncsn_four_gaussians")
+    network_annealed_animation(ctx, path, ctx.model("ncsn_four_gaussians"), 5)
 
 

@@ -80,11 +80,12 @@ def field_panel(ax, ctx: Context, mixture: GaussianMixture, sigma: float, **kwar
 def sampler_animation(ctx: Context, path: Path, mixture: GaussianMixture, trajectory: Trajectory,
                       title: Callable[[int, int], str], density_sigma: Callable[[int], float],
                       field_fn: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
-                      arrow_scale: float = 3.0) -> None:
+                      arrow_scale: float = 3.0, numbers: Callable[[torch.Tensor], str] | None = None) -> None:
     """Particles of a recorded trajectory over the density (and field) of the current noise level.
 
     Only the particles and the title change in every frame; the density and the field are redrawn
-    into the background when the level changes.
+    into the background when the level changes. The title is ``title(step, level) + numbers(frame)``;
+    ``numbers`` defaults to a second line with the particles' mode weights and the true ones.
     """
     fig, axes = new_figure(1)
     area = extent(mixture)
@@ -103,6 +104,6 @@ def sampler_animation(ctx: Context, path: Path, mixture: GaussianMixture, trajec
             anim.redraw_background()
             shown_level = level
         panel.set_particles(frame)
-        panel.set_title(title(step, level) + "\n" + weights_text(mixture, frame))
+        panel.set_title(title(step, level) + (numbers(frame) if numbers else "\n" + weights_text(mixture, frame)))
         anim.capture(ctx.config.frame_ms)
     anim.save(path)

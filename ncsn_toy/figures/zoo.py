@@ -25,10 +25,10 @@ from ..metrics import mode_weights, relative_score_error
 from ..mixtures import GaussianMixture
 from ..networks import NoiseConditionalScoreNet
 from ..recipes import fit
-from ..samplers import annealed_langevin_dynamics
-from ..targets import TARGETS, target, two_gaussians, uniform_in_box
+from ..targets import TARGETS, target, two_gaussians
+from .animations import network_annealed_animation
 from .parts import Context, extent, field_panel
-from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, new_figure, nice, save_png
+from .plotting import COLORS, Panel, add_colorbar, new_figure, save_png
 
 __all__ = ["targets", "score_error_objectives", "annealed_langevin_ring", "annealed_langevin_grid",
            "annealed_langevin_spiral",
@@ -93,38 +93,15 @@ def score_error_objectives(ctx: Context, path: Path) -> None:
     save_png(fig, path)
 
 
-def _annealed_with(ctx: Context, path: Path, model: NoiseConditionalScoreNet, label: str) -> None:
-    """Annealed Langevin with ``model`` and its stored settings, from the mixture's box.
+def _weights_tv(mixture: GaussianMixture, frame: torch.Tensor) -> str:
+    """The total variation between the particles' mode weights and the true ones (dozens of weights do not
+    fit in a title)."""
+    return f", weights' TV {0.5 * (mode_weights(mixture, frame) - mixture.weights).abs().sum().item():.3f}"
 
-    Like :func:`~ncsn_toy.figures.parts.sampler_animation`, but the title gives the total variation
-    between the particles' mode weights and the true ones (dozens of weights do not fit in a title).
-    """
-    mixture = GaussianMixture.from_dict(model.metadata["mixture"])
-    sigmas, eps, steps = model.sigmas.tolist(), model.metadata["step_size"], model.metadata["n_steps_each"]
-    g = ctx.generator(12)
-    trajectory = annealed_langevin_dynamics(model, uniform_in_box(mixture, ctx.config.n_particles, g), model.sigmas,
-                                            eps, steps, g, record=ctx.config.n_frames)
-    fig, axes = new_figure(1)
-    area = extent(mixture)
-    panel = Panel(axes[0], area, grid=FieldGrid(area, ctx.config.grid), arrow_scale=0.5,
-                  arrow_color=COLORS["faint_arrows"], particles=True, resolution=ctx.config.resolution)
-    add_colorbar(fig, panel)
-    anim = Animation(fig, [panel.scatter, panel.ax.title])
-    shown = None
-    for frame, step, level in zip(trajectory.frames, trajectory.steps.tolist(), trajectory.levels.tolist(),
-                                  strict=True):
-        if level != shown:  # a new noise level: redraw its density and field into the background
-            panel.set_density(mixture.log_prob(panel.pixels, sigmas[level]))
-            with torch.no_grad():
-                panel.set_field(sigmas[level] * model(panel.grid.points, sigmas[level]))
-            anim.redraw_background()
-            shown = level
-        tv = 0.5 * (mode_weights(mixture, frame) - mixture.weights).abs().sum().item()
-        panel.set_particles(frame)
-        panel.set_title(f"{label}: annealed Langevin with fit's network\nσ = {nice(sigmas[level])} (level "
-                        f"{level + 1}/{len(sigmas)}), step {step}/{len(sigmas) * steps}, weights' TV {tv:.3f}")
-        anim.capture(ctx.config.frame_ms)
-    anim.save(path)
+
+def _annealed_with(ctx: Context, path: Path, model: NoiseConditionalScoreNet, label: str) -> None:
+    """Annealed Langevin with ``model`` and its stored settings, from the mixture's box."""
+    network_annealed_animation(ctx, path, model, 12, f"{label}: annealed Langevin with fit's network\n", _weights_tv)
 
 
 def annealed_langevin_target(ctx: Context, path: Path, name: str) -> None:
