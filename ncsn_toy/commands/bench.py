@@ -45,7 +45,6 @@ from .report import machine, markdown_table
 
 __all__ = ["BenchConfig", "bench", "format_bench"]
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 @dataclass(frozen=True)

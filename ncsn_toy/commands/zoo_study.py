@@ -31,7 +31,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoints import save_checkpoint
 from ..metrics import energy_distance, mode_statistics, relative_score_error
 from ..mixtures import GaussianMixture
 from ..noise_levels import NoiseSchedule, geometric_sigmas
@@ -42,7 +41,7 @@ from ..targets import TARGETS, target, uniform_in_box
 from .report import markdown_table, mean_std
 
 __all__ = ["ZooConfig", "zoo_study", "format_zoo", "target_rows", "fig2_rows", "dimension_rows",
-           "unseen_mixtures", "dimension_mixture", "DIMENSION_SAMPLERS", "train_target"]
+           "unseen_mixtures", "dimension_mixture", "DIMENSION_SAMPLERS"]
 
 @dataclass(frozen=True)
 class ZooConfig:
@@ -282,10 +281,3 @@ def format_zoo(result: dict, quick: str = "") -> str:
         for r in result["dimensions"]]))
     return "\n\n".join(parts) + "\n"
 
-
-def train_target(name: str, out: str | Path = DEFAULT_CHECKPOINTS, *, steps: int | None = None,
-                 progress: bool = True) -> Path:
-    """``python -m ncsn_toy train --target NAME``: fit the named target and save ``<out>/ncsn_<NAME>.pt``."""
-    model = fit(target(name), steps=steps, progress=progress)
-    model.metadata.update(recipe=f"ncsn_{name}", mixture_name=name)
-    return save_checkpoint(model, Path(out) / f"ncsn_{name}.pt", **model.metadata)

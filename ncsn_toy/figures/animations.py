@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoints import checkpoint_mixture
 from ..mixtures import GaussianMixture
 from ..networks import NoiseConditionalScoreNet
 from ..samplers import annealed_langevin_dynamics, langevin_dynamics
@@ -95,7 +96,7 @@ def network_annealed_animation(ctx: Context, path: Path, model: NoiseConditional
     """Annealed Langevin with ``model`` and the settings it stores, from its mixture's box, over the density
     and the network's field sigma s(x, sigma) of each level. The title is ``heading`` + "σ = ... (level i/L),
     step k/N"; ``numbers(mixture, frame)`` replaces its line of mode weights (see ``sampler_animation``)."""
-    mixture = GaussianMixture.from_dict(model.metadata["mixture"])
+    mixture = checkpoint_mixture(model)
     sigmas, eps, steps = model.sigmas.tolist(), model.metadata["step_size"], model.metadata["n_steps_each"]
     g = ctx.generator(seed)
     traj = annealed_langevin_dynamics(model, uniform_in_box(mixture, ctx.config.n_particles, g), model.sigmas, eps,

@@ -19,7 +19,6 @@ References: Song & Ermon, NeurIPS 2019 (Algorithm 1, Fig. 3); Jolicoeur-Martinea
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,9 +75,6 @@ class ExploreSettings:
             raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
         if not isinstance(self.denoise, bool):
             raise TypeError(f"denoise must be a bool, got {type(self.denoise).__name__}")
-
-    def replace(self, **changes: object) -> ExploreSettings:
-        return dataclasses.replace(self, **changes)
 
     def sigmas(self) -> torch.Tensor:
         """``(L,)`` the geometric noise levels sigma_max -> sigma_min."""

@@ -36,11 +36,7 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
     "sampler_pareto.png": sde.sampler_pareto,
     "probability_flow.gif": sde.probability_flow,
     "ode_likelihood.png": sde.ode_likelihood,
-    "targets.png": zoo.targets,
-    "score_error_objectives.png": zoo.score_error_objectives,
-    "annealed_langevin_ring.gif": zoo.annealed_langevin_ring,
-    "annealed_langevin_grid.gif": zoo.annealed_langevin_grid,
-    "annealed_langevin_spiral.gif": zoo.annealed_langevin_spiral,
+    **zoo.ZOO_FIGURES,  # targets.png, score_error_objectives.png, annealed_langevin_{ring,grid,spiral}.gif
 }
 
 
