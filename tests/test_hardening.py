@@ -1,7 +1,6 @@
 """Bad input found by probing the whole API: every class of it gets a clear error, quickly, and no NaN."""
 
 import math
-import time
 
 import pytest
 import torch
@@ -90,11 +89,11 @@ def cyclic() -> list:
     (lambda: save_checkpoint(ScoreNet(), None), TypeError, "path must be"),
     (lambda: load_checkpoint(None), TypeError, "path must be"),
 ])
-def test_bad_input_is_a_clear_error_at_once(call, error, match):
-    start = time.monotonic()
+def test_bad_input_is_a_clear_error(call, error, match):
+    """Refused before any work: the sizes that would hang are checked first (no timing here: a hang
+    would show as a suite that never ends, and CI stops one)."""
     with pytest.raises(error, match=match):
         call()
-    assert time.monotonic() - start < 600  # only catches a hang: honest calls take milliseconds
 
 
 @pytest.mark.parametrize(("metadata", "where"), [
