@@ -273,6 +273,29 @@ def test_closing_cancels_a_run_in_progress():
     assert box.numbers.value == shown  # and showed nothing
 
 
+def test_the_thread_policy_is_refreshed_after_a_run_not_before():
+    """Measuring the load sleeps 0.1 s: done while the result is looked at, it never delays an update."""
+    from ncsn_toy.runtime import ThreadPolicy
+
+    seen = []  # the particles of the result shown when the policy measured again
+
+    class Recording(ThreadPolicy):
+        def refresh(self) -> int:
+            seen.append(box.result.settings.n_particles)
+            return super().refresh()
+
+    box = explorer(ExploreSettings(**SMALL), threads=Recording(1))
+    try:
+        box.set(n_particles=123)
+        assert box.wait(WAIT)
+        deadline = time.monotonic() + WAIT
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [123]
+    finally:
+        box.close()
+
+
 def test_a_slow_run_shows_progress_and_the_page_stays_responsive(box, monkeypatch):
     monkeypatch.setattr(explorer_module, "PROGRESS_SECONDS", 0.0)  # show the bar from the first evaluation
     shown, fractions = [], []

@@ -185,10 +185,10 @@ class Explorer(widgets.HBox):
                 with self._wake:
                     self._busy = False
                     self._wake.notify_all()
+            if self.threads is not None:  # the machine's load may have changed: measured (0.1 s, at most every
+                self.threads.refresh()  # 2 s) while the learner looks at the result, not before the next run
 
     def _run(self, values: dict, generation: int) -> None:
-        if self.threads is not None:
-            self.threads.refresh()  # the machine's load may have changed since the last run
         started = last_shown = time.monotonic()
 
         def progress(done: int, total: int) -> None:
@@ -266,7 +266,7 @@ def explorer(
         settings: what it shows first (default: the paper's annealed Langevin on two Gaussians,
             exact score, 2000 particles).
         checkpoints: the folder of the trained networks ``ncsn_<target>.pt``.
-        threads: the thread policy, applied now and refreshed before every run (default: a new
+        threads: the thread policy, applied now and refreshed after every run (default: a new
             :class:`~ncsn_toy.runtime.ThreadPolicy`; ``NCSN_TOY_THREADS`` or ``OMP_NUM_THREADS`` win).
 
     The first run happens here, before the interface is returned, so that it is part of the state a
