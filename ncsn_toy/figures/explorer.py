@@ -163,6 +163,8 @@ class Explorer(widgets.HBox):
 
     def close(self) -> None:
         """Stop the worker thread (cancelling a run in progress) and close every widget of the interface."""
+        if not hasattr(self, "_thread"):  # a construction that failed (ipywidgets closes it when collected)
+            return super().close()
         with self._wake:
             self._closed, self._wanted = True, None
             self._generation += 1  # a run in progress stops at its next score evaluation and shows nothing
