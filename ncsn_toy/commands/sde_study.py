@@ -53,7 +53,7 @@ BIAS_FACTOR = 40  # the bias column runs once on this many times config.n_partic
 class Settings:
     """The VE SDE and grid used with the exact score, per mixture (chosen with :func:`settings_scan`)."""
 
-    sigma_max: float  # the prior N(0, sigma_max^2 I); its mean 0 vs the data's biases weights by ~0.28 |E x| / sigma_max
+    sigma_max: float  # the prior N(0, sigma_max^2 I); its mean 0 vs the data's: weights off by ~0.28 |E x| / sigma_max
     sigma_min: float  # where sampling ends: within-mode std sqrt(1 + sigma_min^2) = 1.02
     rho: float  # EDM's grid exponent for the probability flow with Heun
     multistep_rho: float = 7.0  # the same for the multistep solver: larger widens the modes (settings_scan)
