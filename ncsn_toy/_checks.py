@@ -55,6 +55,13 @@ def nonnegative_int(value: object, name: str) -> int:
     return positive_int(value, name)
 
 
+def one_of(value: object, allowed: Sequence[str], name: str) -> str:
+    """Check that ``value`` is one of the strings ``allowed`` and return it."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+    return value
+
+
 def flag(value: object, name: str) -> bool:
     """Check that ``value`` is a bool and return it."""
     if not isinstance(value, bool):

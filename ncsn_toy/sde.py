@@ -14,8 +14,8 @@ gives a call's cost (Heun: 2 evaluations per step but the last).
 References: Y. Song, J. Sohl-Dickstein, D. P. Kingma, A. Kumar, S. Ermon, B. Poole, "Score-Based Generative
 Modeling through Stochastic Differential Equations", ICLR 2021; T. Karras, M. Aittala, T. Aila, S. Laine,
 "Elucidating the Design Space of Diffusion-Based Generative Models", NeurIPS 2022; C. Lu et al., "DPM-Solver++",
-arXiv:2211.01095, 2022; R. T. Q. Chen et al.,
-"Neural Ordinary Differential Equations", NeurIPS 2018; M. F. Hutchinson, 1989 (trace estimator).
+arXiv:2211.01095, 2022; R. T. Q. Chen et al., "Neural Ordinary Differential Equations", NeurIPS 2018;
+M. F. Hutchinson, 1989 (trace estimator).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = ["VESDE", "reverse_sde_sampling", "predictor_corrector_sampling", "pro
 
 GRIDS = ("geometric", "edm")  # sigma(t) at uniform t (Song et al.), or EDM's rho grid (Karras et al.)
 METHODS, LIKELIHOOD_METHODS = ("heun", "euler", "multistep"), ("heun", "euler")  # probability-flow ODE solvers
+SAMPLERS = ("reverse_sde", "predictor_corrector", "probability_flow", "ode_log_likelihood")  # score_evaluations
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 
 
@@ -70,9 +71,7 @@ class VESDE:
     def grid(self, n_steps: int, kind: str = "edm", *, rho: float = 7.0) -> list[float]:
         """``n_steps + 1`` noise levels, sigma_max down to sigma_min: ``"edm"`` (Karras et al. 2022, Eq. 5:
         dense at small sigma), or ``"geometric"``, sigma(t) at t = 1 - i / n_steps (NCSN's levels)."""
-        n_steps = _checks.positive_int(n_steps, "n_steps")
-        if kind not in GRIDS:
-            raise ValueError(f"grid must be one of {GRIDS}, got {kind!r}")
+        n_steps, kind = _checks.positive_int(n_steps, "n_steps"), _checks.one_of(kind, GRIDS, "grid")
         steps = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps  # (N + 1,) in [0, 1]
         if kind == "geometric":
             sigmas = self.sigma(1 - steps)
@@ -81,6 +80,9 @@ class VESDE:
             high, low = self.sigma_max ** (1 / rho), self.sigma_min ** (1 / rho)
             sigmas = (high + steps * (low - high)) ** rho
         sigmas[0], sigmas[-1] = self.sigma_max, self.sigma_min
+        if not bool((sigmas[1:] < sigmas[:-1]).all()):  # sigma_max / sigma_min within float64 rounding
+            raise ValueError(f"{n_steps} steps from sigma_max={self.sigma_max} to sigma_min={self.sigma_min} do not "
+                             "give strictly decreasing levels in float64; use fewer steps or levels further apart")
         return sigmas.tolist()
 
 
@@ -89,15 +91,15 @@ def score_evaluations(sampler: str, n_steps: int, *, n_corrector: int = 1, metho
     """Score evaluations per particle of one call: ``sampler`` is ``"reverse_sde"``, ``"predictor_corrector"``,
     ``"probability_flow"`` or ``"ode_log_likelihood"`` (whose evaluations cost d backward passes more)."""
     steps = _checks.positive_int(n_steps, "n_steps") + _checks.flag(denoise, "denoise")
-    costs = {"reverse_sde": lambda: steps,
-             "predictor_corrector": lambda: steps + n_steps * _checks.nonnegative_int(n_corrector, "n_corrector"),
-             "probability_flow": lambda: 2 * steps - 1 if _method(method) == "heun" else steps,  # else 1 a step
-             "ode_log_likelihood": lambda: 2 * n_steps if _method(method, LIKELIHOOD_METHODS) == "heun" else n_steps}
-    if sampler not in costs:
-        raise ValueError(f"sampler must be one of {sorted(costs)}, got {sampler!r}")
-    if sampler == "ode_log_likelihood" and denoise:  # it integrates up from sigma_min: nothing to denoise
-        raise ValueError("denoise does not apply to ode_log_likelihood")
-    return costs[sampler]()
+    sampler = _checks.one_of(sampler, SAMPLERS, "sampler")
+    if sampler == "ode_log_likelihood":
+        if denoise:  # it integrates up from sigma_min: nothing to denoise
+            raise ValueError("denoise does not apply to ode_log_likelihood")
+        return 2 * n_steps if _checks.one_of(method, LIKELIHOOD_METHODS, "method") == "heun" else n_steps
+    if sampler == "probability_flow":  # Heun: 2 a step but the last; Euler and multistep: 1 a step
+        return 2 * steps - 1 if _checks.one_of(method, METHODS, "method") == "heun" else steps
+    corrections = _checks.nonnegative_int(n_corrector, "n_corrector") if sampler == "predictor_corrector" else 0
+    return steps + n_steps * corrections
 
 
 def reverse_sde_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, n_steps: int,  # noqa: N803
@@ -136,12 +138,12 @@ def predictor_corrector_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESD
     with torch.no_grad(), run.bar:
         for i in range(n_steps):
             variance = sigmas[i] ** 2 - sigmas[i + 1] ** 2
-            score = run.score(x, sigmas[i])
+            score = run.score(x, sigmas[i], i, "the predictor")
             torch.randn(x.shape, generator=gen, out=noise)
             run.step(x.add_(score, alpha=variance).add_(noise, alpha=math.sqrt(variance)), i, "the predictor")
             for _ in range(n_corrector):
                 torch.randn(x.shape, generator=gen, out=noise)
-                score = run.score(x, sigmas[i + 1])
+                score = run.score(x, sigmas[i + 1], i, "a corrector step")
                 norm = score.norm(dim=1).mean().item()  # batch means of ||s|| and ||z||
                 if not norm > 0:
                     raise SamplerDivergedError(run.where(i, "a corrector step") + ": the score is zero or not "
@@ -149,7 +151,8 @@ def predictor_corrector_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESD
                 eps = 2 * (snr * noise.norm(dim=1).mean().item() / norm) ** 2
                 run.step(x.add_(score, alpha=eps).add_(noise, alpha=math.sqrt(2 * eps)), i, "a corrector step")
         if denoise:
-            run.step(x.add_(run.score(x, sigmas[-2]), alpha=sigmas[-2] ** 2), n_steps, "the denoising step")
+            last = n_steps, "the denoising step"
+            run.step(x.add_(run.score(x, sigmas[-2], *last), alpha=sigmas[-2] ** 2), *last)
     return run.result()
 
 
@@ -168,7 +171,7 @@ def probability_flow_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, 
     h_i / (2 h_{i-1}), h = log(s_i / s_{i+1}); first order (D~ = D, the Euler step) on the first and
     last steps. Deterministic; ``record``, ``progress`` as for :func:`reverse_sde_sampling`.
     """
-    method, sigmas = _method(method), _sigmas(sde, n_steps, grid, rho, denoise)
+    method, sigmas = _checks.one_of(method, METHODS, "method"), _sigmas(sde, n_steps, grid, rho, denoise)
     steps, previous = len(sigmas) - 1, None  # previous: the last multistep step's (denoised, log-sigma step)
     run = _Run(f"probability flow ({method})", score_fn, x_T, "x_T", sigmas, steps, record, progress)
     x = run.x
@@ -176,7 +179,7 @@ def probability_flow_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, 
         for i in range(steps):
             high, low = sigmas[i], sigmas[i + 1]
             if method == "multistep":  # DPM-Solver++(2M) in log sigma on Tweedie's D = x + s^2 s(x, s)
-                denoised = run.score(x, high).mul_(high**2).add_(x)  # (n, d)
+                denoised = run.score(x, high, i, "the update").mul_(high**2).add_(x)  # (n, d)
                 h = math.log(high / low) if low else math.inf
                 guess = denoised  # first order on the first and the last step, else extrapolated
                 if previous is not None and i < steps - 1:
@@ -184,11 +187,11 @@ def probability_flow_sampling(score_fn: ScoreFn, x_T: torch.Tensor, sde: VESDE, 
                 end, previous = guess + (low / high) * (x - guess), (denoised, h)
                 run.step(x.copy_(end), i, "the update")
                 continue
-            slope = run.score(x, high).mul_(-high)  # (n, d) dx/dsigma at (x, s_i)
+            slope = run.score(x, high, i, "the update").mul_(-high)  # (n, d) dx/dsigma at (x, s_i)
             end = x + (low - high) * slope
             if method == "heun" and i < steps - 1:
                 run.check(end, i, "the Euler point")
-                slope.add_(run.score(end, low), alpha=-low).mul_(0.5)  # mean of the two slopes
+                slope.add_(run.score(end, low, i, "the Euler point"), alpha=-low).mul_(0.5)  # mean of the slopes
                 end = x + (low - high) * slope
             run.step(x.copy_(end), i, "the update")
     return run.result()
@@ -206,17 +209,18 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE, n_steps: 
     backward pass per dimension) or, with ``hutchinson``, the unbiased v^T (ds/dx) v with a fresh
     Rademacher v per evaluation from ``generator``. ``score_fn`` must be differentiable in x.
     """
-    heun, hutchinson = _method(method, LIKELIHOOD_METHODS) == "heun", _checks.flag(hutchinson, "hutchinson")
+    heun, hutchinson = _checks.one_of(method, LIKELIHOOD_METHODS, "method") == "heun", _checks.flag(hutchinson,
+                                                                                                    "hutchinson")
     sigmas = _sigmas(sde, n_steps, "edm", rho)[::-1]  # increasing
     run = _Run("ODE log-likelihood", score_fn, x, "x", sigmas, n_steps, None, False)
     gen = _checks.default_generator(generator, run.x.device) if hutchinson else None
     y, delta = run.x, torch.zeros(len(run.x), dtype=run.x.dtype, device=run.x.device)  # (n, d), (n,)
 
-    def field(point: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(-sigma s, sigma div s) at ``point``: (n, d), (n,)."""
+    def field(point: torch.Tensor, sigma: float, i: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(-sigma s, sigma div s) at ``point``, in step ``i``: (n, d), (n,)."""
         with torch.enable_grad():
             z = point.detach().requires_grad_(True)
-            s = run.score(z, sigma)  # (n, d)
+            s = run.score(z, sigma, i, what)  # (n, d)
             if not s.requires_grad:
                 raise ValueError("ode_log_likelihood needs a score function differentiable in x through autograd")
             if hutchinson:
@@ -229,10 +233,10 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE, n_steps: 
 
     for i in range(n_steps):
         h = sigmas[i + 1] - sigmas[i]
-        dx, dd = field(y, sigmas[i])
+        dx, dd = field(y, sigmas[i], i, "the update")
         if heun:
             run.check(y + h * dx, i, "the Euler point")
-            dx2, dd2 = field(y + h * dx, sigmas[i + 1])
+            dx2, dd2 = field(y + h * dx, sigmas[i + 1], i, "the Euler point")
             dx, dd = (dx + dx2) / 2, (dd + dd2) / 2
         y, delta = y + h * dx, delta + h * dd
         run.check(torch.cat([y, delta[:, None]], dim=1), i, "the update")
@@ -241,12 +245,6 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, sde: VESDE, n_steps: 
 
 
 # ---------------------------------------------------------------------------- shared machinery
-def _method(method: object, allowed: tuple[str, ...] = METHODS) -> str:
-    if not isinstance(method, str) or method not in allowed:
-        raise ValueError(f"method must be one of {allowed}, got {method!r}")
-    return str(method)
-
-
 def _sigmas(sde: object, n_steps: object, grid: object, rho: object, denoise: object = False) -> list[float]:
     """The grid from sigma_max down to sigma_min, then 0 for a denoising step."""
     if not isinstance(sde, VESDE):
@@ -269,9 +267,10 @@ class _Run:
         self.bar = tqdm(total=updates, desc=name, disable=not _checks.flag(progress, "progress"), leave=False)
         self._snapshot(0)
 
-    def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    def score(self, x: torch.Tensor, sigma: float, i: int, what: str) -> torch.Tensor:
+        """The score at ``sigma``, evaluated for ``what`` of step ``i`` (named if the network overflows)."""
         return checked_score(self.score_fn, x, sigma, lambda: SamplerDivergedError(
-            f"{self.name} diverged: the score network returned non-finite values at sigma={sigma:.4g}"))
+            f"{self.where(i, what)}: the score network returned non-finite values at sigma={sigma:.4g}"))
 
     def where(self, i: int, what: str) -> str:
         return (f"{self.name} diverged (non-finite values) at {what} of step {i + 1}/{len(self.sigmas) - 1} "

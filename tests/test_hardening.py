@@ -215,10 +215,26 @@ def _overflowing(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     ("ODE log-likelihood", lambda: ode_log_likelihood(_overflowing, X0, VESDE(0.2, 2.0), 3)),
 ])
 def test_a_network_that_overflows_mid_run_is_the_run_diverging(name, run):
-    """The sampler reports it (SamplerDivergedError, naming itself and where), the network's error as the cause."""
+    """The sampler reports it (SamplerDivergedError, naming itself and the step), the network's error as the cause."""
     with pytest.raises(SamplerDivergedError, match=name) as info:
         run()
+    assert "step 1/" in str(info.value)
     assert isinstance(info.value.__cause__, NonFiniteOutputError)
+
+
+@pytest.mark.parametrize(("calls", "where"), [
+    (1, "the update of step 1/3"), (2, "the Euler point of step 1/3"), (3, "the update of step 2/3"),
+])
+def test_a_network_overflow_in_the_probability_flow_names_the_evaluation(calls, where):
+    """Heun evaluates at each step's start, then at its Euler point: the call that overflows is named."""
+    count = []
+
+    def overflows_at_call(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        count.append(sigma)
+        return _overflowing(x) if len(count) == calls else -x / (1 + sigma**2)
+
+    with pytest.raises(SamplerDivergedError, match=where):
+        probability_flow_sampling(overflows_at_call, X0, VESDE(0.2, 2.0), 3)
 
 
 def test_a_real_network_overflowing_in_langevin_names_the_step():
