@@ -122,7 +122,9 @@ def _digest(payload: dict) -> str:
     """SHA-256 of everything in ``payload`` but its own hash, in a canonical encoding."""
     hasher = hashlib.sha256()
 
-    def feed(value: object) -> None:
+    def feed(value: object, depth: int = 0) -> None:
+        if depth > MAX_DEPTH + 2:  # the payload and its metadata dict around metadata nested up to MAX_DEPTH
+            raise ValueError(f"its metadata is nested more than {MAX_DEPTH} levels deep")
         if isinstance(value, torch.Tensor):
             data = value.detach().cpu().contiguous().reshape(-1)
             hasher.update(f"T{value.dtype}{tuple(value.shape)}:".encode())
@@ -130,12 +132,12 @@ def _digest(payload: dict) -> str:
         elif isinstance(value, dict):
             hasher.update(f"d{len(value)}:".encode())
             for key in sorted(value, key=str):
-                feed(str(key))
-                feed(value[key])
+                feed(str(key), depth + 1)
+                feed(value[key], depth + 1)
         elif isinstance(value, (list, tuple)):
             hasher.update(f"{'l' if isinstance(value, list) else 't'}{len(value)}:".encode())
             for item in value:
-                feed(item)
+                feed(item, depth + 1)
         elif isinstance(value, float):
             hasher.update(f"f{value.hex()};".encode())
         else:  # None, bool, int, str (bool before int: repr tells them apart)
@@ -216,7 +218,11 @@ def _read(path: Path, shown_as: Path | None = None) -> dict:
     for key in ("architecture", "state_dict", "metadata"):
         if not isinstance(payload.get(key), dict):
             raise ValueError(f"{shown_as}: '{key}' must be a dict, got {type(payload.get(key)).__name__}")
-    if payload.get("sha256") != _digest(payload):
+    try:
+        digest = _digest(payload)
+    except ValueError as err:  # a crafted file: metadata nested thousands deep
+        raise ValueError(f"{shown_as} is not a valid ncsn_toy checkpoint: {err}") from err
+    if payload.get("sha256") != digest:
         raise ValueError(f"{shown_as} is corrupted: its contents do not match the hash stored in it")
     _check_tensors(payload, shown_as)
     return payload

@@ -235,6 +235,28 @@ def test_crafted_files_are_refused_quickly_and_by_name(tmp_path, change, match):
     assert str(path) in str(info.value)
 
 
+def test_metadata_nested_thousands_deep_is_refused_by_name(tmp_path):
+    """A crafted file whose metadata is nested 3000 deep (unpickling is not recursive, hashing was): a
+    ValueError naming the file, not a RecursionError. Its stored hash does not matter: the check comes first."""
+    import sys
+
+    path = save_checkpoint(NoiseConditionalScoreNet(), tmp_path / "deep.pt")
+    payload = torch.load(path, weights_only=True)
+    deep: list = []
+    for _ in range(3000):
+        deep = [deep]
+    payload["metadata"]["deep"] = deep
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # pickling it (only to craft the file) is recursive
+    try:
+        torch.save(payload, path)
+    finally:
+        sys.setrecursionlimit(limit)
+    with pytest.raises(ValueError, match="nested more than") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
 def test_flipped_bytes_are_detected(tmp_path):
     path = save_checkpoint(NoiseConditionalScoreNet(), tmp_path / "m.pt")
     data = bytearray(path.read_bytes())
