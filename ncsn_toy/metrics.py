@@ -21,6 +21,7 @@ import torch
 
 from . import _checks
 from .mixtures import GaussianMixture, check_mixture
+from .targets import uniform_in_box
 
 __all__ = [
     "mode_weights",
@@ -109,8 +110,8 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
 
 class ScoreError(NamedTuple):
     overall: float  # E ||s_theta - s||^2 / E ||s||^2 for x ~ p_sigma
-    high_density: float  # the same ratio for x uniform on the box, inside the 99% region
-    low_density: float  # the same ratio for x uniform on the box, outside the 99% region
+    high_density: float  # the same ratio for x uniform on the box, inside the 99% region (NaN: no point there)
+    low_density: float  # the same ratio for x uniform on the box, outside the 99% region (NaN: no point there)
 
 
 def relative_score_error(
@@ -131,7 +132,9 @@ def relative_score_error(
     ``high_density`` and ``low_density`` show where that error lives (the paper's Fig. 2): the
     same ratio for points spread uniformly over ``mixture.box(sigma=sigma)``, split by whether
     they lie inside the highest-density region holding ``mass`` (default 99%) of p_sigma, i.e.
-    where p_sigma(x) is at least the (1 - mass) quantile of p_sigma(X), X ~ p_sigma.
+    where p_sigma(x) is at least the (1 - mass) quantile of p_sigma(X), X ~ p_sigma. Where none of
+    the ``n`` box points falls on one side (a box that lies inside the region, as for one Gaussian
+    with ``mass`` near 1), that side has nothing to measure and is NaN; ``overall`` is always a number.
 
     Args:
         score_fn: ``(n, d) -> (n, d)``, evaluated at this sigma, e.g. ``lambda x: net(x, sigma)``.
@@ -153,8 +156,7 @@ def relative_score_error(
     gen = _checks.default_generator(generator)
     on_data = mixture.sample(n, generator=gen)
     on_data = on_data + sigma * torch.randn(on_data.shape, generator=gen, dtype=on_data.dtype)  # ~ p_sigma
-    low, high = mixture.box(sigma=sigma)
-    on_box = low + (high - low) * torch.rand(n, mixture.dim, generator=gen, dtype=low.dtype)  # uniform
+    on_box = uniform_in_box(mixture, n, gen, sigma=sigma)  # (n, d)
     threshold = torch.quantile(mixture.log_prob(on_data, sigma).double(), 1 - mass).item()
     inside = mixture.log_prob(on_box, sigma) >= threshold  # (n,) bool
 

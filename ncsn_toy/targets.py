@@ -173,11 +173,13 @@ def target(name: str, **options: object) -> GaussianMixture:
     return _BUILDERS[name](**options)
 
 
-def uniform_in_box(mixture: GaussianMixture, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(n, d)`` points uniform over ``mixture.box()``, in the mixture's dtype: where the Langevin samplers
-    start ([-8, 8]^2 for :func:`two_gaussians`, the paper's Sec. 3.2 and Fig. 3). ``None``: seeded with 0."""
+def uniform_in_box(mixture: GaussianMixture, n: int, generator: torch.Generator | None = None, *,
+                   sigma: float = 0.0) -> torch.Tensor:
+    """``(n, d)`` points uniform over ``mixture.box(sigma=sigma)``, in the mixture's dtype: where the Langevin
+    samplers start ([-8, 8]^2 for :func:`two_gaussians`, the paper's Sec. 3.2 and Fig. 3). ``None``: seeded
+    with 0."""
     mixture, n = check_mixture(mixture), _checks.positive_int(n, "n")
-    low, high = mixture.box()  # (d,), (d,)
+    low, high = mixture.box(sigma=sigma)  # (d,), (d,)
     unit = torch.rand(n, mixture.dim, generator=_checks.default_generator(generator), dtype=low.dtype)  # (n, d)
     return low + (high - low) * unit
 

@@ -143,3 +143,13 @@ def test_mode_statistics_of_noisy_samples_use_the_responsibilities_of_p_sigma(si
     # the mean responsibility is unbiased; its standard error is at most that of a proportion, sqrt(0.2 0.8 / n)
     weights_se = math.sqrt(0.2 * 0.8 / 20_000)
     torch.testing.assert_close(mode_weights(mixture, noisy, sigma=sigma), mixture.weights, atol=4 * weights_se, rtol=0)
+
+
+def test_a_side_of_the_region_without_points_is_nan_as_documented():
+    """One Gaussian, the 99.9% region: its box (3 std) lies inside, so no box point is outside: nothing to
+    measure there (NaN, as the docstring says); the other two are numbers (a 10% short score: 0.01)."""
+    mixture = GaussianMixture([1.0], [[0.0]])
+    error = relative_score_error(lambda z: 0.9 * mixture.score(z), mixture, 0.0, n=5000, mass=0.999)
+    assert math.isnan(error.low_density)
+    assert error.overall == pytest.approx(0.01, rel=1e-5)
+    assert error.high_density == pytest.approx(0.01, rel=1e-5)
