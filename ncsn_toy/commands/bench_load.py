@@ -53,7 +53,8 @@ def busy_neighbour(count: int = 1) -> Iterator[None]:
     """``count`` other processes, each keeping one core busy, for the duration of the block."""
     spinners: list[subprocess.Popen] = []
     try:  # started inside: if the second cannot start, the first is stopped too
-        spinners += [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+        for _ in range(count):
+            spinners.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
         deadline = time.monotonic() + 5.0
         while busy_cores(0.1) < 0.8 * count and time.monotonic() < deadline:  # wait until they really run
             pass
