@@ -46,7 +46,6 @@ from .report import machine, markdown_table
 __all__ = ["BenchConfig", "bench", "format_bench"]
 
 
-
 @dataclass(frozen=True)
 class BenchConfig:
     """Sizes of a bench run; :meth:`quick` for a smoke test."""

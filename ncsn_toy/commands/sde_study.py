@@ -201,7 +201,8 @@ def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> l
             seconds = time.perf_counter() - begin
             exact_prior = ll - sde.prior_log_prob(end[0]) + mixture.log_prob(end[0], sde.sigma_max)  # (n,)
             key = (sde.sigma_min, sde.sigma_max)
-            kl[key] = kl[key] if key in kl else _kl_to_prior(mixture, sde, 50 * n)
+            if key not in kl:
+                kl[key] = _kl_to_prior(mixture, sde, 50 * n)
             rows.append({"mixture": name, "score": label, "sigma_max": sde.sigma_max, "steps": k,
                          "evaluations": score_evaluations("ode_log_likelihood", k), "hutchinson": hutchinson,
                          "signed_gap": (ll - exact).mean().item(), "absolute_gap": (ll - exact).abs().mean().item(),

@@ -280,4 +280,3 @@ def format_zoo(result: dict, quick: str = "") -> str:
          f"{mean_std(r['std_mean'], 2)}; {min(r['std_min']):.2f}–{max(r['std_max']):.2f}", mean_std(r["seconds"], 1)]
         for r in result["dimensions"]]))
     return "\n\n".join(parts) + "\n"
-
