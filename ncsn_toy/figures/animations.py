@@ -120,5 +120,3 @@ def annealed_langevin_two_gaussians(ctx: Context, path: Path) -> None:
 
 def annealed_langevin_four_gaussians(ctx: Context, path: Path) -> None:
     network_annealed_animation(ctx, path, ctx.model("ncsn_four_gaussians"), 5)
-
-
