@@ -143,8 +143,7 @@ class NoiseConditionalScoreNet(nn.Module):
     ) -> None:
         super().__init__()
         self.dim = _checks.positive_int(dim, "dim")
-        if sigma_input not in SIGMA_INPUTS:
-            raise ValueError(f"sigma_input must be one of {SIGMA_INPUTS}, got {sigma_input!r}")
+        _checks.one_of(sigma_input, SIGMA_INPUTS, "sigma_input")
         if not isinstance(divide_by_sigma, bool):
             raise TypeError(f"divide_by_sigma must be a bool, got {type(divide_by_sigma).__name__}")
         self.sigma_input = sigma_input

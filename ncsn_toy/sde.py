@@ -80,10 +80,9 @@ class VESDE:
             high, low = self.sigma_max ** (1 / rho), self.sigma_min ** (1 / rho)
             sigmas = (high + steps * (low - high)) ** rho
         sigmas[0], sigmas[-1] = self.sigma_max, self.sigma_min
-        if not bool((sigmas[1:] < sigmas[:-1]).all()):  # sigma_max / sigma_min within float64 rounding
-            raise ValueError(f"{n_steps} steps from sigma_max={self.sigma_max} to sigma_min={self.sigma_min} do not "
-                             "give strictly decreasing levels in float64; use fewer steps or levels further apart")
-        return sigmas.tolist()
+        # sigma_max within float64 rounding of sigma_min gives repeated levels (multistep divides by their gap)
+        return _checks.sigma_levels(sigmas, f"the {n_steps} steps' levels from sigma_max={self.sigma_max} to "
+                                    f"sigma_min={self.sigma_min}").tolist()
 
 
 def score_evaluations(sampler: str, n_steps: int, *, n_corrector: int = 1, method: str = "heun",

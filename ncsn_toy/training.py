@@ -61,12 +61,9 @@ class TrainConfig:
         _checks.positive_float(self.lr, "lr")
         _checks.positive_int(self.n_projections, "n_projections")
         _checks.positive_float(self.sigma, "sigma")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
-        if self.sigma_sampling not in SIGMA_SAMPLING:
-            raise ValueError(f"sigma_sampling must be one of {SIGMA_SAMPLING}, got {self.sigma_sampling!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        _checks.one_of(self.lr_schedule, SCHEDULES, "lr_schedule")
+        _checks.one_of(self.sigma_sampling, SIGMA_SAMPLING, "sigma_sampling")
+        _checks.one_of(self.objective, OBJECTIVES, "objective")
         if not 0 < _checks.real_number(self.lr_final_fraction, "lr_final_fraction") <= 1:
             raise ValueError(f"lr_final_fraction must be in (0, 1], got {self.lr_final_fraction}")
         if not 0 <= _checks.real_number(self.ema_decay, "ema_decay") < 1:
