@@ -7,7 +7,14 @@ denoising / annealed denoising / sliced score matching, and (annealed) Langevin 
 
 from .checkpoints import load_checkpoint, save_checkpoint
 from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
-from .metrics import ModeStatistics, ScoreError, energy_distance, mode_statistics, mode_weights, relative_score_error
+from .metrics import (
+    ModeStatistics,
+    ScoreError,
+    energy_distance,
+    mode_statistics,
+    mode_weights,
+    relative_score_error,
+)
 from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import NoiseSchedule, geometric_sigmas
@@ -26,7 +33,17 @@ from .sde import (
     probability_flow_sampling,
     reverse_sde_sampling,
 )
-from .targets import TARGETS, anisotropic, four_gaussians, grid, ring, spiral, target, two_gaussians, uniform_in_box
+from .targets import (
+    TARGETS,
+    anisotropic,
+    four_gaussians,
+    grid,
+    ring,
+    spiral,
+    target,
+    two_gaussians,
+    uniform_in_box,
+)
 from .training import TrainingDivergedError
 
 __version__ = "0.1.0"

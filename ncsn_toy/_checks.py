@@ -33,7 +33,9 @@ def default_generator(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
         )
     if generator.device.type != torch.device(device).type:
-        raise ValueError(f"generator is on {generator.device}, but the tensors it draws for are on {device}")
+        raise ValueError(
+            f"generator is on {generator.device}, but the tensors it draws for are on {device}"
+        )
     return generator
 
 
@@ -91,14 +93,18 @@ def positive_float(value: object, name: str) -> float:
     return value
 
 
-MAX_SIGMA = 1e150  # largest noise level: sigma^2 (and the covariances C_k + sigma^2 I) must fit in float64
+MAX_SIGMA = (
+    1e150  # largest noise level: sigma^2 (and the covariances C_k + sigma^2 I) must fit in float64
+)
 
 
 def noise_level(value: object, name: str = "sigma") -> float:
     """Return a noise standard deviation as a float in [0, MAX_SIGMA]."""
     value = nonnegative_float(value, name)
     if value > MAX_SIGMA:
-        raise ValueError(f"{name} must be <= {MAX_SIGMA:g} (its square must fit in float64), got {value:g}")
+        raise ValueError(
+            f"{name} must be <= {MAX_SIGMA:g} (its square must fit in float64), got {value:g}"
+        )
     return value
 
 
@@ -119,8 +125,12 @@ def as_tensor(value: object, name: str, dtype: torch.dtype | None = None) -> tor
         tensor = value.detach()
     else:
         is_bool = False
-        with contextlib.suppress(ValueError, TypeError):  # ragged or odd input: torch.as_tensor says so below
-            is_bool = np.asarray(value).dtype == np.bool_  # [True, False] would become [1.0, 0.0] on the way
+        with contextlib.suppress(
+            ValueError, TypeError
+        ):  # ragged or odd input: torch.as_tensor says so below
+            is_bool = (
+                np.asarray(value).dtype == np.bool_
+            )  # [True, False] would become [1.0, 0.0] on the way
         if is_bool:
             raise TypeError(f"{name} must hold real numbers, got booleans")
         try:
@@ -197,11 +207,15 @@ def score_function(score_fn: object, with_sigma: bool, name: str = "score_fn") -
         raise TypeError(f"{name} must be callable, got {type(score_fn).__name__}")
     kind = type(score_fn).__name__
     if with_sigma and kind == "ScoreNet":
-        raise TypeError(f"{name} is a ScoreNet, which takes no sigma; this needs score_fn(x, sigma): a "
-                        "NoiseConditionalScoreNet, or lambda x, sigma: net(x)")
+        raise TypeError(
+            f"{name} is a ScoreNet, which takes no sigma; this needs score_fn(x, sigma): a "
+            "NoiseConditionalScoreNet, or lambda x, sigma: net(x)"
+        )
     if not with_sigma and kind == "NoiseConditionalScoreNet":
-        raise TypeError(f"{name} is a NoiseConditionalScoreNet, which needs a sigma; this calls score_fn(x): "
-                        "pass lambda x: net(x, sigma)")
+        raise TypeError(
+            f"{name} is a NoiseConditionalScoreNet, which needs a sigma; this calls score_fn(x): "
+            "pass lambda x: net(x, sigma)"
+        )
     return score_fn
 
 
@@ -210,7 +224,9 @@ def sigma_for(sigma: float, dtype: torch.dtype, name: str = "sigma") -> float:
     info = torch.finfo(dtype)
     low, high = math.sqrt(info.tiny), math.sqrt(info.max)
     if not low <= sigma <= high:
-        raise ValueError(f"{name} must be between {low:.3g} and {high:.3g} for {dtype} data, got {sigma:g}")
+        raise ValueError(
+            f"{name} must be between {low:.3g} and {high:.3g} for {dtype} data, got {sigma:g}"
+        )
     return sigma
 
 
@@ -218,8 +234,10 @@ def castable(tensor: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tenso
     """``tensor`` cast to ``dtype``, checked to stay finite (1e300 becomes inf in float32)."""
     cast = tensor.to(dtype)
     if not all_finite(cast):
-        raise ValueError(f"{name} do not fit in {dtype} (largest |value| {tensor.abs().max().item():.3g}); "
-                         "use dtype=torch.float64")
+        raise ValueError(
+            f"{name} do not fit in {dtype} (largest |value| {tensor.abs().max().item():.3g}); "
+            "use dtype=torch.float64"
+        )
     return cast
 
 
@@ -237,16 +255,22 @@ def record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
     if isinstance(record, torch.Tensor):
         record = record.tolist() if record.dim() == 1 else record
     if isinstance(record, (str, bytes, bool)) or not isinstance(record, (Sequence, range)):
-        raise TypeError(f"record must be an int (number of frames) or a sequence of int steps, got {record!r}")
+        raise TypeError(
+            f"record must be an int (number of frames) or a sequence of int steps, got {record!r}"
+        )
     if isinstance(record, range):  # checked by its ends, not element by element
         if len(record) == 0 or min(record[0], record[-1]) < 0 or max(record[0], record[-1]) > total:
-            raise ValueError(f"record steps must be a non-empty range within 0..{total}, got {record}")
+            raise ValueError(
+                f"record steps must be a non-empty range within 0..{total}, got {record}"
+            )
         return set(record)
     if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in record):
         raise TypeError(f"record steps must be integers, got {list(record)!r}")
     steps = {int(s) for s in record}
     if not steps or min(steps) < 0 or max(steps) > total:
-        raise ValueError(f"record steps must be a non-empty set within 0..{total}, got {sorted(steps)}")
+        raise ValueError(
+            f"record steps must be a non-empty set within 0..{total}, got {sorted(steps)}"
+        )
     return steps
 
 

@@ -38,11 +38,20 @@ __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_mixture"]
 FORMAT = "ncsn_toy-checkpoint"  # marks our files
 VERSION = 2  # 2: with a content hash; 1 (ncsn_toy 0.1) had none
 MAX_DEPTH = 100  # metadata nesting (deeper is a mistake, or a list that contains itself)
-_MODELS: dict[str, type[nn.Module]] = {cls.__name__: cls for cls in (ScoreNet, NoiseConditionalScoreNet)}
+_MODELS: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (ScoreNet, NoiseConditionalScoreNet)
+}
 _OPTIONS = {  # architecture options of each model and what each must be
     "ScoreNet": {"dim": int, "hidden": int, "n_hidden_layers": int, "activation": str},
-    "NoiseConditionalScoreNet": {"dim": int, "hidden": int, "n_hidden_layers": int, "activation": str,
-                                 "sigma_input": str, "divide_by_sigma": bool, "data_std": (float, type(None))},
+    "NoiseConditionalScoreNet": {
+        "dim": int,
+        "hidden": int,
+        "n_hidden_layers": int,
+        "activation": str,
+        "sigma_input": str,
+        "divide_by_sigma": bool,
+        "data_std": (float, type(None)),
+    },
 }
 
 
@@ -63,18 +72,30 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: objec
     if isinstance(metadata.get("mixture"), GaussianMixture):
         metadata["mixture"] = metadata["mixture"].to_dict()
     metadata = _plain(metadata, "metadata")
-    state = {sys.intern(key): value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    state = {
+        sys.intern(key): value.detach().cpu().clone() for key, value in model.state_dict().items()
+    }
     for key, tensor in state.items():
         if not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"cannot save {name}: its tensor {key!r} holds NaN or infinite values")
-    payload = {"format": FORMAT, "version": VERSION, "model": name, "architecture": _plain(model.architecture),
-               "state_dict": state, "metadata": metadata}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": name,
+        "architecture": _plain(model.architecture),
+        "state_dict": state,
+        "metadata": metadata,
+    }
     payload["sha256"] = _digest(payload)
 
     def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:  # a file object: the archive inside is named "archive", not tmp
+        with open(
+            tmp, "wb"
+        ) as handle:  # a file object: the archive inside is named "archive", not tmp
             torch.save(payload, handle)
-        _build(_read(Path(tmp), shown_as=Path(path)), Path(path))  # the proof: it loads back and rebuilds
+        _build(
+            _read(Path(tmp), shown_as=Path(path)), Path(path)
+        )  # the proof: it loads back and rebuilds
 
     return atomic_write(path, write)
 
@@ -83,7 +104,9 @@ def _plain(value: object, where: str = "architecture", depth: int = 0) -> object
     """``value`` as what ``torch.load(weights_only=True)`` reads back; ``TypeError`` naming ``where`` if it can't be."""
     if depth > MAX_DEPTH:  # also what a list that contains itself comes to
         raise TypeError(f"{where} is nested more than {MAX_DEPTH} levels deep (or contains itself)")
-    if type(value) is str:  # interned: equal strings are one object, so pickle's memo (which goes by
+    if (
+        type(value) is str
+    ):  # interned: equal strings are one object, so pickle's memo (which goes by
         return sys.intern(value)  # identity) writes the same bytes whoever built the metadata
     if value is None or type(value) in (bool, int, float):
         return value
@@ -94,10 +117,21 @@ def _plain(value: object, where: str = "architecture", depth: int = 0) -> object
     if isinstance(value, np.generic):  # NumPy scalars: np.float64(0.1) -> 0.1
         return _plain(value.item(), where, depth)
     if isinstance(value, torch.Tensor):
-        if value.layout != torch.strided or value.is_nested or value.device.type == "meta" or value.is_quantized:
-            raise TypeError(f"{where} is a {value.layout} / nested / meta / quantized tensor; store a dense one")
+        if (
+            value.layout != torch.strided
+            or value.is_nested
+            or value.device.type == "meta"
+            or value.is_quantized
+        ):
+            raise TypeError(
+                f"{where} is a {value.layout} / nested / meta / quantized tensor; store a dense one"
+            )
         return value.detach().cpu().clone().as_subclass(torch.Tensor)
-    for kind, plain in ((numbers.Integral, int), (float, float), (str, str)):  # subclasses of the plain types
+    for kind, plain in (
+        (numbers.Integral, int),
+        (float, float),
+        (str, str),
+    ):  # subclasses of the plain types
         if isinstance(value, kind):
             return _plain(plain(value), where, depth)
     if isinstance(value, os.PathLike):
@@ -123,7 +157,9 @@ def _digest(payload: dict) -> str:
     hasher = hashlib.sha256()
 
     def feed(value: object, depth: int = 0) -> None:
-        if depth > MAX_DEPTH + 2:  # the payload and its metadata dict around metadata nested up to MAX_DEPTH
+        if (
+            depth > MAX_DEPTH + 2
+        ):  # the payload and its metadata dict around metadata nested up to MAX_DEPTH
             raise ValueError(f"its metadata is nested more than {MAX_DEPTH} levels deep")
         if isinstance(value, torch.Tensor):
             data = value.detach().cpu().contiguous().reshape(-1)
@@ -170,7 +206,9 @@ def load_checkpoint(
     """
     _check_path(path)
     if expect is not None and expect not in _MODELS.values():
-        raise TypeError(f"expect must be None, ScoreNet or NoiseConditionalScoreNet, got {expect!r}")
+        raise TypeError(
+            f"expect must be None, ScoreNet or NoiseConditionalScoreNet, got {expect!r}"
+        )
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -183,11 +221,17 @@ def load_checkpoint(
 
 def _build(payload: dict, path: Path) -> nn.Module:
     """The network a checked payload describes, in the saved dtype, with ``metadata``."""
-    cls, state, options = _MODELS[payload["model"]], payload["state_dict"], dict(payload["architecture"])
+    cls, state, options = (
+        _MODELS[payload["model"]],
+        payload["state_dict"],
+        dict(payload["architecture"]),
+    )
     if cls is NoiseConditionalScoreNet:
         options["sigmas"] = state["sigmas"]
     try:
-        model = cls(**options).to(state["net.0.weight"].dtype)  # keep the saved dtype (float64 stays float64)
+        model = cls(**options).to(
+            state["net.0.weight"].dtype
+        )  # keep the saved dtype (float64 stays float64)
         model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{path} is an ncsn_toy checkpoint but cannot be rebuilt: {err}") from err
@@ -206,24 +250,34 @@ def _read(path: Path, shown_as: Path | None = None) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated zip, random bytes, a pickle with code, ...
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]  # torch's messages run over lines
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[
+            :300
+        ]  # torch's messages run over lines
         raise ValueError(f"{shown_as} is not a readable ncsn_toy checkpoint ({reason})") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{shown_as} is not an ncsn_toy checkpoint (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:
-        raise ValueError(f"{shown_as} has checkpoint format {payload.get('version')!r}; this code reads format "
-                         f"{VERSION} (files of format 1 have no content hash: retrain with `python -m ncsn_toy train`)")
+        raise ValueError(
+            f"{shown_as} has checkpoint format {payload.get('version')!r}; this code reads format "
+            f"{VERSION} (files of format 1 have no content hash: retrain with `python -m ncsn_toy train`)"
+        )
     if payload.get("model") not in _MODELS:
-        raise ValueError(f"{shown_as}: unknown model {payload.get('model')!r}; expected one of {sorted(_MODELS)}")
+        raise ValueError(
+            f"{shown_as}: unknown model {payload.get('model')!r}; expected one of {sorted(_MODELS)}"
+        )
     for key in ("architecture", "state_dict", "metadata"):
         if not isinstance(payload.get(key), dict):
-            raise ValueError(f"{shown_as}: '{key}' must be a dict, got {type(payload.get(key)).__name__}")
+            raise ValueError(
+                f"{shown_as}: '{key}' must be a dict, got {type(payload.get(key)).__name__}"
+            )
     try:
         digest = _digest(payload)
     except ValueError as err:  # a crafted file: metadata nested thousands deep
         raise ValueError(f"{shown_as} is not a valid ncsn_toy checkpoint: {err}") from err
     if payload.get("sha256") != digest:
-        raise ValueError(f"{shown_as} is corrupted: its contents do not match the hash stored in it")
+        raise ValueError(
+            f"{shown_as} is corrupted: its contents do not match the hash stored in it"
+        )
     _check_tensors(payload, shown_as)
     return payload
 
@@ -233,8 +287,10 @@ def _check_tensors(payload: dict, path: Path) -> None:
     name, arch, state = payload["model"], payload["architecture"], payload["state_dict"]
     expected_options = _OPTIONS[name]
     if set(arch) != set(expected_options):
-        raise ValueError(f"{path}: architecture options {sorted(arch)} are not those of a {name} "
-                         f"({sorted(expected_options)})")
+        raise ValueError(
+            f"{path}: architecture options {sorted(arch)} are not those of a {name} "
+            f"({sorted(expected_options)})"
+        )
     for key, kind in expected_options.items():
         if not isinstance(arch[key], kind) or (kind is int and isinstance(arch[key], bool)):
             raise ValueError(f"{path}: architecture option {key}={arch[key]!r} has the wrong type")
@@ -249,19 +305,28 @@ def _check_tensors(payload: dict, path: Path) -> None:
         raise ValueError(f"{path}: tensors of mixed dtypes")
     # the shapes the options imply, compared with the file's before anything is built
     n_linear = sum(key.endswith(".weight") for key in state)
-    if arch["n_hidden_layers"] + 1 != n_linear or min(arch["dim"], arch["hidden"], arch["n_hidden_layers"]) < 1:
-        raise ValueError(f"{path}: architecture says {arch['n_hidden_layers']} hidden layers of width "
-                         f"{arch['hidden']}, but the file holds {n_linear} weight matrices")
+    if (
+        arch["n_hidden_layers"] + 1 != n_linear
+        or min(arch["dim"], arch["hidden"], arch["n_hidden_layers"]) < 1
+    ):
+        raise ValueError(
+            f"{path}: architecture says {arch['n_hidden_layers']} hidden layers of width "
+            f"{arch['hidden']}, but the file holds {n_linear} weight matrices"
+        )
     conditional = name == "NoiseConditionalScoreNet"
     widths = [arch["dim"] + conditional, *[arch["hidden"]] * arch["n_hidden_layers"], arch["dim"]]
     shapes = {}
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
         shapes[f"net.{2 * i}.weight"], shapes[f"net.{2 * i}.bias"] = (fan_out, fan_in), (fan_out,)
     if conditional:
-        shapes["sigmas"] = (state["sigmas"].numel(),) if isinstance(state.get("sigmas"), torch.Tensor) else None
+        shapes["sigmas"] = (
+            (state["sigmas"].numel(),) if isinstance(state.get("sigmas"), torch.Tensor) else None
+        )
     found = {key: tuple(value.shape) for key, value in state.items()}
     if found != shapes:
-        raise ValueError(f"{path}: the tensors {found} do not match the architecture {arch} ({shapes})")
+        raise ValueError(
+            f"{path}: the tensors {found} do not match the architecture {arch} ({shapes})"
+        )
     for key, value in state.items():
         if not bool(torch.isfinite(value).all()):
             raise ValueError(f"{path}: tensor {key!r} holds NaN or infinite values")

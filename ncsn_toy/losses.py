@@ -76,8 +76,14 @@ def anneal_dsm_loss(
     return _anneal_dsm_loss(model, x, sigmas, gen)
 
 
-def _anneal_dsm_loss(model: Callable, x: torch.Tensor, sigmas: torch.Tensor, gen: torch.Generator, *,
-                     log_uniform: bool = False) -> torch.Tensor:
+def _anneal_dsm_loss(
+    model: Callable,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    gen: torch.Generator,
+    *,
+    log_uniform: bool = False,
+) -> torch.Tensor:
     """:func:`anneal_dsm_loss` on inputs already checked (the training loop checks them once).
 
     ``log_uniform``: sigma drawn continuously, log-uniform on [sigmas[-1], sigmas[0]] (the VE SDE's

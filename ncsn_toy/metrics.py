@@ -54,7 +54,9 @@ class ModeStatistics(NamedTuple):
         return torch.sqrt(torch.diagonal(self.covariances, dim1=1, dim2=2))
 
 
-def mode_statistics(mixture: GaussianMixture, x: torch.Tensor, *, sigma: float = 0.0) -> ModeStatistics:
+def mode_statistics(
+    mixture: GaussianMixture, x: torch.Tensor, *, sigma: float = 0.0
+) -> ModeStatistics:
     """Weights, means and covariances of each mode of the samples ``x``, by responsibilities under p_sigma.
 
     For samples of p_sigma (noisy data) pass their ``sigma``: the responsibilities of p_sigma split
@@ -102,9 +104,13 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
         pairs = len(a) * (len(b) - 1) if same else len(a) * len(b)  # the diagonal is 0
         return total / pairs
 
-    distance = scale * (2 * mean_distance(x, y, False) - mean_distance(x, x, True) - mean_distance(y, y, True))
+    distance = scale * (
+        2 * mean_distance(x, y, False) - mean_distance(x, x, True) - mean_distance(y, y, True)
+    )
     if not math.isfinite(distance):
-        raise ValueError(f"the energy distance does not fit in float64 (the samples' scale is {scale:.3g})")
+        raise ValueError(
+            f"the energy distance does not fit in float64 (the samples' scale is {scale:.3g})"
+        )
     return distance
 
 
@@ -155,7 +161,9 @@ def relative_score_error(
         raise ValueError(f"mass must be in (0, 1), got {mass}")
     gen = _checks.default_generator(generator)
     on_data = mixture.sample(n, generator=gen)
-    on_data = on_data + sigma * torch.randn(on_data.shape, generator=gen, dtype=on_data.dtype)  # ~ p_sigma
+    on_data = on_data + sigma * torch.randn(
+        on_data.shape, generator=gen, dtype=on_data.dtype
+    )  # ~ p_sigma
     on_box = uniform_in_box(mixture, n, gen, sigma=sigma)  # (n, d)
     threshold = torch.quantile(mixture.log_prob(on_data, sigma).double(), 1 - mass).item()
     inside = mixture.log_prob(on_box, sigma) >= threshold  # (n,) bool

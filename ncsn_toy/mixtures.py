@@ -86,7 +86,9 @@ class GaussianMixture:
         w = _checks.as_tensor(weights, "weights", torch.float64).cpu()
         mu = _checks.as_tensor(means, "means", torch.float64).cpu()
         if w.dim() != 1 or w.numel() == 0:
-            raise ValueError(f"weights must be a non-empty 1-D sequence (K,), got shape {tuple(w.shape)}")
+            raise ValueError(
+                f"weights must be a non-empty 1-D sequence (K,), got shape {tuple(w.shape)}"
+            )
         _checks.finite(w, "weights")
         if bool((w < 0).any()):
             raise ValueError(f"weights must all be >= 0, got {w.tolist()}")
@@ -110,10 +112,14 @@ class GaussianMixture:
         self.weights: torch.Tensor = w.to(dtype)  # (K,)
         self.means: torch.Tensor = _checks.castable(mu, dtype, "means")  # (K, d)
         self.covariances: torch.Tensor = _checks.castable(cov, dtype, "covariances")  # (K, d, d)
-        self._chol = _checks.castable(torch.linalg.cholesky(cov), dtype, "covariances' square roots")  # sampling
+        self._chol = _checks.castable(
+            torch.linalg.cholesky(cov), dtype, "covariances' square roots"
+        )  # sampling
         if bool((torch.diagonal(self.covariances, dim1=1, dim2=2) < torch.finfo(dtype).tiny).any()):
-            raise ValueError(f"covariances are too small for {dtype} (below its smallest normal number); "
-                             "use dtype=torch.float64 or rescale the data")
+            raise ValueError(
+                f"covariances are too small for {dtype} (below its smallest normal number); "
+                "use dtype=torch.float64 or rescale the data"
+            )
 
     # ------------------------------------------------------------------ exact quantities
     def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
@@ -148,8 +154,10 @@ class GaussianMixture:
         # C_k^{-1} (x - mu_k) = L_k^{-T} y_k, weighted by r_k and summed over k
         score = -torch.matmul(level.whiten_t, white * resp[:, None, :]).sum(dim=0).T.contiguous()
         if offset is not None and not _checks.all_finite(score):
-            raise ValueError(f"x is too far from the data for its score to fit in {x.dtype} (max |x| = "
-                             f"{x.abs().max().item():.3g}); use float64 or smaller x")
+            raise ValueError(
+                f"x is too far from the data for its score to fit in {x.dtype} (max |x| = "
+                f"{x.abs().max().item():.3g}); use float64 or smaller x"
+            )
         return score
 
     def _log_joint(
@@ -164,7 +172,9 @@ class GaussianMixture:
         white = torch.matmul(level.whiten, x.T[None] - level.means)  # (K, d, n), exact differences
         squared = white.square().sum(dim=1)  # (K, n)
         log_joint = level.log_norm - 0.5 * squared
-        exact_below = _CANCELLATION / torch.finfo(x.dtype).eps  # |y|^2 whose rounding error is _CANCELLATION
+        exact_below = (
+            _CANCELLATION / torch.finfo(x.dtype).eps
+        )  # |y|^2 whose rounding error is _CANCELLATION
         if squared.amax().item() <= exact_below:  # the usual case: one reduction, no copy
             return log_joint, white, level, None
         far = ~(squared.amax(dim=0) <= exact_below)  # (n,); inf counts as far
@@ -190,10 +200,16 @@ class GaussianMixture:
         v = x.double() / s[:, None]  # (n, d)
         q = torch.einsum("nd,kde,ne->kn", v, inverse - inverse[ref], v)  # (K, n)
         relative = (c - c[ref])[:, None] - s * (0.5 * s * q - (pulls - pulls[ref]) @ v.T)  # (K, n)
-        relative[self._w64 == 0] = -math.inf  # a zero weight: never responsible (not -inf minus -inf)
-        relative = relative.clamp(max=torch.finfo(x.dtype).max).to(x.dtype)  # +inf would make softmax NaN
+        relative[
+            self._w64 == 0
+        ] = -math.inf  # a zero weight: never responsible (not -inf minus -inf)
+        relative = relative.clamp(max=torch.finfo(x.dtype).max).to(
+            x.dtype
+        )  # +inf would make softmax NaN
         y_ref = level.whiten[ref] @ (x.double() - self._mu64[ref]).T  # (d, n)
-        offset = level.log_norm[ref, 0] - 0.5 * y_ref.square().sum(dim=0)  # (n,), -inf once it overflows
+        offset = level.log_norm[ref, 0] - 0.5 * y_ref.square().sum(
+            dim=0
+        )  # (n,), -inf once it overflows
         return relative, offset.to(x.dtype)
 
     def _level(self, sigma: float, dtype: torch.dtype, device: torch.device) -> _Level:
@@ -232,7 +248,9 @@ class GaussianMixture:
         """
         n = _checks.positive_int(n, "n")
         gen = _checks.default_generator(generator, device)
-        component = torch.multinomial(self._w64.to(device), n, replacement=True, generator=gen)  # (n,)
+        component = torch.multinomial(
+            self._w64.to(device), n, replacement=True, generator=gen
+        )  # (n,)
         noise = torch.randn(n, self.dim, generator=gen, dtype=self._dtype, device=device)  # (n, d)
         chol = self._chol.to(device)  # (K, d, d), Sigma_k = L_k L_k^T
         return self.means.to(device)[component] + torch.einsum("nde,ne->nd", chol[component], noise)

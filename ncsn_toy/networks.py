@@ -28,11 +28,18 @@ from torch import nn
 from . import _checks
 from .noise_levels import PAPER_N_LEVELS, PAPER_SIGMA_MAX, PAPER_SIGMA_MIN, geometric_sigmas
 
-__all__ = ["ScoreNet", "NoiseConditionalScoreNet", "NonFiniteOutputError", "ACTIVATIONS", "SIGMA_INPUTS"]
+__all__ = [
+    "ScoreNet",
+    "NoiseConditionalScoreNet",
+    "NonFiniteOutputError",
+    "ACTIVATIONS",
+    "SIGMA_INPUTS",
+]
 
 
 class NonFiniteOutputError(ValueError):
     """A network's output is NaN or infinite: its input (x, sigma) or its weights are out of range."""
+
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "logsigmoid": nn.LogSigmoid,  # the seed's choice
@@ -45,11 +52,15 @@ SIGMA_INPUTS = ("raw", "log")
 MAX_DEPTH = 1000  # hidden layers
 
 
-def _mlp(in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int, activation: str) -> nn.Sequential:
+def _mlp(
+    in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int, activation: str
+) -> nn.Sequential:
     """Linear, act, (Linear, act) * (n_hidden_layers - 1), Linear: the seed's layout."""
     hidden = _checks.positive_int(hidden, "hidden")
     n_hidden_layers = _checks.positive_int(n_hidden_layers, "n_hidden_layers")
-    if n_hidden_layers > MAX_DEPTH:  # ten million layers would take minutes to build; no toy needs more
+    if (
+        n_hidden_layers > MAX_DEPTH
+    ):  # ten million layers would take minutes to build; no toy needs more
         raise ValueError(f"n_hidden_layers must be at most {MAX_DEPTH}, got {n_hidden_layers}")
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -96,7 +107,9 @@ class ScoreNet(nn.Module):
         super().__init__()
         self.dim = _checks.positive_int(dim, "dim")
         self.architecture = {
-            "dim": self.dim, "hidden": hidden, "n_hidden_layers": n_hidden_layers,
+            "dim": self.dim,
+            "hidden": hidden,
+            "n_hidden_layers": n_hidden_layers,
             "activation": activation,
         }  # keyword arguments that rebuild this network (saved in checkpoints)
         self.net = _mlp(self.dim, self.dim, hidden, n_hidden_layers, activation)
@@ -148,18 +161,29 @@ class NoiseConditionalScoreNet(nn.Module):
             raise TypeError(f"divide_by_sigma must be a bool, got {type(divide_by_sigma).__name__}")
         self.sigma_input = sigma_input
         self.divide_by_sigma = divide_by_sigma
-        self.data_std = None if data_std is None else _checks.sigma_for(  # must fit the weights' float32
-            _checks.positive_float(data_std, "data_std"), torch.float32, "data_std")
+        self.data_std = (
+            None
+            if data_std is None
+            else _checks.sigma_for(  # must fit the weights' float32
+                _checks.positive_float(data_std, "data_std"), torch.float32, "data_std"
+            )
+        )
         self.architecture = {
-            "dim": self.dim, "hidden": hidden, "n_hidden_layers": n_hidden_layers,
-            "activation": activation, "sigma_input": sigma_input, "divide_by_sigma": divide_by_sigma,
+            "dim": self.dim,
+            "hidden": hidden,
+            "n_hidden_layers": n_hidden_layers,
+            "activation": activation,
+            "sigma_input": sigma_input,
+            "divide_by_sigma": divide_by_sigma,
             "data_std": self.data_std,
         }  # keyword arguments that rebuild this network, with the `sigmas` buffer
         self.net = _mlp(self.dim + 1, self.dim, hidden, n_hidden_layers, activation)
         if sigmas is None:
             sigmas = geometric_sigmas(PAPER_SIGMA_MAX, PAPER_SIGMA_MIN, PAPER_N_LEVELS)
         # checked again in float32, where levels closer than its precision would merge
-        self.register_buffer("sigmas", _checks.sigma_levels(_checks.sigma_levels(sigmas).to(torch.float32)).clone())
+        self.register_buffer(
+            "sigmas", _checks.sigma_levels(_checks.sigma_levels(sigmas).to(torch.float32)).clone()
+        )
 
     def forward(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         x = _check_input(x, self.net, self.dim)
@@ -209,7 +233,9 @@ class NoiseConditionalScoreNet(nn.Module):
             raise ValueError("sigma must be finite, but it contains NaN or infinite values")
         if low < 0 or (self._needs_positive_sigma() and low == 0) or high > _checks.MAX_SIGMA:
             bound = "> 0" if self._needs_positive_sigma() else ">= 0"
-            raise ValueError(f"every sigma must be {bound} and <= {_checks.MAX_SIGMA:g}, got {low:g} to {high:g}")
+            raise ValueError(
+                f"every sigma must be {bound} and <= {_checks.MAX_SIGMA:g}, got {low:g} to {high:g}"
+            )
         return sigma.to(x.dtype).unsqueeze(1)
 
 

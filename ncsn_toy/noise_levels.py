@@ -31,8 +31,19 @@ import torch
 from . import _checks
 from .mixtures import GaussianMixture, check_mixture
 
-__all__ = ["geometric_sigmas", "PAPER_SIGMA_MAX", "PAPER_SIGMA_MIN", "PAPER_N_LEVELS", "NoiseSchedule",
-           "largest_distance", "narrowest_std", "data_std", "shell_overlap_ratio", "variance_ratio", "langevin_step"]
+__all__ = [
+    "geometric_sigmas",
+    "PAPER_SIGMA_MAX",
+    "PAPER_SIGMA_MIN",
+    "PAPER_N_LEVELS",
+    "NoiseSchedule",
+    "largest_distance",
+    "narrowest_std",
+    "data_std",
+    "shell_overlap_ratio",
+    "variance_ratio",
+    "langevin_step",
+]
 
 PAPER_SIGMA_MAX = 20.0  # sigma_1 of the paper's toy experiment
 PAPER_SIGMA_MIN = 1.0  # sigma_L of the paper's toy experiment
@@ -115,7 +126,9 @@ def data_std(mixture: GaussianMixture) -> float:
     means, cov = _float64_parameters(mixture)  # (K, d), (K, d, d)
     weights = torch.tensor(mixture.to_dict()["weights"], dtype=torch.float64)  # (K,)
     centred = means - weights @ means  # (K, d)
-    total = weights @ (torch.diagonal(cov, dim1=1, dim2=2).sum(dim=1) + centred.square().sum(dim=1))  # tr Cov[x]
+    total = weights @ (
+        torch.diagonal(cov, dim1=1, dim2=2).sum(dim=1) + centred.square().sum(dim=1)
+    )  # tr Cov[x]
     return math.sqrt(total.item() / means.shape[1])
 
 
@@ -123,8 +136,10 @@ def _float64_parameters(mixture: GaussianMixture) -> tuple[torch.Tensor, torch.T
     """The means ``(K, d)`` and covariances ``(K, d, d)`` as the mixture keeps them, in float64."""
     check_mixture(mixture)
     exact = mixture.to_dict()
-    return (torch.tensor(exact["means"], dtype=torch.float64),
-            torch.tensor(exact["covariances"], dtype=torch.float64))
+    return (
+        torch.tensor(exact["means"], dtype=torch.float64),
+        torch.tensor(exact["covariances"], dtype=torch.float64),
+    )
 
 
 def _normal_cdf(x: float) -> float:
@@ -146,7 +161,9 @@ def shell_overlap_ratio(dim: int, overlap: float = 0.5) -> float:
     root = math.sqrt(2 * dim)
 
     def chance(gamma: float) -> float:
-        return _normal_cdf(root * (gamma - 1) + 3 * gamma) - _normal_cdf(root * (gamma - 1) - 3 * gamma)
+        return _normal_cdf(root * (gamma - 1) + 3 * gamma) - _normal_cdf(
+            root * (gamma - 1) - 3 * gamma
+        )
 
     if root <= 3:  # the lower argument goes to -inf: the chance tends to 1, never reaches overlap
         return math.inf
@@ -202,8 +219,12 @@ class NoiseSchedule:
     """Noise levels and annealed-Langevin settings for one mixture (:meth:`from_mixture`)."""
 
     sigma_max: float  # sigma_1, the largest level: about the largest distance between data points (technique 1)
-    sigma_min: float  # sigma_L, the smallest: min_fraction times the narrowest component's smallest std
-    n_levels: int  # L geometric levels between them, ratio at most the technique-2 ratio and max_ratio
+    sigma_min: (
+        float  # sigma_L, the smallest: min_fraction times the narrowest component's smallest std
+    )
+    n_levels: (
+        int  # L geometric levels between them, ratio at most the technique-2 ratio and max_ratio
+    )
     step_size: float  # eps of annealed Langevin (alpha_i = eps sigma_i^2 / sigma_L^2), technique 4
     n_steps_each: int  # T, Langevin steps per level
 
@@ -262,8 +283,10 @@ class NoiseSchedule:
         sigma_max = largest_distance(mixture, n_std)
         sigma_min = min_fraction * narrowest_std(mixture)
         if not sigma_max > sigma_min:
-            raise ValueError(f"n_std = {n_std} gives sigma_max {sigma_max:.4g} <= sigma_min {sigma_min:.4g}; use a "
-                             "larger n_std")
+            raise ValueError(
+                f"n_std = {n_std} gives sigma_max {sigma_max:.4g} <= sigma_min {sigma_min:.4g}; use a "
+                "larger n_std"
+            )
         gamma = min(shell_overlap_ratio(mixture.dim), max_ratio) if shells else max_ratio
         n_levels = math.ceil(math.log(sigma_max / sigma_min) / math.log(gamma) - 1e-9) + 1
         ratio = (sigma_max / sigma_min) ** (1.0 / (n_levels - 1))

@@ -34,8 +34,18 @@ from .runtime import repository_root
 from .targets import grid_points, plot_extent, target
 from .training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
 
-__all__ = ["Recipe", "RECIPES", "train_recipe", "save_recipe", "load_or_train", "DEFAULT_CHECKPOINTS", "fit",
-           "train_fitted", "FIT_TRAIN", "FIT_NETWORK"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "train_recipe",
+    "save_recipe",
+    "load_or_train",
+    "DEFAULT_CHECKPOINTS",
+    "fit",
+    "train_fitted",
+    "FIT_TRAIN",
+    "FIT_NETWORK",
+]
 
 DEFAULT_CHECKPOINTS = repository_root() / "checkpoints"  # the repository's folder
 SNAPSHOTS = 40  # learned fields recorded during training (for the training GIFs)
@@ -61,8 +71,12 @@ class Recipe:
     n_levels: int = 15  # ... and how many
     step_size: float = 0.1  # sampler step: eps of annealed Langevin, or alpha of Langevin
     n_steps: int = 1000  # Langevin steps (ScoreNet), steps per level (noise-conditional) or probability-flow steps
-    fitted: bool = False  # made by fit(): settings derived from the mixture, trained in its network units
-    probability_flow: bool = False  # for the continuous-time samplers: sampled by the probability flow, n_steps steps
+    fitted: bool = (
+        False  # made by fit(): settings derived from the mixture, trained in its network units
+    )
+    probability_flow: bool = (
+        False  # for the continuous-time samplers: sampled by the probability flow, n_steps steps
+    )
     rho: float = 7.0  # probability flow only: EDM's grid exponent of the multistep solver
 
     def build_mixture(self) -> GaussianMixture:
@@ -74,20 +88,41 @@ class Recipe:
     def sampler_settings(self) -> dict:
         """Recommended sampler settings, stored in the checkpoint's metadata."""
         if self.probability_flow:  # DPM-Solver++(2M) from the prior N(0, sigma_max^2 I), sde.py
-            return {"sampler": "probability_flow_sampling", "method": "multistep", "n_steps": self.n_steps,
-                    "rho": self.rho}
+            return {
+                "sampler": "probability_flow_sampling",
+                "method": "multistep",
+                "n_steps": self.n_steps,
+                "rho": self.rho,
+            }
         if self.noise_conditional:
-            return {"sampler": "annealed_langevin_dynamics", "step_size": self.step_size,
-                    "n_steps_each": self.n_steps}
-        return {"sampler": "langevin_dynamics", "step_size": self.step_size, "n_steps": self.n_steps}
+            return {
+                "sampler": "annealed_langevin_dynamics",
+                "step_size": self.step_size,
+                "n_steps_each": self.n_steps,
+            }
+        return {
+            "sampler": "langevin_dynamics",
+            "step_size": self.step_size,
+            "n_steps": self.n_steps,
+        }
 
 
 def _fitted(name: str, mixture: str) -> Recipe:
     """The recipe of ``fit(target(mixture))``: its derived levels and sampler settings, its training."""
     schedule = NoiseSchedule.from_mixture(target(mixture))
-    return Recipe(name, mixture, True, FIT_TRAIN, network=FIT_NETWORK, sigma_max=schedule.sigma_max,
-                  sigma_min=schedule.sigma_min, n_levels=schedule.n_levels, step_size=schedule.step_size,
-                  n_steps=schedule.n_steps_each, fitted=True)
+    return Recipe(
+        name,
+        mixture,
+        True,
+        FIT_TRAIN,
+        network=FIT_NETWORK,
+        sigma_max=schedule.sigma_max,
+        sigma_min=schedule.sigma_min,
+        n_levels=schedule.n_levels,
+        step_size=schedule.step_size,
+        n_steps=schedule.n_steps_each,
+        fitted=True,
+    )
 
 
 RECIPES: dict[str, Recipe] = {
@@ -95,25 +130,64 @@ RECIPES: dict[str, Recipe] = {
     for recipe in (
         # the seed's score_network, denoising score matching at sigma = 0.1, sampled like the
         # paper's Fig. 3 (eps = 0.1, T = 1000)
-        Recipe("score_net_two_gaussians", "two_gaussians", False, TrainConfig(steps=3000, lr=3e-3, sigma=0.1)),
+        Recipe(
+            "score_net_two_gaussians",
+            "two_gaussians",
+            False,
+            TrainConfig(steps=3000, lr=3e-3, sigma=0.1),
+        ),
         # eps = 0.016 is eps / sigma_L^2 = 0.4: measured with exact scores, weight errors <= 0.02
-        Recipe("ncsn_two_gaussians", "two_gaussians", True, TrainConfig(steps=4000, batch_size=2048, lr=1e-2),
-               network=NCSN_OPTIONS, sigma_max=20.0, step_size=0.016, n_steps=100),
-        Recipe("ncsn_four_gaussians", "four_gaussians", True, TrainConfig(steps=4000, batch_size=2048, lr=1e-2),
-               network=NCSN_OPTIONS, sigma_max=30.0, step_size=0.016, n_steps=100),
+        Recipe(
+            "ncsn_two_gaussians",
+            "two_gaussians",
+            True,
+            TrainConfig(steps=4000, batch_size=2048, lr=1e-2),
+            network=NCSN_OPTIONS,
+            sigma_max=20.0,
+            step_size=0.016,
+            n_steps=100,
+        ),
+        Recipe(
+            "ncsn_four_gaussians",
+            "four_gaussians",
+            True,
+            TrainConfig(steps=4000, batch_size=2048, lr=1e-2),
+            network=NCSN_OPTIONS,
+            sigma_max=30.0,
+            step_size=0.016,
+            n_steps=100,
+        ),
         # for the score SDEs (sde.py): the prior N(0, sigma_max^2 I) must match p_sigma_max, whose mean is (3, 3):
         # from sigma_max = 20 the probability flow biases the weights by ~1.15 / sigma_max = 0.06 (README, "Why
         # sigma_max = 800"). Levels up to 800 as the exact score's samplers start (commands/sde_study.SETTINGS),
         # with EDM's input scaling (data_std) and twice the steps (README, "continuous sigma in training")
-        Recipe("ncsn_sde_two_gaussians", "two_gaussians", True, TrainConfig(steps=8000, batch_size=2048, lr=1e-2),
-               network={**NCSN_OPTIONS, "data_std": round(data_std(target("two_gaussians")), 2)}, sigma_max=800.0,
-               n_steps=20, probability_flow=True, rho=10.0),
+        Recipe(
+            "ncsn_sde_two_gaussians",
+            "two_gaussians",
+            True,
+            TrainConfig(steps=8000, batch_size=2048, lr=1e-2),
+            network={**NCSN_OPTIONS, "data_std": round(data_std(target("two_gaussians")), 2)},
+            sigma_max=800.0,
+            n_steps=20,
+            probability_flow=True,
+            rho=10.0,
+        ),
         # the paper's Fig. 2 as the official code trains it (runners/toy_runner.py): 2 -> 128 -> 128 -> 2
         # with Softplus, sliced score matching, Adam lr 1e-3, batch 128, 10 000 steps, no schedule, no EMA
-        Recipe("score_net_ssm_two_gaussians", "two_gaussians", False,
-               TrainConfig(steps=10_000, batch_size=128, lr=1e-3, lr_schedule="constant", ema_decay=0.0,
-                           objective="ssm"),
-               network={"hidden": 128, "n_hidden_layers": 2, "activation": "softplus"}),
+        Recipe(
+            "score_net_ssm_two_gaussians",
+            "two_gaussians",
+            False,
+            TrainConfig(
+                steps=10_000,
+                batch_size=128,
+                lr=1e-3,
+                lr_schedule="constant",
+                ema_decay=0.0,
+                objective="ssm",
+            ),
+            network={"hidden": 128, "n_hidden_layers": 2, "activation": "softplus"},
+        ),
         # fit() on the zoo: every setting derived from the mixture (noise_levels.NoiseSchedule)
         _fitted("ncsn_ring", "ring"),
         _fitted("ncsn_grid", "grid"),
@@ -131,7 +205,9 @@ class _FieldSnapshots:
     needs no retraining.
     """
 
-    def __init__(self, recipe: Recipe, mixture: GaussianMixture, model: nn.Module, steps: int) -> None:
+    def __init__(
+        self, recipe: Recipe, mixture: GaussianMixture, model: nn.Module, steps: int
+    ) -> None:
         self.extent = list(plot_extent(mixture))  # the extent of every figure of this mixture
         self.points, _ = grid_points(self.extent, SNAPSHOT_GRID)  # (m, 2)
         sigmas = recipe.sigmas().tolist() if recipe.noise_conditional else []
@@ -153,8 +229,14 @@ class _FieldSnapshots:
         self.fields.append(field.to(torch.float16))
 
     def to_dict(self, losses: list[float]) -> dict:
-        return {"steps": self.steps, "extent": self.extent, "grid": SNAPSHOT_GRID, "sigmas": self.sigmas,
-                "fields": torch.stack(self.fields), "losses": torch.tensor(losses, dtype=torch.float32)}
+        return {
+            "steps": self.steps,
+            "extent": self.extent,
+            "grid": SNAPSHOT_GRID,
+            "sigmas": self.sigmas,
+            "fields": torch.stack(self.fields),
+            "losses": torch.tensor(losses, dtype=torch.float32),
+        }
 
 
 def train_recipe(recipe: Recipe, *, steps: int | None = None, progress: bool = True) -> nn.Module:
@@ -168,8 +250,12 @@ def train_recipe(recipe: Recipe, *, steps: int | None = None, progress: bool = T
     config = recipe.train if steps is None else dataclasses.replace(recipe.train, steps=steps)
     mixture = recipe.build_mixture()
     if recipe.noise_conditional:
-        model = seeded_init(config.seed, lambda: NoiseConditionalScoreNet(
-            dim=mixture.dim, sigmas=recipe.sigmas(), **recipe.network))
+        model = seeded_init(
+            config.seed,
+            lambda: NoiseConditionalScoreNet(
+                dim=mixture.dim, sigmas=recipe.sigmas(), **recipe.network
+            ),
+        )
     else:
         model = seeded_init(config.seed, lambda: ScoreNet(dim=mixture.dim, **recipe.network))
     train = train_noise_conditional if recipe.noise_conditional else train_score_net
@@ -191,7 +277,9 @@ def train_recipe(recipe: Recipe, *, steps: int | None = None, progress: bool = T
 
 def save_recipe(model: nn.Module, directory: str | os.PathLike = DEFAULT_CHECKPOINTS) -> Path:
     """Save a model made by :func:`train_recipe` as ``<directory>/<recipe>.pt``."""
-    return save_checkpoint(model, Path(directory) / f"{model.metadata['recipe']}.pt", **model.metadata)
+    return save_checkpoint(
+        model, Path(directory) / f"{model.metadata['recipe']}.pt", **model.metadata
+    )
 
 
 def load_or_train(
@@ -213,11 +301,14 @@ def load_or_train(
         raise FileNotFoundError(
             f"no checkpoint at {path}: run `python -m ncsn_toy train` to make it, or retrain (--retrain)"
         )
-    return load_checkpoint(path, expect=NoiseConditionalScoreNet if RECIPES[name].noise_conditional else ScoreNet)
+    return load_checkpoint(
+        path, expect=NoiseConditionalScoreNet if RECIPES[name].noise_conditional else ScoreNet
+    )
 
 
-def fit(mixture: GaussianMixture, *, steps: int | None = None, seed: int = 0,
-        progress: bool = False) -> NoiseConditionalScoreNet:
+def fit(
+    mixture: GaussianMixture, *, steps: int | None = None, seed: int = 0, progress: bool = False
+) -> NoiseConditionalScoreNet:
     """Train a :class:`NoiseConditionalScoreNet` for any mixture, every setting derived from it.
 
     The noise levels and annealed-Langevin settings come from :meth:`NoiseSchedule.from_mixture`
@@ -244,15 +335,22 @@ def fit(mixture: GaussianMixture, *, steps: int | None = None, seed: int = 0,
     """
     check_mixture(mixture)
     schedule = NoiseSchedule.from_mixture(mixture)
-    config = dataclasses.replace(FIT_TRAIN, seed=seed, steps=FIT_TRAIN.steps if steps is None else steps)
+    config = dataclasses.replace(
+        FIT_TRAIN, seed=seed, steps=FIT_TRAIN.steps if steps is None else steps
+    )
     exact = mixture.to_dict()  # float64 parameters
-    weights, means, covariances = (torch.tensor(exact[key], dtype=torch.float64)
-                                   for key in ("weights", "means", "covariances"))  # (K,), (K, d), (K, d, d)
+    weights, means, covariances = (
+        torch.tensor(exact[key], dtype=torch.float64) for key in ("weights", "means", "covariances")
+    )  # (K,), (K, d), (K, d, d)
     center = weights @ means  # (d,)
     unit = narrowest_std(mixture)
     in_units = GaussianMixture(weights, (means - center) / unit, covariances / unit**2)
-    sigmas = geometric_sigmas(schedule.sigma_max / unit, schedule.sigma_min / unit, schedule.n_levels)
-    model = seeded_init(seed, lambda: NoiseConditionalScoreNet(dim=mixture.dim, sigmas=sigmas, **FIT_NETWORK))
+    sigmas = geometric_sigmas(
+        schedule.sigma_max / unit, schedule.sigma_min / unit, schedule.n_levels
+    )
+    model = seeded_init(
+        seed, lambda: NoiseConditionalScoreNet(dim=mixture.dim, sigmas=sigmas, **FIT_NETWORK)
+    )
     result = train_noise_conditional(in_units, config, model, progress=progress)
     model = _from_network_units(result.model, center, unit, schedule.sigmas())
     model.metadata = {
@@ -269,19 +367,29 @@ def fit(mixture: GaussianMixture, *, steps: int | None = None, seed: int = 0,
     return model
 
 
-def _from_network_units(model: NoiseConditionalScoreNet, center: torch.Tensor, unit: float,
-                        sigmas: torch.Tensor) -> NoiseConditionalScoreNet:
+def _from_network_units(
+    model: NoiseConditionalScoreNet, center: torch.Tensor, unit: float, sigmas: torch.Tensor
+) -> NoiseConditionalScoreNet:
     """The network s(x, sigma) = s'((x - c) / u, sigma / u) / u for ``model`` = s' trained in network units.
 
     With log sigma in and output / sigma, only the first layer changes:
     W_x (x - c) / u + w_s log(sigma / u) + b = (W_x / u) x + w_s log sigma + (b - W_x c / u - w_s log u),
     and s'(.) / (sigma / u) / u = s'(.) / sigma. ``sigmas`` (the levels in data units) replace the buffer.
     """
-    if model.architecture["sigma_input"] != "log" or not model.divide_by_sigma or model.data_std is not None:
-        raise ValueError("network units need sigma_input='log', divide_by_sigma=True and no data_std")
+    if (
+        model.architecture["sigma_input"] != "log"
+        or not model.divide_by_sigma
+        or model.data_std is not None
+    ):
+        raise ValueError(
+            "network units need sigma_input='log', divide_by_sigma=True and no data_std"
+        )
     first = model.net[0]
     with torch.no_grad():
-        w_x, w_s = first.weight[:, : model.dim].double(), first.weight[:, model.dim].double()  # (h, d), (h,)
+        w_x, w_s = (
+            first.weight[:, : model.dim].double(),
+            first.weight[:, model.dim].double(),
+        )  # (h, d), (h,)
         bias = first.bias.double() - w_x @ center / unit - w_s * math.log(unit)  # (h,)
         first.weight[:, : model.dim] = (w_x / unit).to(first.weight.dtype)
         first.bias.copy_(bias.to(first.bias.dtype))
@@ -289,7 +397,9 @@ def _from_network_units(model: NoiseConditionalScoreNet, center: torch.Tensor, u
     return model
 
 
-def train_fitted(recipe: Recipe, *, steps: int | None = None, progress: bool = True) -> NoiseConditionalScoreNet:
+def train_fitted(
+    recipe: Recipe, *, steps: int | None = None, progress: bool = True
+) -> NoiseConditionalScoreNet:
     """:func:`fit` on the recipe's mixture, with the metadata :func:`save_recipe` needs (a ``fit`` recipe)."""
     if not recipe.fitted:
         raise ValueError(f"recipe {recipe.name!r} is not made by fit(); use train_recipe")

@@ -18,7 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
-    "atomic_write", "write_json", "ThreadPolicy", "choose_threads", "busy_cores", "allowed_cpus", "repository_root",
+    "atomic_write",
+    "write_json",
+    "ThreadPolicy",
+    "choose_threads",
+    "busy_cores",
+    "allowed_cpus",
+    "repository_root",
 ]
 
 
@@ -36,7 +42,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
     try:
         write(tmp)
-        with open(tmp, "r+b") as handle:  # make the bytes durable before the rename (Windows refuses to
+        with open(
+            tmp, "r+b"
+        ) as handle:  # make the bytes durable before the rename (Windows refuses to
             os.fsync(handle.fileno())  # flush a read-only handle)
         os.replace(tmp, path)
         _sync_folder(path.parent)
@@ -69,8 +77,14 @@ def write_json(path: str | os.PathLike, data: object) -> Path:
 
 
 # ------------------------------------------------------------------------------------ threads
-THREAD_ENV_VARS = ("NCSN_TOY_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a user's explicit choice
-MAX_THREADS_PER_CPU = 8  # torch.set_num_threads(100_000) crashes the interpreter; more than this never helps
+THREAD_ENV_VARS = (
+    "NCSN_TOY_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)  # a user's explicit choice
+MAX_THREADS_PER_CPU = (
+    8  # torch.set_num_threads(100_000) crashes the interpreter; more than this never helps
+)
 
 
 def busy_cores(window: float = 0.1) -> float:
@@ -83,12 +97,16 @@ def busy_cores(window: float = 0.1) -> float:
     """
     cpus = {f"cpu{cpu}" for cpu in allowed_cpus()}
 
-    def sample() -> tuple[int, int, int] | None:  # (busy ticks of the allowed CPUs, their total ticks, ours)
+    def sample() -> (
+        tuple[int, int, int] | None
+    ):  # (busy ticks of the allowed CPUs, their total ticks, ours)
         try:
             with open("/proc/stat") as handle:
                 lines = [line.split() for line in handle if line.split()[0] in cpus]
             with open("/proc/self/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+                fields = (
+                    handle.read().rsplit(")", 1)[1].split()
+                )  # after the command name, which may hold spaces
         except (OSError, IndexError):
             return None
         busy = total = 0
@@ -96,7 +114,11 @@ def busy_cores(window: float = 0.1) -> float:
             values = [int(v) for v in line[1:9]]  # user nice system idle iowait irq softirq steal
             total += sum(values)
             busy += sum(values) - values[3] - values[4]
-        return busy, total, int(fields[11]) + int(fields[12])  # utime + stime of every thread of ours
+        return (
+            busy,
+            total,
+            int(fields[11]) + int(fields[12]),
+        )  # utime + stime of every thread of ours
 
     before = sample()
     time.sleep(window)
@@ -142,13 +164,23 @@ class ThreadPolicy:
         if threads is None and "NCSN_TOY_THREADS" in env:
             text = env["NCSN_TOY_THREADS"]
             threads = int(text) if text.strip().isdigit() else text
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads (--threads or NCSN_TOY_THREADS) must be a positive integer, got {threads!r}")
-        if threads is not None and threads > MAX_THREADS_PER_CPU * (os.cpu_count() or 1):  # torch crashes past some
-            raise ValueError(f"threads (--threads or NCSN_TOY_THREADS) must be at most {MAX_THREADS_PER_CPU} per CPU "
-                             f"({MAX_THREADS_PER_CPU * (os.cpu_count() or 1)} here), got {threads}")
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise ValueError(
+                f"threads (--threads or NCSN_TOY_THREADS) must be a positive integer, got {threads!r}"
+            )
+        if threads is not None and threads > MAX_THREADS_PER_CPU * (
+            os.cpu_count() or 1
+        ):  # torch crashes past some
+            raise ValueError(
+                f"threads (--threads or NCSN_TOY_THREADS) must be at most {MAX_THREADS_PER_CPU} per CPU "
+                f"({MAX_THREADS_PER_CPU * (os.cpu_count() or 1)} here), got {threads}"
+            )
         self.explicit = threads  # the user's number, or None
-        self.from_environment = threads is None and bool(env)  # OMP/MKL_NUM_THREADS: torch already obeys them
+        self.from_environment = threads is None and bool(
+            env
+        )  # OMP/MKL_NUM_THREADS: torch already obeys them
         self.interval = interval
         self._set: int | None = None  # what this policy last set
         self._checked = -math.inf  # time.monotonic() of the last measurement
@@ -171,8 +203,12 @@ class ThreadPolicy:
 
         current = torch.get_num_threads()
         chosen_by_someone_else = self._set is not None and current != self._set
-        if (self.explicit is not None or self.from_environment or chosen_by_someone_else
-                or time.monotonic() - self._checked < self.interval):
+        if (
+            self.explicit is not None
+            or self.from_environment
+            or chosen_by_someone_else
+            or time.monotonic() - self._checked < self.interval
+        ):
             return current
         return self.apply()
 

@@ -97,8 +97,16 @@ def langevin_dynamics(
     n_steps = _checks.positive_int(n_steps, "n_steps")
     levels = [_Level.langevin(None, step_size, n_steps)]
     _checks.score_function(score_fn, with_sigma=False)
-    return _run(lambda x, sigma: score_fn(x), x0, levels, generator, record, progress,
-                denoise_sigma=None, name="Langevin dynamics")
+    return _run(
+        lambda x, sigma: score_fn(x),
+        x0,
+        levels,
+        generator,
+        record,
+        progress,
+        denoise_sigma=None,
+        name="Langevin dynamics",
+    )
 
 
 def annealed_langevin_dynamics(
@@ -142,9 +150,20 @@ def annealed_langevin_dynamics(
     if not isinstance(denoise, bool):
         raise TypeError(f"denoise must be a bool, got {type(denoise).__name__}")
     last = sigma_list[-1]
-    levels = [_Level.langevin(s, _or_inf(lambda s=s: step_size * s**2 / last**2), n_steps_each) for s in sigma_list]
-    return _run(score_fn, x0, levels, generator, record, progress,
-                denoise_sigma=last if denoise else None, name="annealed Langevin dynamics")
+    levels = [
+        _Level.langevin(s, _or_inf(lambda s=s: step_size * s**2 / last**2), n_steps_each)
+        for s in sigma_list
+    ]
+    return _run(
+        score_fn,
+        x0,
+        levels,
+        generator,
+        record,
+        progress,
+        denoise_sigma=last if denoise else None,
+        name="annealed Langevin dynamics",
+    )
 
 
 def consistent_annealed_sampling(
@@ -202,25 +221,59 @@ def consistent_annealed_sampling(
         )
     levels = []
     for sigma, next_sigma in zip(sigma_list, next_sigmas, strict=True):
-        shrink = _or_inf(lambda s=sigma, t=next_sigma: (1 - eta) ** 2 * (s / t) ** 2) if next_sigma else 0.0
+        shrink = (
+            _or_inf(lambda s=sigma, t=next_sigma: (1 - eta) ** 2 * (s / t) ** 2)
+            if next_sigma
+            else 0.0
+        )
         beta = math.sqrt(max(0.0, 1 - shrink))
         levels.append(_Level(sigma, _or_inf(lambda s=sigma: eta * s**2), beta * next_sigma, 1))
-    return _run(score_fn, x0, levels, generator, record, progress,
-                denoise_sigma=None, name="consistent annealed sampling")
+    return _run(
+        score_fn,
+        x0,
+        levels,
+        generator,
+        record,
+        progress,
+        denoise_sigma=None,
+        name="consistent annealed sampling",
+    )
 
 
-def _run(score_fn: Callable[[torch.Tensor, float | None], torch.Tensor], x0: torch.Tensor, levels: list[_Level],
-         generator: torch.Generator | None, record: int | Sequence[int] | None, progress: bool, *,
-         denoise_sigma: float | None, name: str) -> torch.Tensor | Trajectory:
+def _run(
+    score_fn: Callable[[torch.Tensor, float | None], torch.Tensor],
+    x0: torch.Tensor,
+    levels: list[_Level],
+    generator: torch.Generator | None,
+    record: int | Sequence[int] | None,
+    progress: bool,
+    *,
+    denoise_sigma: float | None,
+    name: str,
+) -> torch.Tensor | Trajectory:
     """The shared loop: Langevin steps level by level, recording, progress, checks."""
     # (n, d), never aliases x0; contiguous, so the noise fills it in the same order whatever x0's strides
     x = _checks.points(x0, None, "x0").detach().clone(memory_format=torch.contiguous_format)
-    _check_coefficients([*levels, *([_Level(denoise_sigma, _or_inf(lambda: denoise_sigma**2), 0.0, 1)]
-                                    if denoise_sigma is not None else [])], x.dtype, name)
+    _check_coefficients(
+        [
+            *levels,
+            *(
+                [_Level(denoise_sigma, _or_inf(lambda: denoise_sigma**2), 0.0, 1)]
+                if denoise_sigma is not None
+                else []
+            ),
+        ],
+        x.dtype,
+        name,
+    )
     gen = _checks.default_generator(generator, x.device)
     total = sum(level.n_steps for level in levels) + (denoise_sigma is not None)
     keep = _checks.record_steps(record, total)
-    frames, frame_steps, frame_levels = [], [], []  # the recorded copies, their global steps and levels
+    frames, frame_steps, frame_levels = (
+        [],
+        [],
+        [],
+    )  # the recorded copies, their global steps and levels
 
     def snapshot(step: int, level: int) -> None:
         if step in keep:
@@ -229,7 +282,9 @@ def _run(score_fn: Callable[[torch.Tensor, float | None], torch.Tensor], x0: tor
             frame_levels.append(level)
 
     def diverged(where: str) -> SamplerDivergedError:
-        return SamplerDivergedError(f"{name} diverged (non-finite values) at {where}; try a smaller step_size")
+        return SamplerDivergedError(
+            f"{name} diverged (non-finite values) at {where}; try a smaller step_size"
+        )
 
     noise = torch.empty_like(x)  # (n, d), refilled in place at every step
     step = 0
@@ -240,8 +295,12 @@ def _run(score_fn: Callable[[torch.Tensor, float | None], torch.Tensor], x0: tor
             if level.sigma is not None:
                 bar.set_postfix(sigma=f"{level.sigma:.3g}", refresh=False)
             for t in range(level.n_steps):
-                score = checked_score(score_fn, x, level.sigma,  # message formatted on failure only, in this step
-                                      lambda: diverged(_where(index, len(levels), level, t)))  # noqa: B023
+                score = checked_score(
+                    score_fn,
+                    x,
+                    level.sigma,
+                    lambda: diverged(_where(index, len(levels), level, t)),  # noqa: B023 (called within this step)
+                )
                 torch.randn(x.shape, generator=gen, out=noise)
                 x.add_(score, alpha=level.drift).add_(noise, alpha=level.noise)
                 # one reduction per step; a non-finite score shows up here too, as x absorbs it
@@ -251,8 +310,12 @@ def _run(score_fn: Callable[[torch.Tensor, float | None], torch.Tensor], x0: tor
                 snapshot(step, index)
                 bar.update()
         if denoise_sigma is not None:
-            x.add_(checked_score(score_fn, x, denoise_sigma, lambda: diverged("the final denoising step")),
-                   alpha=denoise_sigma**2)
+            x.add_(
+                checked_score(
+                    score_fn, x, denoise_sigma, lambda: diverged("the final denoising step")
+                ),
+                alpha=denoise_sigma**2,
+            )
             if not _checks.all_finite(x):
                 raise diverged("the final denoising step")
             step += 1
@@ -263,12 +326,18 @@ def _run(score_fn: Callable[[torch.Tensor, float | None], torch.Tensor], x0: tor
     return Trajectory(x, torch.stack(frames), torch.tensor(frame_steps), torch.tensor(frame_levels))
 
 
-def checked_score(score_fn: Callable, x: torch.Tensor, sigma: float | None,
-                  diverged: Callable[[], SamplerDivergedError]) -> torch.Tensor:
+def checked_score(
+    score_fn: Callable,
+    x: torch.Tensor,
+    sigma: float | None,
+    diverged: Callable[[], SamplerDivergedError],
+) -> torch.Tensor:
     """``score_fn(x, sigma)``, checked to be shaped like ``x``; a network that overflows (on points that
     ran away) raises ``diverged()``: the run diverged, and the sampler says where."""
     try:
-        return _checks.score_output(score_fn(x, sigma), x)  # every evaluation: a shape compare is free
+        return _checks.score_output(
+            score_fn(x, sigma), x
+        )  # every evaluation: a shape compare is free
     except NonFiniteOutputError as err:
         raise diverged() from err
 
@@ -286,7 +355,11 @@ def _check_coefficients(levels: list[_Level], dtype: torch.dtype, name: str) -> 
     limit = torch.finfo(dtype).max
     for index, level in enumerate(levels):
         if not all(math.isfinite(c) and abs(c) <= limit for c in (level.drift, level.noise)):
-            where = f" at noise level {index + 1} (sigma={level.sigma:.4g})" if level.sigma is not None else ""
+            where = (
+                f" at noise level {index + 1} (sigma={level.sigma:.4g})"
+                if level.sigma is not None
+                else ""
+            )
             raise ValueError(
                 f"{name}: the step{where} (drift {level.drift:.3g}, noise {level.noise:.3g}) does not fit in "
                 f"{dtype}; use a smaller step_size or a narrower range of sigmas"

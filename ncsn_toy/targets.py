@@ -33,8 +33,19 @@ import torch
 from . import _checks
 from .mixtures import GaussianMixture, check_mixture
 
-__all__ = ["TARGETS", "target", "two_gaussians", "four_gaussians", "ring", "grid", "spiral", "anisotropic",
-           "plot_extent", "grid_points", "uniform_in_box"]
+__all__ = [
+    "TARGETS",
+    "target",
+    "two_gaussians",
+    "four_gaussians",
+    "ring",
+    "grid",
+    "spiral",
+    "anisotropic",
+    "plot_extent",
+    "grid_points",
+    "uniform_in_box",
+]
 
 
 def two_gaussians(*, dtype: torch.dtype = torch.float32) -> GaussianMixture:
@@ -65,12 +76,20 @@ def ring(
     radius, std = _checks.positive_float(radius, "radius"), _checks.positive_float(std, "std")
     angles = 2 * math.pi * torch.arange(n_modes, dtype=torch.float64) / n_modes  # (K,)
     means = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)  # (K, 2)
-    return GaussianMixture(torch.full((n_modes,), 1.0 / n_modes, dtype=torch.float64), means,
-                           torch.full((n_modes,), std**2, dtype=torch.float64), dtype=dtype)
+    return GaussianMixture(
+        torch.full((n_modes,), 1.0 / n_modes, dtype=torch.float64),
+        means,
+        torch.full((n_modes,), std**2, dtype=torch.float64),
+        dtype=dtype,
+    )
 
 
 def grid(
-    *, n_per_side: int = 5, spacing: float = 6.0, std: float = 1.0, dtype: torch.dtype = torch.float32
+    *,
+    n_per_side: int = 5,
+    spacing: float = 6.0,
+    std: float = 1.0,
+    dtype: torch.dtype = torch.float32,
 ) -> GaussianMixture:
     """``n_per_side``^2 Gaussians N(mu_k, std^2 I) with equal weights on a square grid centred at 0.
 
@@ -83,8 +102,12 @@ def grid(
     ticks = spacing * (torch.arange(n, dtype=torch.float64) - (n - 1) / 2)  # (n,)
     gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
     means = torch.stack([gx.flatten(), gy.flatten()], dim=1)  # (n*n, 2)
-    return GaussianMixture(torch.full((n * n,), 1.0 / n**2, dtype=torch.float64), means,
-                           torch.full((n * n,), std**2, dtype=torch.float64), dtype=dtype)
+    return GaussianMixture(
+        torch.full((n * n,), 1.0 / n**2, dtype=torch.float64),
+        means,
+        torch.full((n * n,), std**2, dtype=torch.float64),
+        dtype=dtype,
+    )
 
 
 def spiral(
@@ -117,14 +140,25 @@ def spiral(
     theta = torch.linspace(0.0, theta_max, 20_001, dtype=torch.float64)  # a fine parametrisation
     radius = inner + (outer - inner) * theta / theta_max
     speed = torch.sqrt(radius**2 + ((outer - inner) / theta_max) ** 2)  # |d mu / d theta|
-    arc = torch.cat([torch.zeros(1, dtype=torch.float64),
-                     torch.cumulative_trapezoid(speed, theta)])  # (20001,) arc length from the inner end
-    t = torch.linspace(0.0, 1.0, n_modes, dtype=torch.float64) if n_modes > 1 else torch.zeros(1, dtype=torch.float64)
+    arc = torch.cat(
+        [torch.zeros(1, dtype=torch.float64), torch.cumulative_trapezoid(speed, theta)]
+    )  # (20001,) arc length from the inner end
+    t = (
+        torch.linspace(0.0, 1.0, n_modes, dtype=torch.float64)
+        if n_modes > 1
+        else torch.zeros(1, dtype=torch.float64)
+    )
     index = torch.searchsorted(arc, t * arc[-1]).clamp(max=len(arc) - 1)  # equal arc length apart
-    means = radius[index, None] * torch.stack([torch.cos(theta[index]), torch.sin(theta[index])], dim=1)  # (K, 2)
+    means = radius[index, None] * torch.stack(
+        [torch.cos(theta[index]), torch.sin(theta[index])], dim=1
+    )  # (K, 2)
     weights = 1 + (ratio - 1) * t  # (K,)
-    return GaussianMixture(weights / weights.sum(), means, torch.full((n_modes,), std**2, dtype=torch.float64),
-                           dtype=dtype)
+    return GaussianMixture(
+        weights / weights.sum(),
+        means,
+        torch.full((n_modes,), std**2, dtype=torch.float64),
+        dtype=dtype,
+    )
 
 
 def anisotropic(
@@ -150,7 +184,9 @@ def anisotropic(
     rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)  # (2, 2)
     variances = torch.tensor([major**2, major**2 / cond], dtype=torch.float64)  # (2,)
     covariance = rotation @ torch.diag(variances) @ rotation.T  # (2, 2)
-    return GaussianMixture([1.0], torch.zeros(1, 2, dtype=torch.float64), covariance[None], dtype=dtype)
+    return GaussianMixture(
+        [1.0], torch.zeros(1, 2, dtype=torch.float64), covariance[None], dtype=dtype
+    )
 
 
 _BUILDERS: dict[str, Callable[..., GaussianMixture]] = {
@@ -173,18 +209,27 @@ def target(name: str, **options: object) -> GaussianMixture:
     return _BUILDERS[name](**options)
 
 
-def uniform_in_box(mixture: GaussianMixture, n: int, generator: torch.Generator | None = None, *,
-                   sigma: float = 0.0) -> torch.Tensor:
+def uniform_in_box(
+    mixture: GaussianMixture,
+    n: int,
+    generator: torch.Generator | None = None,
+    *,
+    sigma: float = 0.0,
+) -> torch.Tensor:
     """``(n, d)`` points uniform over ``mixture.box(sigma=sigma)``, in the mixture's dtype: where the Langevin
     samplers start ([-8, 8]^2 for :func:`two_gaussians`, the paper's Sec. 3.2 and Fig. 3). ``None``: seeded
     with 0."""
     mixture, n = check_mixture(mixture), _checks.positive_int(n, "n")
     low, high = mixture.box(sigma=sigma)  # (d,), (d,)
-    unit = torch.rand(n, mixture.dim, generator=_checks.default_generator(generator), dtype=low.dtype)  # (n, d)
+    unit = torch.rand(
+        n, mixture.dim, generator=_checks.default_generator(generator), dtype=low.dtype
+    )  # (n, d)
     return low + (high - low) * unit
 
 
-def plot_extent(mixture: GaussianMixture, margin: float = 0.15) -> tuple[float, float, float, float]:
+def plot_extent(
+    mixture: GaussianMixture, margin: float = 0.15
+) -> tuple[float, float, float, float]:
     """``(x0, x1, y0, y1)``: the square around ``mixture.box()``, widened by ``margin`` of its side."""
     low, high = mixture.box()
     half = max((high - low).tolist()) * (1 + margin) / 2

@@ -28,13 +28,24 @@ from .losses import _anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .mixtures import GaussianMixture, check_mixture
 from .networks import NoiseConditionalScoreNet, NonFiniteOutputError, ScoreNet
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train_score_net", "train_noise_conditional",
-           "seeded_init"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDivergedError",
+    "train_score_net",
+    "train_noise_conditional",
+    "seeded_init",
+]
 
 OBJECTIVES = ("dsm", "ssm")
-CHECK_EVERY = 50  # steps between checks that the loss and the weights are finite (and progress-bar updates)
+CHECK_EVERY = (
+    50  # steps between checks that the loss and the weights are finite (and progress-bar updates)
+)
 SCHEDULES = ("cosine", "constant")
-SIGMA_SAMPLING = ("levels", "log_uniform")  # noise levels of the NCSN loss: its sigmas, or log-uniform between them
+SIGMA_SAMPLING = (
+    "levels",
+    "log_uniform",
+)  # noise levels of the NCSN loss: its sigmas, or log-uniform between them
 
 
 @dataclass(frozen=True)
@@ -50,12 +61,16 @@ class TrainConfig:
     objective: str = "dsm"  # ScoreNet only: "dsm" (denoising) or "ssm" (sliced score matching)
     sigma: float = 0.1  # ScoreNet + "dsm": the noise level of denoising score matching
     n_projections: int = 1  # ScoreNet + "ssm": random directions per sample
-    sigma_sampling: str = "levels"  # NoiseConditionalScoreNet: "levels" (one of its sigmas) or "log_uniform"
+    sigma_sampling: str = (
+        "levels"  # NoiseConditionalScoreNet: "levels" (one of its sigmas) or "log_uniform"
+    )
     seed: int = 0  # seeds the initial weights, the batches and the noise
     device: str = "cpu"  # where to train
 
     def __post_init__(self) -> None:
-        if _checks.positive_int(self.steps, "steps") > 10**9:  # tqdm and range() overflow long before
+        if (
+            _checks.positive_int(self.steps, "steps") > 10**9
+        ):  # tqdm and range() overflow long before
             raise ValueError(f"steps must be at most 1e9, got {self.steps}")
         _checks.positive_int(self.batch_size, "batch_size")
         _checks.positive_float(self.lr, "lr")
@@ -114,12 +129,17 @@ def train_score_net(
     if model is None:
         model = seeded_init(config.seed, lambda: ScoreNet(dim=mixture.dim))
     if config.objective == "dsm":
+
         def loss_fn(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             return dsm_loss(net, x, config.sigma, generator=gen)
     else:
+
         def loss_fn(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             return sliced_score_matching_loss(net, x, config.n_projections, generator=gen)
-    return _train(mixture, config, model, loss_fn, progress, callback, f"ScoreNet ({config.objective})")
+
+    return _train(
+        mixture, config, model, loss_fn, progress, callback, f"ScoreNet ({config.objective})"
+    )
 
 
 def train_noise_conditional(
@@ -142,7 +162,9 @@ def train_noise_conditional(
     sigmas = _checks.sigma_levels(model.sigmas).to(config.device)  # checked once, not every step
 
     def loss_fn(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return _anneal_dsm_loss(net, x, sigmas, gen, log_uniform=config.sigma_sampling == "log_uniform")
+        return _anneal_dsm_loss(
+            net, x, sigmas, gen, log_uniform=config.sigma_sampling == "log_uniform"
+        )
 
     return _train(mixture, config, model, loss_fn, progress, callback, "NoiseConditionalScoreNet")
 
@@ -165,7 +187,9 @@ def _train(
     device = torch.device(config.device)
     model = model.to(device).train()
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)  # one fused kernel per step
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, fused=True
+    )  # one fused kernel per step
     if config.lr_schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=config.steps, eta_min=config.lr * config.lr_final_fraction
@@ -177,12 +201,16 @@ def _train(
     ema = copy.deepcopy(model).requires_grad_(False)
     averaged, current = list(ema.parameters()), list(model.parameters())
     losses: list[float] = []
-    bar = tqdm(range(1, config.steps + 1), desc=f"training {name}", disable=not progress, leave=False)
+    bar = tqdm(
+        range(1, config.steps + 1), desc=f"training {name}", disable=not progress, leave=False
+    )
     for step in bar:
         x = mixture.sample(config.batch_size, generator=gen, device=device).to(torch.float32)
         try:
             loss = loss_fn(model, x, gen)
-        except NonFiniteOutputError as err:  # the network blew up: training diverged before this step
+        except (
+            NonFiniteOutputError
+        ) as err:  # the network blew up: training diverged before this step
             raise _diverged(step, config) from err
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

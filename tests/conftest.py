@@ -30,7 +30,15 @@ def _refresh_threads(thread_policy):
     thread_policy.refresh()
 
 
-def run_command(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_command(
+    *args: str, cwd: Path = ROOT, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """``python -m ncsn_toy ARGS`` in a subprocess, with text output."""
-    return subprocess.run([sys.executable, "-m", "ncsn_toy", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=HANG_TIMEOUT, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ncsn_toy", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=HANG_TIMEOUT,
+        env=env,
+    )

@@ -24,10 +24,25 @@ CONTRACT = {  # name -> the positional parameters the contract documents, in ord
     "anneal_dsm_loss": ["model", "x", "sigmas", "generator"],
     "sliced_score_matching_loss": ["score_fn", "x", "n_projections", "generator"],
     "langevin_dynamics": ["score_fn", "x0", "step_size", "n_steps", "generator"],
-    "annealed_langevin_dynamics": ["score_fn", "x0", "sigmas", "step_size", "n_steps_each", "generator"],
+    "annealed_langevin_dynamics": [
+        "score_fn",
+        "x0",
+        "sigmas",
+        "step_size",
+        "n_steps_each",
+        "generator",
+    ],
     "VESDE": ["sigma_min", "sigma_max"],
     "reverse_sde_sampling": ["score_fn", "x_T", "sde", "n_steps", "generator"],
-    "predictor_corrector_sampling": ["score_fn", "x_T", "sde", "n_steps", "snr", "n_corrector", "generator"],
+    "predictor_corrector_sampling": [
+        "score_fn",
+        "x_T",
+        "sde",
+        "n_steps",
+        "snr",
+        "n_corrector",
+        "generator",
+    ],
     "probability_flow_sampling": ["score_fn", "x_T", "sde", "n_steps", "method"],
     "ode_log_likelihood": ["score_fn", "x", "sde", "n_steps"],
     "fit": ["mixture"],
@@ -55,8 +70,13 @@ def test_all_is_explicit_and_importable():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "ncsn_toy", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=HANG_TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "ncsn_toy", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=HANG_TIMEOUT,
+    )
 
 
 def test_cli_help_lists_the_commands():
@@ -75,12 +95,16 @@ def test_every_command_has_help(command):
 
 def test_ruff_is_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    result = subprocess.run([ruff, "check", "."], capture_output=True, text=True, cwd=ROOT, timeout=HANG_TIMEOUT)
+    result = subprocess.run(
+        [ruff, "check", "."], capture_output=True, text=True, cwd=ROOT, timeout=HANG_TIMEOUT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_explorer_is_imported_lazily():
-    code = ("import sys, ncsn_toy; assert 'ipywidgets' not in sys.modules; "
-            "assert 'ncsn_toy.figures' not in sys.modules; "
-            "from ncsn_toy.figures.explorer import explorer; assert ncsn_toy.explorer is explorer")
+    code = (
+        "import sys, ncsn_toy; assert 'ipywidgets' not in sys.modules; "
+        "assert 'ncsn_toy.figures' not in sys.modules; "
+        "from ncsn_toy.figures.explorer import explorer; assert ncsn_toy.explorer is explorer"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=HANG_TIMEOUT)

@@ -14,12 +14,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_quick_prints_every_row():
-    result = subprocess.run([sys.executable, "-m", "ncsn_toy", "bench", "--quick"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=HANG_TIMEOUT)
+    result = subprocess.run(
+        [sys.executable, "-m", "ncsn_toy", "bench", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=HANG_TIMEOUT,
+    )
     assert result.returncode == 0, result.stderr
-    for row in ("exact score in annealed Langevin", "annealed Langevin, seed network",
-                "against the limit", "training (", "GIF frames", "Score evaluations to a mode-weight error",
-                "consistent annealed", "Machine:", "explorer update", "explorer scrub"):
+    for row in (
+        "exact score in annealed Langevin",
+        "annealed Langevin, seed network",
+        "against the limit",
+        "training (",
+        "GIF frames",
+        "Score evaluations to a mode-weight error",
+        "consistent annealed",
+        "Machine:",
+        "explorer update",
+        "explorer scrub",
+    ):
         assert row in result.stdout, row
     assert result.stdout.count("x | >= ") == 5  # five timed rows, each with a ratio and a target
     # a quick run is a smoke test: it judges no target and claims nothing
@@ -28,7 +42,9 @@ def test_bench_quick_prints_every_row():
     assert "| yes |" not in result.stdout
     assert "Best:" not in result.stdout
     assert "Beside a busy neighbour" in result.stdout
-    assert result.stdout.count("(1) |") >= 3  # beside the neighbour the policy chose one thread on each hot path
+    assert (
+        result.stdout.count("(1) |") >= 3
+    )  # beside the neighbour the policy chose one thread on each hot path
 
 
 def test_optimised_network_sampler_matches_the_plain_loop():
@@ -37,17 +53,30 @@ def test_optimised_network_sampler_matches_the_plain_loop():
     torch.manual_seed(0)
     model = NoiseConditionalScoreNet()
     x0 = 16 * torch.rand(500, 2, generator=torch.Generator().manual_seed(1)) - 8
-    ours = annealed_langevin_dynamics(model, x0, model.sigmas, 0.01, 5, torch.Generator().manual_seed(2))
-    plain = plain_annealed_langevin(sequential_score(model.net), x0, model.sigmas.tolist(), 0.01, 5,
-                               torch.Generator().manual_seed(2))
+    ours = annealed_langevin_dynamics(
+        model, x0, model.sigmas, 0.01, 5, torch.Generator().manual_seed(2)
+    )
+    plain = plain_annealed_langevin(
+        sequential_score(model.net),
+        x0,
+        model.sigmas.tolist(),
+        0.01,
+        5,
+        torch.Generator().manual_seed(2),
+    )
     torch.testing.assert_close(ours, plain, rtol=1e-4, atol=1e-4)
 
 
 def test_closed_form_sampler_matches_the_autograd_loop():
     mixture = two_gaussians(dtype=torch.float64)
-    x0 = 16 * torch.rand(300, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 8
+    x0 = (
+        16 * torch.rand(300, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 8
+    )
     sigmas = torch.tensor([20.0, 5.0, 1.0], dtype=torch.float64)
-    ours = annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, 4, torch.Generator().manual_seed(2))
-    plain = plain_annealed_langevin(autograd_score(mixture), x0, sigmas.tolist(), 0.1, 4,
-                               torch.Generator().manual_seed(2))
+    ours = annealed_langevin_dynamics(
+        mixture.score, x0, sigmas, 0.1, 4, torch.Generator().manual_seed(2)
+    )
+    plain = plain_annealed_langevin(
+        autograd_score(mixture), x0, sigmas.tolist(), 0.1, 4, torch.Generator().manual_seed(2)
+    )
     torch.testing.assert_close(ours, plain, rtol=1e-9, atol=1e-9)

@@ -20,12 +20,20 @@ from ncsn_toy.recipes import DEFAULT_CHECKPOINTS, RECIPES, load_or_train
         ScoreNet(),
         ScoreNet(hidden=16, n_hidden_layers=2, activation="silu"),
         NoiseConditionalScoreNet(),
-        NoiseConditionalScoreNet(sigma_input="log", divide_by_sigma=True, sigmas=torch.tensor([4.0, 2.0, 0.5])),
+        NoiseConditionalScoreNet(
+            sigma_input="log", divide_by_sigma=True, sigmas=torch.tensor([4.0, 2.0, 0.5])
+        ),
     ],
 )
 def test_round_trip(tmp_path, model):
-    path = save_checkpoint(model, tmp_path / "model.pt", mixture=two_gaussians(), step_size=0.01, note="hi",
-                           nested={"a": [1, 2.5, None], "t": torch.ones(2)})
+    path = save_checkpoint(
+        model,
+        tmp_path / "model.pt",
+        mixture=two_gaussians(),
+        step_size=0.01,
+        note="hi",
+        nested={"a": [1, 2.5, None], "t": torch.ones(2)},
+    )
     loaded = load_checkpoint(path)
     assert type(loaded) is type(model)
     assert loaded.architecture == model.architecture
@@ -119,13 +127,17 @@ def test_committed_checkpoints_match_their_recipe(name):
     assert model.metadata["mixture"] == recipe.build_mixture().to_dict()
     for key, value in recipe.sampler_settings().items():  # how to sample it travels with it
         assert model.metadata[key] == value, key
-    assert model.metadata["train"]["steps"] <= 12_000  # a few thousand Adam steps (fit: 12 000, SSM: 10 000)
+    assert (
+        model.metadata["train"]["steps"] <= 12_000
+    )  # a few thousand Adam steps (fit: 12 000, SSM: 10 000)
     assert (DEFAULT_CHECKPOINTS / f"{name}.pt").stat().st_size < 256 * 1024  # small
     if recipe.noise_conditional:
         torch.testing.assert_close(model.sigmas, recipe.sigmas())
 
 
-@pytest.mark.parametrize("name", ["ncsn_two_gaussians", "ncsn_four_gaussians", "ncsn_sde_two_gaussians"])
+@pytest.mark.parametrize(
+    "name", ["ncsn_two_gaussians", "ncsn_four_gaussians", "ncsn_sde_two_gaussians"]
+)
 def test_committed_networks_meet_the_score_error_target(name):
     """The target: relative score error <= 0.05 at every one of the network's sigmas.
 
@@ -181,13 +193,19 @@ def test_metadata_that_converts_to_plain_python_round_trips(tmp_path, value, exp
     assert type(loaded) is type(expected)
 
 
-@pytest.mark.parametrize("value", [Colour.RED, Level.HIGH, {1, 2}, object(), b"bytes", 1 + 2j, {3: "int key"}])
+@pytest.mark.parametrize(
+    "value", [Colour.RED, Level.HIGH, {1, 2}, object(), b"bytes", 1 + 2j, {3: "int key"}]
+)
 def test_metadata_that_would_not_load_back_is_refused_before_writing(tmp_path, value):
     path = tmp_path / "m.pt"
     save_checkpoint(ScoreNet(), path, note="the good file")
     before = path.read_bytes()
     with pytest.raises(TypeError, match=r"metadata\['nested'\]"):
-        save_checkpoint(ScoreNet(hidden=8), path, nested={"inner": value} if not isinstance(value, dict) else value)
+        save_checkpoint(
+            ScoreNet(hidden=8),
+            path,
+            nested={"inner": value} if not isinstance(value, dict) else value,
+        )
     assert path.read_bytes() == before  # the good checkpoint is still there
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
@@ -219,9 +237,20 @@ def rewrite(path, change):
         (lambda p: p["architecture"].update(n_hidden_layers=True), "wrong type"),
         (lambda p: p["architecture"].update(surprise=1), "architecture options"),
         (lambda p: p["architecture"].update(activation="gelu"), "unknown activation"),
-        (lambda p: p["state_dict"].update({"net.0.weight": torch.full((64, 3), float("nan"))}), "NaN or infinite"),
-        (lambda p: p["state_dict"].update({"net.6.bias": torch.tensor([0.0, float("inf")])}), "NaN or infinite"),
-        (lambda p: p["state_dict"].update({"net.0.weight": torch.zeros(64, 3, dtype=torch.int64)}), "float32"),
+        (
+            lambda p: p["state_dict"].update({"net.0.weight": torch.full((64, 3), float("nan"))}),
+            "NaN or infinite",
+        ),
+        (
+            lambda p: p["state_dict"].update({"net.6.bias": torch.tensor([0.0, float("inf")])}),
+            "NaN or infinite",
+        ),
+        (
+            lambda p: p["state_dict"].update(
+                {"net.0.weight": torch.zeros(64, 3, dtype=torch.int64)}
+            ),
+            "float32",
+        ),
         (lambda p: p["state_dict"].pop("sigmas"), "do not match"),
         (lambda p: p.update(metadata=[1, 2]), "'metadata' must be a dict"),
         (lambda p: p.update(model="Linear"), "unknown model"),
@@ -284,14 +313,18 @@ def test_dtype_is_kept(tmp_path, dtype):
 def test_expect_checks_the_kind(tmp_path):
     path = save_checkpoint(ScoreNet(), tmp_path / "m.pt")
     assert isinstance(load_checkpoint(path, expect=ScoreNet), ScoreNet)
-    with pytest.raises(ValueError, match="holds a ScoreNet, but a NoiseConditionalScoreNet was expected"):
+    with pytest.raises(
+        ValueError, match="holds a ScoreNet, but a NoiseConditionalScoreNet was expected"
+    ):
         load_checkpoint(path, expect=NoiseConditionalScoreNet)
     with pytest.raises(TypeError, match="expect"):
         load_checkpoint(path, expect=torch.nn.Linear)
 
 
 def test_load_or_train_refuses_a_file_of_the_wrong_kind(tmp_path):
-    save_checkpoint(ScoreNet(), tmp_path / "ncsn_two_gaussians.pt")  # a ScoreNet under a noise-conditional name
+    save_checkpoint(
+        ScoreNet(), tmp_path / "ncsn_two_gaussians.pt"
+    )  # a ScoreNet under a noise-conditional name
     with pytest.raises(ValueError, match="NoiseConditionalScoreNet was expected"):
         load_or_train("ncsn_two_gaussians", tmp_path)
 

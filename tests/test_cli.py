@@ -33,12 +33,16 @@ def test_train_writes_loadable_checkpoints(tmp_path):
 
 def test_train_never_replaces_a_checkpoint_unasked(tmp_path):
     name = "score_net_two_gaussians"
-    assert run_command("train", "--steps", "2", "--only", name, "--out", str(tmp_path)).returncode == 0
+    assert (
+        run_command("train", "--steps", "2", "--only", name, "--out", str(tmp_path)).returncode == 0
+    )
     before = (tmp_path / f"{name}.pt").read_bytes()
     result = run_command("train", "--steps", "3", "--only", name, "--out", str(tmp_path))
     assert_one_line_error(result, str(tmp_path / f"{name}.pt"), "--overwrite")
     assert (tmp_path / f"{name}.pt").read_bytes() == before
-    result = run_command("train", "--steps", "3", "--only", name, "--out", str(tmp_path), "--overwrite")
+    result = run_command(
+        "train", "--steps", "3", "--only", name, "--out", str(tmp_path), "--overwrite"
+    )
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(tmp_path / f"{name}.pt").metadata["train"]["steps"] == 3
 
@@ -53,9 +57,19 @@ def test_train_without_out_keeps_the_committed_checkpoints():
 def test_train_target_with_a_recipe_trains_the_recipe(tmp_path):
     """``--target two_gaussians`` must write what ``--only ncsn_two_gaussians`` writes (the gallery animates its
     recorded training), not a fit() model; a target without a recipe is fitted."""
-    by_target = run_command("train", "--steps", "3", "--target", "two_gaussians", "anisotropic", "--out",
-                            str(tmp_path / "a"))
-    by_recipe = run_command("train", "--steps", "3", "--only", "ncsn_two_gaussians", "--out", str(tmp_path / "b"))
+    by_target = run_command(
+        "train",
+        "--steps",
+        "3",
+        "--target",
+        "two_gaussians",
+        "anisotropic",
+        "--out",
+        str(tmp_path / "a"),
+    )
+    by_recipe = run_command(
+        "train", "--steps", "3", "--only", "ncsn_two_gaussians", "--out", str(tmp_path / "b")
+    )
     assert by_target.returncode == 0, by_target.stderr
     assert by_recipe.returncode == 0, by_recipe.stderr
     recipe_file = tmp_path / "a" / "ncsn_two_gaussians.pt"
@@ -69,7 +83,9 @@ def test_train_target_with_a_recipe_trains_the_recipe(tmp_path):
 def test_retraining_gives_the_same_bytes(tmp_path):
     """Seeded training and a fixed archive name inside the file: a retrain reproduces the file exactly."""
     for out in ("a", "b"):
-        result = run_command("train", "--steps", "20", "--only", "ncsn_two_gaussians", "--out", str(tmp_path / out))
+        result = run_command(
+            "train", "--steps", "20", "--only", "ncsn_two_gaussians", "--out", str(tmp_path / out)
+        )
         assert result.returncode == 0, result.stderr
     first, second = (tmp_path / out / "ncsn_two_gaussians.pt" for out in ("a", "b"))
     assert first.read_bytes() == second.read_bytes()
@@ -79,11 +95,18 @@ def test_reproduce_fast_prints_the_tables_and_writes_json(tmp_path):
     out = tmp_path / "numbers.json"
     result = run_command("reproduce", "--fast", "--json", str(out))
     assert result.returncode == 0, result.stderr
-    for heading in ("### Samplers", "### Relative score error", "### Weight error against score evaluations",
-                    "### How sigma enters the network (one training seed)", "### Continuous-time samplers"):
+    for heading in (
+        "### Samplers",
+        "### Relative score error",
+        "### Weight error against score evaluations",
+        "### How sigma enters the network (one training seed)",
+        "### Continuous-time samplers",
+    ):
         assert heading in result.stdout
     assert "Quick check (--fast)" in result.stdout  # labelled as rough
-    assert result.stdout.count("quick check (--fast): rough numbers") == result.stdout.count("\n### ")  # every table
+    assert result.stdout.count("quick check (--fast): rough numbers") == result.stdout.count(
+        "\n### "
+    )  # every table
     data = json.loads(out.read_text())
     labels = [row["sampler"] for row in data["samplers"]]
     assert any(label.startswith("Langevin, exact score") for label in labels)
@@ -94,7 +117,8 @@ def test_reproduce_fast_prints_the_tables_and_writes_json(tmp_path):
     # sane: every energy distance is a few units at most (two unit Gaussians 14 apart: the
     # distance between the worst sampler's output and the data is about 2)
     distances = [d for row in data["samplers"] for d in row["distance"]] + [
-        d for row in data["sigma_input"] for d in row["distance"]]
+        d for row in data["sigma_input"] for d in row["distance"]
+    ]
     assert max(distances) < 50, max(distances)
     assert f"wrote {out}" in result.stdout
 
@@ -102,18 +126,23 @@ def test_reproduce_fast_prints_the_tables_and_writes_json(tmp_path):
 def test_reproduce_keeps_the_committed_results():
     committed = ROOT / "results" / "reproduce.json"
     before = committed.read_bytes()
-    result = run_command("reproduce", "--seeds", "1")  # full mode, default --json: the committed file
+    result = run_command(
+        "reproduce", "--seeds", "1"
+    )  # full mode, default --json: the committed file
     assert_one_line_error(result, str(committed), "--overwrite")
     assert committed.read_bytes() == before
 
 
-@pytest.mark.parametrize("command", [
-    ["reproduce", "--fast", "--json", "{file}/r.json"],
-    ["bench", "--quick", "--json", "{file}/b.json"],
-    ["train", "--steps", "2", "--out", "{file}/sub"],
-    ["render", "--fast", "--out", "{file}"],
-    ["reproduce", "--fast", "--json", "{dir}"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["reproduce", "--fast", "--json", "{file}/r.json"],
+        ["bench", "--quick", "--json", "{file}/b.json"],
+        ["train", "--steps", "2", "--out", "{file}/sub"],
+        ["render", "--fast", "--out", "{file}"],
+        ["reproduce", "--fast", "--json", "{dir}"],
+    ],
+)
 def test_unusable_outputs_fail_at_once_with_the_path(tmp_path, command):
     """An output under an existing file, or a folder given as a file, is refused before any work."""
     blocker = tmp_path / "a_file"
@@ -132,7 +161,9 @@ def test_read_only_folder_is_refused(tmp_path):
 
 
 def test_render_out_is_relative_to_the_current_directory(tmp_path):
-    result = run_command("render", "--fast", "--only", "score_field_mixture", "--out", "figs", cwd=tmp_path)
+    result = run_command(
+        "render", "--fast", "--only", "score_field_mixture", "--out", "figs", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "figs" / "score_field_mixture.png").is_file()
 
@@ -143,13 +174,16 @@ def test_render_help_lists_the_figures():
         assert re.search(rf"\b{re.escape(name.rsplit('.', 1)[0])}\b", text), name
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["train", "--steps", "0"], "--steps"),
-    (["reproduce", "--seeds", "0"], "--seeds"),
-    (["render", "--threads", "0"], "--threads"),
-    (["render", "--only", "nope"], "nope"),
-    (["render", "--fast", "--only", "score_error", "--checkpoints"], None),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["train", "--steps", "0"], "--steps"),
+        (["reproduce", "--seeds", "0"], "--seeds"),
+        (["render", "--threads", "0"], "--threads"),
+        (["render", "--only", "nope"], "nope"),
+        (["render", "--fast", "--only", "score_error", "--checkpoints"], None),
+    ],
+)
 def test_bad_arguments(args, fragment):
     result = run_command(*args)
     assert result.returncode == 2
@@ -160,7 +194,9 @@ def test_bad_arguments(args, fragment):
 
 def test_bad_thread_variable_is_one_line(tmp_path):
     env = {**os.environ, "NCSN_TOY_THREADS": "many"}
-    result = run_command("render", "--fast", "--only", "score_field_mixture", "--out", str(tmp_path), env=env)
+    result = run_command(
+        "render", "--fast", "--only", "score_field_mixture", "--out", str(tmp_path), env=env
+    )
     assert_one_line_error(result, "NCSN_TOY_THREADS")
 
 
@@ -171,7 +207,16 @@ def test_threads_option_is_honoured(tmp_path):
 
     before = torch.get_num_threads()
     try:
-        args = ["render", "--fast", "--only", "score_field_mixture", "--out", str(tmp_path), "--threads", "1"]
+        args = [
+            "render",
+            "--fast",
+            "--only",
+            "score_field_mixture",
+            "--out",
+            str(tmp_path),
+            "--threads",
+            "1",
+        ]
         assert main(args) == 0
         assert torch.get_num_threads() == 1
     finally:

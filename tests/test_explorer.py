@@ -48,27 +48,43 @@ def direct(s: ExploreSettings, score_fn=None):
     if s.sampler == "Langevin dynamics":
         x = langevin_dynamics(lambda x: score_fn(x, s.sigma_min), x0, s.step_size, s.n_steps, g)
     elif s.sampler == "annealed Langevin":
-        x = annealed_langevin_dynamics(score_fn, x0, sigmas, s.step_size, s.n_steps, g, denoise=s.denoise)
+        x = annealed_langevin_dynamics(
+            score_fn, x0, sigmas, s.step_size, s.n_steps, g, denoise=s.denoise
+        )
     else:
         x = consistent_annealed_sampling(score_fn, x0, sigmas, s.step_size, g)
     reference = mixture.sample(s.n_particles, generator=g)
     return x, mode_weights(mixture, x), energy_distance(x, reference)
 
 
-@pytest.mark.parametrize(("sampler", "changes", "evaluations"), [
-    ("Langevin dynamics", {"step_size": 0.1, "n_steps": 200}, 200),
-    ("annealed Langevin", {"n_levels": 5, "n_steps": 20, "seed": 3}, 100),
-    ("annealed Langevin", {"n_levels": 5, "n_steps": 20, "denoise": True, "target": "four_gaussians",
-                           "sigma_max": 30.0}, 101),
-    ("consistent annealed sampling", {"n_levels": 60}, 60),
-])
+@pytest.mark.parametrize(
+    ("sampler", "changes", "evaluations"),
+    [
+        ("Langevin dynamics", {"step_size": 0.1, "n_steps": 200}, 200),
+        ("annealed Langevin", {"n_levels": 5, "n_steps": 20, "seed": 3}, 100),
+        (
+            "annealed Langevin",
+            {
+                "n_levels": 5,
+                "n_steps": 20,
+                "denoise": True,
+                "target": "four_gaussians",
+                "sigma_max": 30.0,
+            },
+            101,
+        ),
+        ("consistent annealed sampling", {"n_levels": 60}, 60),
+    ],
+)
 def test_explore_matches_the_package_called_directly(sampler, changes, evaluations):
     s = ExploreSettings(sampler=sampler, **SMALL, **changes)
     result = explore(s)
     x, weights, distance = direct(s)
     assert torch.equal(result.samples, x)  # bitwise: same generator, same order of draws
     assert torch.equal(result.weights, weights)
-    assert result.max_weight_error == pytest.approx((weights - target(s.target).weights).abs().max().item())
+    assert result.max_weight_error == pytest.approx(
+        (weights - target(s.target).weights).abs().max().item()
+    )
     assert result.energy_distance == pytest.approx(distance, rel=1e-12)
     assert result.evaluations == evaluations == samplers()[sampler].evaluations(s)
     assert torch.equal(result.frames[-1], x)
@@ -91,21 +107,33 @@ def test_explore_with_the_trained_network_matches_the_checkpoint_called_directly
 
 def test_progress_reports_every_evaluation_and_can_cancel():
     calls = []
-    explore(ExploreSettings(n_levels=3, n_steps=4, **SMALL), progress=lambda done, total: calls.append((done, total)))
+    explore(
+        ExploreSettings(n_levels=3, n_steps=4, **SMALL),
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert calls == [(i, 12) for i in range(1, 13)]
 
     def stop_at_five(done, total):
         if done == 5:
             raise Cancelled
+
     with pytest.raises(Cancelled):
         explore(ExploreSettings(**SMALL), progress=stop_at_five)
 
 
-@pytest.mark.parametrize(("changes", "words"), [
-    ({"target": "moon"}, "target"), ({"sampler": "gibbs"}, "sampler"), ({"score": "learned"}, "score"),
-    ({"sigma_max": -1.0}, "sigma_max"), ({"n_levels": 0}, "n_levels"), ({"step_size": float("nan")}, "step_size"),
-    ({"seed": -1}, "seed"), ({"n_frames": 1}, "n_frames"),
-])
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"target": "moon"}, "target"),
+        ({"sampler": "gibbs"}, "sampler"),
+        ({"score": "learned"}, "score"),
+        ({"sigma_max": -1.0}, "sigma_max"),
+        ({"n_levels": 0}, "n_levels"),
+        ({"step_size": float("nan")}, "step_size"),
+        ({"seed": -1}, "seed"),
+        ({"n_frames": 1}, "n_frames"),
+    ],
+)
 def test_bad_settings_are_named(changes, words):
     with pytest.raises((ValueError, TypeError), match=words):
         ExploreSettings(**changes)
@@ -118,24 +146,31 @@ def test_trained_score_is_offered_only_where_a_checkpoint_exists(tmp_path):
         explore(ExploreSettings(score="trained", **SMALL), networks=Networks(tmp_path))
 
 
-@pytest.mark.parametrize(("label", "sampler", "options"), [
-    ("reverse-time SDE", "reverse_sde", {}),
-    ("predictor-corrector", "predictor_corrector", {"n_corrector": 2}),
-    ("probability flow ODE (Heun)", "probability_flow", {"method": "heun"}),
-    ("probability flow ODE (multistep)", "probability_flow", {"method": "multistep"}),
-])
+@pytest.mark.parametrize(
+    ("label", "sampler", "options"),
+    [
+        ("reverse-time SDE", "reverse_sde", {}),
+        ("predictor-corrector", "predictor_corrector", {"n_corrector": 2}),
+        ("probability flow ODE (Heun)", "probability_flow", {"method": "heun"}),
+        ("probability flow ODE (multistep)", "probability_flow", {"method": "multistep"}),
+    ],
+)
 def test_continuous_time_samplers_are_offered(label, sampler, options):
     """Each sampler of ncsn_toy.sde is an entry: it starts from the prior N(0, sigma_max^2 I), its first
     frame is drawn at sigma_max, its last at sigma_min, and it costs what score_evaluations says."""
     from ncsn_toy.sde import score_evaluations
 
-    s = ExploreSettings(sampler=label, sigma_max=15.0, sigma_min=0.5, n_levels=7, n_steps=2, **SMALL)
+    s = ExploreSettings(
+        sampler=label, sigma_max=15.0, sigma_min=0.5, n_levels=7, n_steps=2, **SMALL
+    )
     result = explore(s)
     assert result.frame_sigmas[0] == pytest.approx(15.0)
     assert result.frame_sigmas[-1] == pytest.approx(0.5)
     assert result.frames[0].std() > 5  # the prior, not the data's box
     assert result.evaluations == score_evaluations(sampler, 7, **options)
-    assert "level" not in result.frame_title(len(result.steps) - 1)  # its grid has 8 points: no 'level 8/7'
+    assert "level" not in result.frame_title(
+        len(result.steps) - 1
+    )  # its grid has 8 points: no 'level 8/7'
 
 
 def test_frame_titles_count_the_levels_of_the_langevin_family():
@@ -148,7 +183,9 @@ def test_frame_titles_count_the_levels_of_the_langevin_family():
 def test_a_frame_is_the_full_drawing_whatever_was_drawn_before():
     result = explore(ExploreSettings(n_levels=3, n_steps=5, **SMALL))
     picture = ExplorePicture(grid=9, resolution=40)
-    for frame in range(len(result.frames)):  # every level, so later frames are drawn over what is left
+    for frame in range(
+        len(result.frames)
+    ):  # every level, so later frames are drawn over what is left
         picture.rgb(result, frame)
     for frame in (0, 2, len(result.frames) - 1):
         fresh = ExplorePicture(grid=9, resolution=40).rgb(result, frame)
@@ -177,7 +214,9 @@ def without_seconds(numbers: str) -> str:
 
 
 def test_the_first_result_is_shown_before_explorer_returns():
-    widget = explorer(ExploreSettings(**SMALL))  # no wait(): a page draws the widgets from this state
+    widget = explorer(
+        ExploreSettings(**SMALL)
+    )  # no wait(): a page draws the widgets from this state
     try:
         assert widget.numbers.value.startswith("weights")
         assert widget.picture.value[:8] == b"\x89PNG\r\n\x1a\n"
@@ -197,7 +236,9 @@ def test_widget_is_built_and_shows_the_numbers_and_a_picture(box):
 
 def test_setting_controls_changes_the_numbers_and_the_picture(box):
     numbers, picture = box.numbers.value, box.picture.value
-    box.controls["sigma_max"].value = 2.0  # "set sigma_max to 2 and watch the weights go wrong again"
+    box.controls[
+        "sigma_max"
+    ].value = 2.0  # "set sigma_max to 2 and watch the weights go wrong again"
     assert box.wait(WAIT)
     assert box.result.settings.sigma_max == 2.0
     assert box.numbers.value != numbers
@@ -229,11 +270,14 @@ def test_choosing_a_sampler_loads_its_preset_and_greys_out_what_it_ignores(box):
     assert box.result.evaluations == box.controls["n_steps"].value
 
 
-@pytest.mark.parametrize(("bad", "words"), [
-    ({"sigma_min": 30.0}, "sigma_max must be > sigma_min"),
-    ({"step_size": 10.0}, "diverged"),
-    ({"sampler": "consistent annealed sampling", "n_levels": 3}, "use more noise levels"),
-])
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ({"sigma_min": 30.0}, "sigma_max must be > sigma_min"),
+        ({"step_size": 10.0}, "diverged"),
+        ({"sampler": "consistent annealed sampling", "n_levels": 3}, "use more noise levels"),
+    ],
+)
 def test_bad_settings_show_a_message_and_the_widget_keeps_working(box, bad, words):
     box.set(**bad)
     assert box.wait(WAIT)
@@ -249,7 +293,9 @@ def test_bad_settings_show_a_message_and_the_widget_keeps_working(box, bad, word
 def test_a_newer_request_wins(box):
     shown = []
     box.numbers.observe(lambda change: shown.append(change["new"]), names="value")
-    box.set(score="trained", n_particles=5000, n_steps=1000)  # 4000 network evaluations, seconds: stopped
+    box.set(
+        score="trained", n_particles=5000, n_steps=1000
+    )  # 4000 network evaluations, seconds: stopped
     box.set(score="exact", n_particles=100)
     assert box.wait(WAIT)
     assert box.result.settings == box.settings()
@@ -261,9 +307,13 @@ def test_closing_cancels_a_run_in_progress():
     box = explorer(ExploreSettings(**SMALL))
     assert box.wait(WAIT)
     calls = []
-    box.networks.get = lambda name, get=box.networks.get: calls.append(name) or get(name)  # the run has started
+    box.networks.get = lambda name, get=box.networks.get: (
+        calls.append(name) or get(name)
+    )  # the run has started
     shown = box.numbers.value
-    box.set(score="trained", n_particles=5000, n_steps=100_000)  # 400 000 network evaluations: minutes
+    box.set(
+        score="trained", n_particles=5000, n_steps=100_000
+    )  # 400 000 network evaluations: minutes
     deadline = time.monotonic() + WAIT
     while not calls and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -297,7 +347,9 @@ def test_the_thread_policy_is_refreshed_after_a_run_not_before():
 
 
 def test_a_slow_run_shows_progress_and_the_page_stays_responsive(box, monkeypatch):
-    monkeypatch.setattr(explorer_module, "PROGRESS_SECONDS", 0.0)  # show the bar from the first evaluation
+    monkeypatch.setattr(
+        explorer_module, "PROGRESS_SECONDS", 0.0
+    )  # show the bar from the first evaluation
     shown, fractions = [], []
     box.progress.layout.observe(lambda change: shown.append(change["new"]), names="visibility")
     box.progress.observe(lambda change: fractions.append(change["new"]), names="value")
@@ -318,7 +370,9 @@ def test_a_slow_run_shows_progress_and_the_page_stays_responsive(box, monkeypatc
 
 
 def test_explore_command_line(capsys):
-    parser = build_parser()  # the whole command runs in test_explorer_browser.py; its parsing and checks here
+    parser = (
+        build_parser()
+    )  # the whole command runs in test_explorer_browser.py; its parsing and checks here
     with pytest.raises(SystemExit):
         parser.parse_args(["explore", "--help"])
     assert "--no-browser" in capsys.readouterr().out

@@ -19,8 +19,16 @@ from ncsn_toy.commands.explore import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Timeouts stop a hang, nothing else: the server answers in about 2 s, the page shows its first numbers
 # in about 5 s and each update in well under 1 s on 2 cores; every limit below is far above that.
 START_S = 180
@@ -32,7 +40,8 @@ NUMBERS = ".ncsn-numbers"
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.is_file(),
     reason=f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium` (Debian) to run the browser "
-           "test (CI's .ci/run does)")
+    "test (CI's .ci/run does)",
+)
 
 
 def command_line(pid: int) -> bytes | None:
@@ -48,7 +57,9 @@ def descendants(pid: int) -> dict[int, bytes]:
     while todo:
         parent = todo.pop()
         try:
-            children = [int(c) for c in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+            children = [
+                int(c) for c in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            ]
         except OSError:
             continue
         found.update({child: command_line(child) for child in children})
@@ -65,16 +76,33 @@ def explore_server(log: Path):
     port = free_port()
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ncsn_toy", "explore", "--no-browser", "--port", str(port), "--threads", "1"],
+            [
+                sys.executable,
+                "-m",
+                "ncsn_toy",
+                "explore",
+                "--no-browser",
+                "--port",
+                str(port),
+                "--threads",
+                "1",
+            ],
             stdout=out,
-            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C as in a terminal
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # Ctrl-C as in a terminal
     tree: dict[int, bytes] = {}
     try:
         deadline = time.monotonic() + START_S
         while "the explorer is at" not in log.read_text():
-            assert process.poll() is None, f"explore exited with {process.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"explore printed no address in {START_S} s:\n{log.read_text()}"
+            assert process.poll() is None, (
+                f"explore exited with {process.returncode}:\n{log.read_text()}"
+            )
+            assert time.monotonic() < deadline, (
+                f"explore printed no address in {START_S} s:\n{log.read_text()}"
+            )
             time.sleep(0.2)
         tree = descendants(process.pid)  # Voilà and its kernels
         yield process, f"http://127.0.0.1:{port}/"
@@ -87,8 +115,13 @@ def explore_server(log: Path):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for pid, command in tree.items():  # anything of ours still alive (it should not be) is killed
-            if command is not None and command_line(pid) == command:  # the same process, not a reused pid
+        for (
+            pid,
+            command,
+        ) in tree.items():  # anything of ours still alive (it should not be) is killed
+            if (
+                command is not None and command_line(pid) == command
+            ):  # the same process, not a reused pid
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -106,7 +139,9 @@ def test_the_page_answers_a_new_sampler_in_a_real_browser_and_ctrl_c_stops_it(tm
         assert process.wait(STOP_S) == 0
     assert "stopping the explorer" in log.read_text()
     assert "Traceback" not in log.read_text()
-    assert all(command_line(pid) != command for pid, command in below.items())  # all stopped with it
+    assert all(
+        command_line(pid) != command for pid, command in below.items()
+    )  # all stopped with it
     assert errors == [], errors  # the page logged no error
     assert all("127.0.0.1" not in url for url in external)
     assert (tmp_path / "explorer.png").stat().st_size > 10_000
@@ -119,13 +154,20 @@ def browse(server: str, screenshot: Path) -> tuple[list[str], list[str]]:
     """
     errors, external = [], []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PAGE_MS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PAGE_MS
+        )
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on(
+                "console",
+                lambda message: errors.append(message.text) if message.type == "error" else None,
+            )
             page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
 
-            def hermetic(route):  # other hosts (Voilà links a CDN stylesheet it also bundles) get an empty answer
+            def hermetic(
+                route,
+            ):  # other hosts (Voilà links a CDN stylesheet it also bundles) get an empty answer
                 if route.request.url.startswith(server):
                     route.continue_()
                 else:
@@ -135,18 +177,32 @@ def browse(server: str, screenshot: Path) -> tuple[list[str], list[str]]:
             page.route("**/*", hermetic)
             page.goto(server, timeout=PAGE_MS)
             numbers, picture = page.locator(NUMBERS), page.locator(".ncsn-picture")
-            page.wait_for_function(f"() => document.querySelector('{NUMBERS}')?.innerText.startsWith('weights')",
-                                   timeout=PAGE_MS)
-            first, first_src, first_pixels = numbers.inner_text(), picture.get_attribute("src"), picture.screenshot()
-            assert "1000 score evaluations" in first  # the paper's annealed Langevin, 10 levels x 100 steps
+            page.wait_for_function(
+                f"() => document.querySelector('{NUMBERS}')?.innerText.startsWith('weights')",
+                timeout=PAGE_MS,
+            )
+            first, first_src, first_pixels = (
+                numbers.inner_text(),
+                picture.get_attribute("src"),
+                picture.screenshot(),
+            )
+            assert (
+                "1000 score evaluations" in first
+            )  # the paper's annealed Langevin, 10 levels x 100 steps
 
             sampler = page.locator(".widget-dropdown:has(label:text-is('sampler')) select")
-            sampler.select_option(label="consistent annealed sampling")  # its preset: 100 levels, one step each
+            sampler.select_option(
+                label="consistent annealed sampling"
+            )  # its preset: 100 levels, one step each
             page.wait_for_function(
                 f"() => document.querySelector('{NUMBERS}')?.innerText.includes(' 100 score evaluations')",
-                timeout=UPDATE_MS)
-            page.wait_for_function("src => document.querySelector('.ncsn-picture').src !== src", arg=first_src,
-                                   timeout=UPDATE_MS)
+                timeout=UPDATE_MS,
+            )
+            page.wait_for_function(
+                "src => document.querySelector('.ncsn-picture').src !== src",
+                arg=first_src,
+                timeout=UPDATE_MS,
+            )
             assert numbers.inner_text().startswith("weights")
             assert numbers.inner_text() != first
             assert picture.screenshot() != first_pixels

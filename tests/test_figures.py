@@ -18,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("gif")
-    result = subprocess.run([sys.executable, "-m", "ncsn_toy", "render", "--fast", "--out", str(out)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=HANG_TIMEOUT)
+    result = subprocess.run(
+        [sys.executable, "-m", "ncsn_toy", "render", "--fast", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=HANG_TIMEOUT,
+    )
     assert result.returncode == 0, result.stderr
     return out, result.stdout
 
@@ -78,7 +83,7 @@ def test_rendering_is_deterministic(tmp_path):
 
 def test_interrupted_render_keeps_the_old_file(tmp_path, monkeypatch):
     config = RenderConfig.fast()
-    (path, _), = render(tmp_path, config, only=["forward_noising"], progress=False)
+    ((path, _),) = render(tmp_path, config, only=["forward_noising"], progress=False)
     before = path.read_bytes()
 
     def interrupted(self, fp, *args, **kwargs):
@@ -117,8 +122,12 @@ def test_titles_say_what_they_show(tmp_path, monkeypatch):
         return original(self, text, *args, **kwargs)
 
     monkeypatch.setattr(Panel, "set_title", record)
-    render(tmp_path, RenderConfig.fast(), only=["score_network_training", "noise_conditional_training"],
-           progress=False)
+    render(
+        tmp_path,
+        RenderConfig.fast(),
+        only=["score_network_training", "noise_conditional_training"],
+        progress=False,
+    )
     score_net = [t for t in titles if t.startswith("ScoreNet")]
     ncsn = [t for t in titles if t.startswith("NCSN")]
     assert score_net

@@ -5,7 +5,12 @@ import math
 import pytest
 import torch
 
-from ncsn_toy import GaussianMixture, NoiseConditionalScoreNet, annealed_langevin_dynamics, two_gaussians
+from ncsn_toy import (
+    GaussianMixture,
+    NoiseConditionalScoreNet,
+    annealed_langevin_dynamics,
+    two_gaussians,
+)
 from ncsn_toy.noise_levels import (
     NoiseSchedule,
     data_std,
@@ -22,8 +27,12 @@ from ncsn_toy.targets import TARGETS, target
 def transformed(mixture: GaussianMixture, scale: float, shift: list[float]) -> GaussianMixture:
     """The mixture of scale * X + shift, from the float64 parameters."""
     exact = mixture.to_dict()
-    means = scale * torch.tensor(exact["means"], dtype=torch.float64) + torch.tensor(shift, dtype=torch.float64)
-    return GaussianMixture(exact["weights"], means, scale**2 * torch.tensor(exact["covariances"], dtype=torch.float64))
+    means = scale * torch.tensor(exact["means"], dtype=torch.float64) + torch.tensor(
+        shift, dtype=torch.float64
+    )
+    return GaussianMixture(
+        exact["weights"], means, scale**2 * torch.tensor(exact["covariances"], dtype=torch.float64)
+    )
 
 
 def random_mixture(seed: int, k: int = 4, d: int = 2) -> GaussianMixture:
@@ -31,22 +40,32 @@ def random_mixture(seed: int, k: int = 4, d: int = 2) -> GaussianMixture:
     a = torch.randn(k, d, d, generator=g, dtype=torch.float64)
     covariances = a @ a.transpose(1, 2) + 0.1 * torch.eye(d, dtype=torch.float64)
     weights = torch.rand(k, generator=g, dtype=torch.float64) + 0.1
-    return GaussianMixture(weights / weights.sum(), 8 * torch.randn(k, d, generator=g, dtype=torch.float64),
-                           covariances)
+    return GaussianMixture(
+        weights / weights.sum(),
+        8 * torch.randn(k, d, generator=g, dtype=torch.float64),
+        covariances,
+    )
 
 
-@pytest.mark.parametrize("mixture", [target(name) for name in TARGETS] + [random_mixture(s) for s in range(3)],
-                         ids=[*TARGETS, "random0", "random1", "random2"])
+@pytest.mark.parametrize(
+    "mixture",
+    [target(name) for name in TARGETS] + [random_mixture(s) for s in range(3)],
+    ids=[*TARGETS, "random0", "random1", "random2"],
+)
 @pytest.mark.parametrize("scale", [10.0, 0.1])
 def test_scaling_the_mixture_scales_the_levels(mixture, scale):
     base = NoiseSchedule.from_mixture(mixture)
-    scaled = NoiseSchedule.from_mixture(transformed(mixture, scale, [3.0] * mixture.dim))  # shifted too
+    scaled = NoiseSchedule.from_mixture(
+        transformed(mixture, scale, [3.0] * mixture.dim)
+    )  # shifted too
     assert scaled.n_levels == base.n_levels
     assert scaled.n_steps_each == base.n_steps_each
     assert scaled.sigma_max == pytest.approx(scale * base.sigma_max, rel=1e-9)
     assert scaled.sigma_min == pytest.approx(scale * base.sigma_min, rel=1e-9)
     assert scaled.step_size == pytest.approx(scale**2 * base.step_size, rel=1e-9)
-    torch.testing.assert_close(scaled.sigmas(dtype=torch.float64), scale * base.sigmas(dtype=torch.float64))
+    torch.testing.assert_close(
+        scaled.sigmas(dtype=torch.float64), scale * base.sigmas(dtype=torch.float64)
+    )
 
 
 def test_the_levels_come_from_the_mixture():
@@ -59,11 +78,17 @@ def test_the_levels_come_from_the_mixture():
     eig = torch.linalg.eigvalsh(cov)  # (K, 2), ascending
     expected = max(
         math.sqrt(float((means[k] - means[j]).square().sum() + cov[k].trace() + cov[j].trace()))
-        + 3 * math.sqrt(float(eig[k, -1] + eig[j, -1])) for k in range(3) for j in range(3))
+        + 3 * math.sqrt(float(eig[k, -1] + eig[j, -1]))
+        for k in range(3)
+        for j in range(3)
+    )
     assert schedule.sigma_max == pytest.approx(expected, rel=1e-12)
     assert schedule.sigma_min == pytest.approx(0.2 * math.sqrt(float(eig[:, 0].min())), rel=1e-12)
     assert schedule.ratio <= math.sqrt(2) + 1e-12
-    assert schedule.ratio ** (schedule.n_levels - 2) > schedule.sigma_max / schedule.sigma_min / math.sqrt(2) - 1e-9
+    assert (
+        schedule.ratio ** (schedule.n_levels - 2)
+        > schedule.sigma_max / schedule.sigma_min / math.sqrt(2) - 1e-9
+    )
     sigmas = schedule.sigmas()
     assert len(sigmas) == schedule.n_levels
     assert bool((sigmas[1:] < sigmas[:-1]).all())
@@ -86,21 +111,30 @@ def test_data_std_is_the_mixtures_spread(name):
     exact = mixture.to_dict()
     dist = torch.distributions.MixtureSameFamily(
         torch.distributions.Categorical(probs=torch.tensor(exact["weights"], dtype=torch.float64)),
-        torch.distributions.MultivariateNormal(torch.tensor(exact["means"], dtype=torch.float64),
-                                               torch.tensor(exact["covariances"], dtype=torch.float64)))
+        torch.distributions.MultivariateNormal(
+            torch.tensor(exact["means"], dtype=torch.float64),
+            torch.tensor(exact["covariances"], dtype=torch.float64),
+        ),
+    )
     assert data_std(mixture) == pytest.approx(dist.variance.mean().sqrt().item(), rel=1e-12)
     if name == "two_gaussians":
-        assert data_std(mixture) == pytest.approx(math.sqrt(17))  # per coordinate 1 + 0.8 * 2^2 + 0.2 * 8^2 (mean 3)
+        assert data_std(mixture) == pytest.approx(
+            math.sqrt(17)
+        )  # per coordinate 1 + 0.8 * 2^2 + 0.2 * 8^2 (mean 3)
 
 
 def test_shell_overlap_ratio_solves_technique_2():
     assert math.isinf(shell_overlap_ratio(2))  # thick shells in the plane: every ratio overlaps
-    phi = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))  # noqa: E731
+    phi = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))
     for d in (8, 32, 128, 3072):
         g, root = shell_overlap_ratio(d), math.sqrt(2 * d)
-        assert phi(root * (g - 1) + 3 * g) - phi(root * (g - 1) - 3 * g) == pytest.approx(0.5, abs=1e-9)
+        assert phi(root * (g - 1) + 3 * g) - phi(root * (g - 1) - 3 * g) == pytest.approx(
+            0.5, abs=1e-9
+        )
     assert shell_overlap_ratio(128) < shell_overlap_ratio(32) < shell_overlap_ratio(8)
-    assert NoiseSchedule.from_mixture(GaussianMixture([1.0], torch.zeros(1, 128))).ratio <= shell_overlap_ratio(128)
+    assert NoiseSchedule.from_mixture(
+        GaussianMixture([1.0], torch.zeros(1, 128))
+    ).ratio <= shell_overlap_ratio(128)
 
 
 def test_variance_ratio_matches_the_sampler_on_a_gaussian():
@@ -110,12 +144,17 @@ def test_variance_ratio_matches_the_sampler_on_a_gaussian():
     sqrt(2 / n) = 0.3%, so 5 standard errors is 1.5%.
     """
     sigmas = torch.tensor([2.0, 1.0], dtype=torch.float64)  # ratio 2
-    zero = lambda x, s: -x / s**2  # noqa: E731  the score of N(0, s^2 I), a point mass at 0 blurred by s
-    x0 = 2.0 * torch.randn(200_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    zero = lambda x, s: -x / s**2
+    x0 = 2.0 * torch.randn(
+        200_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     for relative, steps in ((0.05, 10), (0.4, 30)):
-        x = annealed_langevin_dynamics(zero, x0, sigmas[1:], relative * 1.0, steps,
-                                       torch.Generator().manual_seed(1))
-        assert x.var(dim=0).mean().item() == pytest.approx(variance_ratio(relative, 2.0, steps), rel=0.015)
+        x = annealed_langevin_dynamics(
+            zero, x0, sigmas[1:], relative * 1.0, steps, torch.Generator().manual_seed(1)
+        )
+        assert x.var(dim=0).mean().item() == pytest.approx(
+            variance_ratio(relative, 2.0, steps), rel=0.015
+        )
 
 
 def test_langevin_step_is_the_largest_within_tolerance():
@@ -129,12 +168,15 @@ def test_langevin_step_is_the_largest_within_tolerance():
     assert few == best
 
 
-@pytest.mark.parametrize(("options", "error", "argument"), [
-    ({"n_steps_each": 0}, ValueError, "n_steps_each"),
-    ({"min_fraction": 1.5}, ValueError, "min_fraction"),
-    ({"max_ratio": 1.0}, ValueError, "max_ratio"),
-    ({"variance_tolerance": -0.1}, ValueError, "variance_tolerance"),
-])
+@pytest.mark.parametrize(
+    ("options", "error", "argument"),
+    [
+        ({"n_steps_each": 0}, ValueError, "n_steps_each"),
+        ({"min_fraction": 1.5}, ValueError, "min_fraction"),
+        ({"max_ratio": 1.0}, ValueError, "max_ratio"),
+        ({"variance_tolerance": -0.1}, ValueError, "variance_tolerance"),
+    ],
+)
 def test_bad_schedule_options(options, error, argument):
     with pytest.raises(error, match=argument):
         NoiseSchedule.from_mixture(two_gaussians(), **options)
@@ -176,7 +218,9 @@ def test_fit_is_equivariant_under_shift_and_scale(small_fit):
     for sigma in (0.3, 3.0, 15.0):
         expected = small_fit(x, sigma)
         got = 10 * moved(10 * x + torch.tensor([100.0, -50.0]), 10 * sigma)
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+        torch.testing.assert_close(
+            got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item()
+        )
 
 
 def test_fit_is_seeded(small_fit):
@@ -211,20 +255,35 @@ def test_zoo_study_fast_rows_and_tables():
     """The zoo study in its fast size: every part present, every number a number, tables printed."""
     from ncsn_toy.commands.zoo_study import DIMENSION_SAMPLERS, ZooConfig, format_zoo, zoo_study
 
-    config = ZooConfig.fast(targets=("ring",), fit_steps=30, dims=(2, 8), budget=30, n_particles=200,
-                            n_reference=200, n_score_points=500)
+    config = ZooConfig.fast(
+        targets=("ring",),
+        fit_steps=30,
+        dims=(2, 8),
+        budget=30,
+        n_particles=200,
+        n_reference=200,
+        n_score_points=500,
+    )
     result = zoo_study(config, progress=False)
     assert [r["target"] for r in result["targets"]] == ["ring", "random_6"]
     for row in result["targets"]:
         assert len(row["score_errors"]) == row["schedule"]["n_levels"] == len(row["sigmas"])
         assert all(0 <= tv <= 1 for tv in row["sampled"]["tv"] + row["exact"]["tv"])
-    assert {r["model"] for r in result["fig2"]} == {"score_net_two_gaussians", "score_net_ssm_two_gaussians"}
+    assert {r["model"] for r in result["fig2"]} == {
+        "score_net_two_gaussians",
+        "score_net_ssm_two_gaussians",
+    }
     ssm = next(r for r in result["fig2"] if r["model"] == "score_net_ssm_two_gaussians")
     assert ssm["sigma"] == 0.0  # sliced score matching learns the score of p itself
     assert len(result["dimensions"]) == 2 * len(DIMENSION_SAMPLERS)
     assert all(0 <= w <= 1 for r in result["dimensions"] for w in r["weight"])
     text = format_zoo(result)
-    for heading in ("### Targets", "### Relative score error at each level", "### The paper's Fig. 2", "### Dimension"):
+    for heading in (
+        "### Targets",
+        "### Relative score error at each level",
+        "### The paper's Fig. 2",
+        "### Dimension",
+    ):
         assert heading in text
     assert text.count("| ring |") == 2  # the target row and its levels
 

@@ -51,44 +51,103 @@ def cyclic() -> list:
     return value
 
 
-@pytest.mark.parametrize(("call", "error", "match"), [
-    # the wrong kind of score function, or none
-    (lambda: langevin_dynamics(None, X0, 0.1, 3), TypeError, "score_fn must be callable"),
-    (lambda: annealed_langevin_dynamics(ScoreNet(), X0, SIGMAS, 0.1, 3), TypeError, "ScoreNet, which takes no sigma"),
-    (lambda: langevin_dynamics(NoiseConditionalScoreNet(), X0, 0.1, 3), TypeError, "needs a sigma"),
-    (lambda: anneal_dsm_loss(ScoreNet(), X0, SIGMAS), TypeError, "model is a ScoreNet"),
-    (lambda: langevin_dynamics(lambda x: torch.complex(x, x), X0, 0.1, 3), TypeError, "floating-point"),
-    (lambda: mode_weights(None, X0), TypeError, "mixture must be a GaussianMixture"),
-    (lambda: relative_score_error(P.score, "P", 0.0), TypeError, "mixture must be a GaussianMixture"),
-    # numbers beyond what the dtype holds, checked after every cast
-    (lambda: GaussianMixture([1.0], [[1e300, 0.0]]), ValueError, "means do not fit in torch.float32"),
-    (lambda: GaussianMixture([1.0], [[0.0, 0.0]], [1e300]), ValueError, "covariances do not fit"),
-    (lambda: GaussianMixture([1.0], [[0.0, 0.0]], [1e-80]), ValueError, "covariances are too small"),
-    (lambda: GaussianMixture([True, False], [[0.0], [1.0]]), TypeError, "weights must hold real numbers"),
-    (lambda: P.box(n_std=1e39), ValueError, "n_std=1e"),
-    (lambda: geometric_sigmas(1e100, 1.0, 2), ValueError, "sigma_max"),
-    (lambda: geometric_sigmas(1.0, 1e-100, 2), ValueError, "sigma_min"),
-    (lambda: geometric_sigmas(20, 1, 10, dtype="float64"), TypeError, "dtype"),
-    (lambda: NoiseConditionalScoreNet(sigmas=torch.tensor([1.0, 1 - 1e-12], dtype=torch.float64)), ValueError,
-     "strictly decreasing"),
-    (lambda: dsm_loss(ScoreNet(), X0, 1e-30), ValueError, "sigma must be between"),
-    (lambda: dsm_loss(ScoreNet(), X0, 1e200), ValueError, "sigma must be between"),
-    (lambda: relative_score_error(P.score, P, 1e100), ValueError, "sigma must be between"),
-    # networks: a NaN never leaves them silently
-    (lambda: NoiseConditionalScoreNet()(X0, 1e39), NonFiniteOutputError, "returned NaN or infinite"),
-    (lambda: NoiseConditionalScoreNet(sigma_input="log", divide_by_sigma=True)(X0, 1e-300), NonFiniteOutputError,
-     "returned NaN or infinite"),
-    (lambda: seeded_init(0, ScoreNet)(torch.full((2, 2), 3e38)), NonFiniteOutputError, "returned NaN or infinite"),
-    (lambda: NoiseConditionalScoreNet(data_std=1e300), ValueError, "data_std must be between"),
-    (lambda: ScoreNet(activation=["tanh"]), ValueError, "activation"),
-    (lambda: ScoreNet(n_hidden_layers=10**7, hidden=1), ValueError, "n_hidden_layers must be at most"),
-    # sizes that would hang
-    (lambda: langevin_dynamics(P.score, X0, 0.1, 5, record=range(10**10)), ValueError, "record steps"),
-    (lambda: TrainConfig(steps=10**30), ValueError, "steps must be at most"),
-    # paths
-    (lambda: save_checkpoint(ScoreNet(), None), TypeError, "path must be"),
-    (lambda: load_checkpoint(None), TypeError, "path must be"),
-])
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        # the wrong kind of score function, or none
+        (lambda: langevin_dynamics(None, X0, 0.1, 3), TypeError, "score_fn must be callable"),
+        (
+            lambda: annealed_langevin_dynamics(ScoreNet(), X0, SIGMAS, 0.1, 3),
+            TypeError,
+            "ScoreNet, which takes no sigma",
+        ),
+        (
+            lambda: langevin_dynamics(NoiseConditionalScoreNet(), X0, 0.1, 3),
+            TypeError,
+            "needs a sigma",
+        ),
+        (lambda: anneal_dsm_loss(ScoreNet(), X0, SIGMAS), TypeError, "model is a ScoreNet"),
+        (
+            lambda: langevin_dynamics(lambda x: torch.complex(x, x), X0, 0.1, 3),
+            TypeError,
+            "floating-point",
+        ),
+        (lambda: mode_weights(None, X0), TypeError, "mixture must be a GaussianMixture"),
+        (
+            lambda: relative_score_error(P.score, "P", 0.0),
+            TypeError,
+            "mixture must be a GaussianMixture",
+        ),
+        # numbers beyond what the dtype holds, checked after every cast
+        (
+            lambda: GaussianMixture([1.0], [[1e300, 0.0]]),
+            ValueError,
+            "means do not fit in torch.float32",
+        ),
+        (
+            lambda: GaussianMixture([1.0], [[0.0, 0.0]], [1e300]),
+            ValueError,
+            "covariances do not fit",
+        ),
+        (
+            lambda: GaussianMixture([1.0], [[0.0, 0.0]], [1e-80]),
+            ValueError,
+            "covariances are too small",
+        ),
+        (
+            lambda: GaussianMixture([True, False], [[0.0], [1.0]]),
+            TypeError,
+            "weights must hold real numbers",
+        ),
+        (lambda: P.box(n_std=1e39), ValueError, "n_std=1e"),
+        (lambda: geometric_sigmas(1e100, 1.0, 2), ValueError, "sigma_max"),
+        (lambda: geometric_sigmas(1.0, 1e-100, 2), ValueError, "sigma_min"),
+        (lambda: geometric_sigmas(20, 1, 10, dtype="float64"), TypeError, "dtype"),
+        (
+            lambda: NoiseConditionalScoreNet(
+                sigmas=torch.tensor([1.0, 1 - 1e-12], dtype=torch.float64)
+            ),
+            ValueError,
+            "strictly decreasing",
+        ),
+        (lambda: dsm_loss(ScoreNet(), X0, 1e-30), ValueError, "sigma must be between"),
+        (lambda: dsm_loss(ScoreNet(), X0, 1e200), ValueError, "sigma must be between"),
+        (lambda: relative_score_error(P.score, P, 1e100), ValueError, "sigma must be between"),
+        # networks: a NaN never leaves them silently
+        (
+            lambda: NoiseConditionalScoreNet()(X0, 1e39),
+            NonFiniteOutputError,
+            "returned NaN or infinite",
+        ),
+        (
+            lambda: NoiseConditionalScoreNet(sigma_input="log", divide_by_sigma=True)(X0, 1e-300),
+            NonFiniteOutputError,
+            "returned NaN or infinite",
+        ),
+        (
+            lambda: seeded_init(0, ScoreNet)(torch.full((2, 2), 3e38)),
+            NonFiniteOutputError,
+            "returned NaN or infinite",
+        ),
+        (lambda: NoiseConditionalScoreNet(data_std=1e300), ValueError, "data_std must be between"),
+        (lambda: ScoreNet(activation=["tanh"]), ValueError, "activation"),
+        (
+            lambda: ScoreNet(n_hidden_layers=10**7, hidden=1),
+            ValueError,
+            "n_hidden_layers must be at most",
+        ),
+        # sizes that would hang
+        (
+            lambda: langevin_dynamics(P.score, X0, 0.1, 5, record=range(10**10)),
+            ValueError,
+            "record steps",
+        ),
+        (lambda: TrainConfig(steps=10**30), ValueError, "steps must be at most"),
+        # paths
+        (lambda: save_checkpoint(ScoreNet(), None), TypeError, "path must be"),
+        (lambda: load_checkpoint(None), TypeError, "path must be"),
+    ],
+)
 def test_bad_input_is_a_clear_error(call, error, match):
     """Refused before any work: the sizes that would hang are checked first (no timing here: a hang
     would show as a suite that never ends, and CI stops one)."""
@@ -96,12 +155,15 @@ def test_bad_input_is_a_clear_error(call, error, match):
         call()
 
 
-@pytest.mark.parametrize(("metadata", "where"), [
-    ({"t": torch.eye(2).to_sparse()}, r"metadata\['t'\]"),
-    ({"t": torch.empty(2, device="meta")}, r"metadata\['t'\]"),
-    ({"deep": nested(200)}, r"metadata\['deep'\]"),
-    ({"loop": cyclic()}, r"metadata\['loop'\]"),
-])
+@pytest.mark.parametrize(
+    ("metadata", "where"),
+    [
+        ({"t": torch.eye(2).to_sparse()}, r"metadata\['t'\]"),
+        ({"t": torch.empty(2, device="meta")}, r"metadata\['t'\]"),
+        ({"deep": nested(200)}, r"metadata\['deep'\]"),
+        ({"loop": cyclic()}, r"metadata\['loop'\]"),
+    ],
+)
 def test_metadata_that_cannot_be_stored_names_its_key(tmp_path, metadata, where):
     with pytest.raises(TypeError, match=where):
         save_checkpoint(ScoreNet(), tmp_path / "m.pt", **metadata)
@@ -112,7 +174,9 @@ def test_a_model_that_could_not_be_rebuilt_is_not_saved_over_a_good_file(tmp_pat
     path = save_checkpoint(NoiseConditionalScoreNet(), tmp_path / "m.pt")
     before = path.read_bytes()
     broken = NoiseConditionalScoreNet()
-    broken.sigmas.copy_(broken.sigmas.flip(0))  # increasing levels: no NoiseConditionalScoreNet takes them
+    broken.sigmas.copy_(
+        broken.sigmas.flip(0)
+    )  # increasing levels: no NoiseConditionalScoreNet takes them
     with pytest.raises(ValueError, match="cannot be rebuilt"):
         save_checkpoint(broken, path)
     assert path.read_bytes() == before
@@ -140,7 +204,9 @@ def test_data_std_far_beyond_sigma_stays_finite():
 def test_a_zero_weight_component_far_away():
     mixture = GaussianMixture([0.0, 1.0], torch.zeros(2, 1, dtype=torch.float64), [4.0, 1.0])
     x = torch.tensor([[1e160]], dtype=torch.float64)
-    torch.testing.assert_close(mixture.responsibilities(x), torch.tensor([[0.0, 1.0]], dtype=torch.float64))
+    torch.testing.assert_close(
+        mixture.responsibilities(x), torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    )
     assert not torch.isnan(mixture.log_prob(x)).any()
 
 
@@ -164,10 +230,13 @@ def test_a_strided_start_gives_the_same_samples():
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["render", "--fast", "--only", "score_field_mixture", "--threads", "100000"], "at most"),
-    (["train", "--steps", "1000000000000000000000000000000"], "--steps"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["render", "--fast", "--only", "score_field_mixture", "--threads", "100000"], "at most"),
+        (["train", "--steps", "1000000000000000000000000000000"], "--steps"),
+    ],
+)
 def test_absurd_numbers_on_the_command_line(args, fragment):
     result = run_command(*args)
     assert result.returncode == 2, result.stderr
@@ -177,12 +246,16 @@ def test_absurd_numbers_on_the_command_line(args, fragment):
 
 def test_a_folder_where_a_file_goes_is_refused_before_any_work(tmp_path):
     (tmp_path / "score_field_mixture.png").mkdir()
-    result = run_command("render", "--fast", "--only", "score_field_mixture", "--out", str(tmp_path))
+    result = run_command(
+        "render", "--fast", "--only", "score_field_mixture", "--out", str(tmp_path)
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert str(tmp_path / "score_field_mixture.png") in result.stderr
     (tmp_path / "ncsn_two_gaussians.pt").mkdir()
-    result = run_command("train", "--only", "ncsn_two_gaussians", "--out", str(tmp_path), "--overwrite")
+    result = run_command(
+        "train", "--only", "ncsn_two_gaussians", "--out", str(tmp_path), "--overwrite"
+    )
     assert result.returncode == 2
     assert "is a folder" in result.stderr
     assert "training" not in result.stderr  # refused before training started
@@ -202,18 +275,35 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path):
 
 
 def _overflowing(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
-    raise NonFiniteOutputError("the network overflowed")  # what a network does on points that ran away
+    raise NonFiniteOutputError(
+        "the network overflowed"
+    )  # what a network does on points that ran away
 
 
-@pytest.mark.parametrize(("name", "run"), [
-    ("Langevin dynamics", lambda: langevin_dynamics(lambda x: _overflowing(x), X0, 0.1, 3)),
-    ("annealed Langevin dynamics", lambda: annealed_langevin_dynamics(_overflowing, X0, SIGMAS, 0.1, 3)),
-    ("consistent annealed sampling", lambda: consistent_annealed_sampling(_overflowing, X0, SIGMAS, 0.5)),
-    ("reverse SDE", lambda: reverse_sde_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3)),
-    ("predictor-corrector", lambda: predictor_corrector_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3)),
-    ("probability flow", lambda: probability_flow_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3)),
-    ("ODE log-likelihood", lambda: ode_log_likelihood(_overflowing, X0, VESDE(0.2, 2.0), 3)),
-])
+@pytest.mark.parametrize(
+    ("name", "run"),
+    [
+        ("Langevin dynamics", lambda: langevin_dynamics(lambda x: _overflowing(x), X0, 0.1, 3)),
+        (
+            "annealed Langevin dynamics",
+            lambda: annealed_langevin_dynamics(_overflowing, X0, SIGMAS, 0.1, 3),
+        ),
+        (
+            "consistent annealed sampling",
+            lambda: consistent_annealed_sampling(_overflowing, X0, SIGMAS, 0.5),
+        ),
+        ("reverse SDE", lambda: reverse_sde_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3)),
+        (
+            "predictor-corrector",
+            lambda: predictor_corrector_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3),
+        ),
+        (
+            "probability flow",
+            lambda: probability_flow_sampling(_overflowing, X0, VESDE(0.2, 2.0), 3),
+        ),
+        ("ODE log-likelihood", lambda: ode_log_likelihood(_overflowing, X0, VESDE(0.2, 2.0), 3)),
+    ],
+)
 def test_a_network_that_overflows_mid_run_is_the_run_diverging(name, run):
     """The sampler reports it (SamplerDivergedError, naming itself and the step), the network's error as the cause."""
     with pytest.raises(SamplerDivergedError, match=name) as info:
@@ -222,9 +312,14 @@ def test_a_network_that_overflows_mid_run_is_the_run_diverging(name, run):
     assert isinstance(info.value.__cause__, NonFiniteOutputError)
 
 
-@pytest.mark.parametrize(("calls", "where"), [
-    (1, "the update of step 1/3"), (2, "the Euler point of step 1/3"), (3, "the update of step 2/3"),
-])
+@pytest.mark.parametrize(
+    ("calls", "where"),
+    [
+        (1, "the update of step 1/3"),
+        (2, "the Euler point of step 1/3"),
+        (3, "the update of step 2/3"),
+    ],
+)
 def test_a_network_overflow_in_the_probability_flow_names_the_evaluation(calls, where):
     """Heun evaluates at each step's start, then at its Euler point: the call that overflows is named."""
     count = []
@@ -238,7 +333,9 @@ def test_a_network_overflow_in_the_probability_flow_names_the_evaluation(calls, 
 
 
 def test_a_real_network_overflowing_in_langevin_names_the_step():
-    start = torch.full((4, 2), 3e38)  # finite, but beyond what the network's layers can carry in float32
+    start = torch.full(
+        (4, 2), 3e38
+    )  # finite, but beyond what the network's layers can carry in float32
     with pytest.raises(SamplerDivergedError, match="at step 1/2") as info:
         langevin_dynamics(seeded_init(0, ScoreNet), start, 0.1, 2)
     assert isinstance(info.value.__cause__, NonFiniteOutputError)

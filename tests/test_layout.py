@@ -33,19 +33,29 @@ def test_at_most_fifteen_modules_at_the_top_level():
     assert len(TOP_LEVEL) <= 15, [p.name for p in TOP_LEVEL]
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_no_module_over_300_lines(path):
     assert len(path.read_text().splitlines()) <= 300
 
 
-@pytest.mark.parametrize("path", [p for p in TOP_LEVEL if p.name not in ("__init__.py", "__main__.py")],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in TOP_LEVEL if p.name not in ("__init__.py", "__main__.py")],
+    ids=lambda p: p.name,
+)
 def test_science_never_imports_pictures_or_commands(path):
-    upward = {name for name in imported_modules(path)
-              if any(name.startswith(f"ncsn_toy.{sub}") for sub in SUBPACKAGES)}
+    upward = {
+        name
+        for name in imported_modules(path)
+        if any(name.startswith(f"ncsn_toy.{sub}") for sub in SUBPACKAGES)
+    }
     assert not upward, f"{path.name} imports {sorted(upward)}"
 
 
 def test_figures_never_import_commands():
     for path in (PACKAGE / "figures").glob("*.py"):
-        assert not {n for n in imported_modules(path) if n.startswith("ncsn_toy.commands")}, path.name
+        assert not {n for n in imported_modules(path) if n.startswith("ncsn_toy.commands")}, (
+            path.name
+        )

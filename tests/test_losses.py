@@ -10,7 +10,13 @@ import math
 import pytest
 import torch
 
-from ncsn_toy import NoiseConditionalScoreNet, ScoreNet, anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
+from ncsn_toy import (
+    NoiseConditionalScoreNet,
+    ScoreNet,
+    anneal_dsm_loss,
+    dsm_loss,
+    sliced_score_matching_loss,
+)
 
 
 def gaussian_data(n: int, d: int, seed: int) -> torch.Tensor:
@@ -28,7 +34,9 @@ def test_dsm_loss_with_the_exact_noisy_score(sigma, d):
     """
     n = 50_000
     x = gaussian_data(n, d, seed=10 + d)  # a seed other than the noise's: x and z independent
-    loss = dsm_loss(lambda y: -y / (1 + sigma**2), x, sigma, generator=torch.Generator().manual_seed(1))
+    loss = dsm_loss(
+        lambda y: -y / (1 + sigma**2), x, sigma, generator=torch.Generator().manual_seed(1)
+    )
     c = 1 / (sigma**2 * (1 + sigma**2))
     se = math.sqrt(0.5 * d) * c / math.sqrt(n)
     assert abs(loss.item() - 0.5 * c * d) < 4 * se
@@ -36,10 +44,12 @@ def test_dsm_loss_with_the_exact_noisy_score(sigma, d):
 
 def test_dsm_loss_is_smallest_at_the_exact_score():
     x, sigma = gaussian_data(20_000, 2, seed=0), 1.0
-    exact = lambda y: -y / (1 + sigma**2)  # noqa: E731
+    exact = lambda y: -y / (1 + sigma**2)
 
     def loss(scale):  # the same noise for every candidate (common random numbers)
-        return dsm_loss(lambda y: scale * exact(y), x, sigma, generator=torch.Generator().manual_seed(3))
+        return dsm_loss(
+            lambda y: scale * exact(y), x, sigma, generator=torch.Generator().manual_seed(3)
+        )
 
     assert loss(1.0) < loss(0.9)
     assert loss(1.0) < loss(1.1)
@@ -54,7 +64,7 @@ def test_anneal_dsm_loss_with_the_exact_noisy_score():
     n, d = 50_000, 2
     sigmas = torch.tensor([20.0, 5.0, 1.0, 0.2], dtype=torch.float64)
     x = gaussian_data(n, d, seed=4)
-    model = lambda y, s: -y / (1 + s[:, None] ** 2)  # noqa: E731
+    model = lambda y, s: -y / (1 + s[:, None] ** 2)
     loss = anneal_dsm_loss(model, x, sigmas, generator=torch.Generator().manual_seed(5))
     c = 1 / (1 + sigmas**2)
     variance = (0.5 * d * c**2).mean() + (0.5 * d * c).var(unbiased=False)
@@ -86,9 +96,15 @@ def test_sliced_score_matching_equals_exact_score_matching_for_a_network():
     model = ScoreNet().double()
     x = 3 * gaussian_data(16, 2, seed=2)
     n_projections = 4000
-    loss = sliced_score_matching_loss(model, x, n_projections, generator=torch.Generator().manual_seed(3))
-    jacobians = torch.stack([torch.autograd.functional.jacobian(lambda p: model(p[None])[0], p) for p in x])
-    exact = (torch.diagonal(jacobians, dim1=1, dim2=2).sum(1) + 0.5 * model(x).square().sum(1)).mean()
+    loss = sliced_score_matching_loss(
+        model, x, n_projections, generator=torch.Generator().manual_seed(3)
+    )
+    jacobians = torch.stack(
+        [torch.autograd.functional.jacobian(lambda p: model(p[None])[0], p) for p in x]
+    )
+    exact = (
+        torch.diagonal(jacobians, dim1=1, dim2=2).sum(1) + 0.5 * model(x).square().sum(1)
+    ).mean()
     sym = (jacobians + jacobians.transpose(1, 2)) / 2
     # the mean of n * P independent v^T J v terms: variance sum_x 2 tr(J_s^2) / P / n^2
     se = math.sqrt((2 * (sym**2).sum()).item() / n_projections) / len(x)
@@ -135,13 +151,33 @@ def test_sliced_score_matching_works_under_no_grad():
         (lambda: dsm_loss(ScoreNet(), torch.randn(4, 2), -1.0), ValueError, "sigma must be > 0"),
         (lambda: dsm_loss(ScoreNet(), torch.randn(4), 1.0), ValueError, r"shape \(n, d\)"),
         (lambda: dsm_loss(lambda y: y[:, :1], torch.randn(4, 2), 1.0), ValueError, "must return"),
-        (lambda: anneal_dsm_loss(NoiseConditionalScoreNet(), torch.randn(4, 2), torch.tensor([1.0, 2.0])),
-         ValueError, "strictly decreasing"),
-        (lambda: anneal_dsm_loss(NoiseConditionalScoreNet(), torch.randn(4, 2), []), ValueError, "non-empty"),
-        (lambda: sliced_score_matching_loss(ScoreNet(), torch.randn(4, 2), 0), ValueError, "n_projections"),
-        (lambda: sliced_score_matching_loss(lambda y: torch.zeros_like(y), torch.randn(4, 2)),
-         ValueError, "differentiable"),
-        (lambda: dsm_loss(ScoreNet(), torch.randn(4, 2), 1.0, generator=3), TypeError, "torch.Generator"),
+        (
+            lambda: anneal_dsm_loss(
+                NoiseConditionalScoreNet(), torch.randn(4, 2), torch.tensor([1.0, 2.0])
+            ),
+            ValueError,
+            "strictly decreasing",
+        ),
+        (
+            lambda: anneal_dsm_loss(NoiseConditionalScoreNet(), torch.randn(4, 2), []),
+            ValueError,
+            "non-empty",
+        ),
+        (
+            lambda: sliced_score_matching_loss(ScoreNet(), torch.randn(4, 2), 0),
+            ValueError,
+            "n_projections",
+        ),
+        (
+            lambda: sliced_score_matching_loss(lambda y: torch.zeros_like(y), torch.randn(4, 2)),
+            ValueError,
+            "differentiable",
+        ),
+        (
+            lambda: dsm_loss(ScoreNet(), torch.randn(4, 2), 1.0, generator=3),
+            TypeError,
+            "torch.Generator",
+        ),
     ],
 )
 def test_bad_input(call, error, match):

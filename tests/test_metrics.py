@@ -43,7 +43,9 @@ def test_mode_statistics_of_exact_samples():
     assert (stats.means - mixture.means).abs().le(4 * torch.sqrt(diag / n_k[:, None])).all()
     se_cov = torch.sqrt((diag[:, :, None] * diag[:, None, :] + cov**2) / n_k[:, None, None])
     assert (stats.covariances - cov).abs().le(4 * se_cov).all()
-    torch.testing.assert_close(stats.stds, torch.sqrt(torch.diagonal(stats.covariances, dim1=1, dim2=2)))
+    torch.testing.assert_close(
+        stats.stds, torch.sqrt(torch.diagonal(stats.covariances, dim1=1, dim2=2))
+    )
 
 
 def test_energy_distance_of_point_masses():
@@ -64,9 +66,12 @@ def test_energy_distance_of_shifted_gaussians():
     abs_shifted = s * math.sqrt(2 / math.pi) * math.exp(-(mu**2) / (2 * s**2)) + mu * (1 - 2 * phi)
     exact = 2 * abs_shifted - 2 * s * math.sqrt(2 / math.pi)
     g = torch.Generator().manual_seed(0)
-    estimates = torch.tensor([
-        energy_distance(torch.randn(800, 1, generator=g), mu + torch.randn(700, 1, generator=g)) for _ in range(10)
-    ])
+    estimates = torch.tensor(
+        [
+            energy_distance(torch.randn(800, 1, generator=g), mu + torch.randn(700, 1, generator=g))
+            for _ in range(10)
+        ]
+    )
     assert abs(estimates.mean().item() - exact) < 4 * estimates.std().item() / math.sqrt(10)
 
 
@@ -115,12 +120,28 @@ def test_relative_score_error_separates_high_and_low_density():
         (lambda m: relative_score_error(m.score, m, 0.0, mass=1.0), ValueError, "mass"),
         (lambda m: relative_score_error(m.score, m, 0.0, n=0), ValueError, "n must be"),
         (lambda m: relative_score_error(lambda x: x[:, :1], m, 0.0), ValueError, "must return"),
-        (lambda m: energy_distance(torch.zeros(5, 2), torch.zeros(5, 3)), ValueError, r"shape \(n, 2\)"),
+        (
+            lambda m: energy_distance(torch.zeros(5, 2), torch.zeros(5, 3)),
+            ValueError,
+            r"shape \(n, 2\)",
+        ),
         (lambda m: energy_distance(torch.zeros(1, 2), torch.zeros(5, 2)), ValueError, "at least 2"),
         (lambda m: mode_weights(m, torch.zeros(5, 3)), ValueError, r"shape \(n, 2\)"),
-        (lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=-1), ValueError, "chunk"),
-        (lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=0), ValueError, "chunk"),
-        (lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=2.5), TypeError, "chunk"),
+        (
+            lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=-1),
+            ValueError,
+            "chunk",
+        ),
+        (
+            lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=0),
+            ValueError,
+            "chunk",
+        ),
+        (
+            lambda m: energy_distance(torch.zeros(5, 2), torch.ones(5, 2), chunk=2.5),
+            TypeError,
+            "chunk",
+        ),
         (lambda m: relative_score_error(m.score, m, 1e200), ValueError, "sigma"),
     ],
 )
@@ -142,7 +163,9 @@ def test_mode_statistics_of_noisy_samples_use_the_responsibilities_of_p_sigma(si
     assert (stds - exact).abs().max() < 4 * exact / math.sqrt(2 * 0.2 * 20_000)
     # the mean responsibility is unbiased; its standard error is at most that of a proportion, sqrt(0.2 0.8 / n)
     weights_se = math.sqrt(0.2 * 0.8 / 20_000)
-    torch.testing.assert_close(mode_weights(mixture, noisy, sigma=sigma), mixture.weights, atol=4 * weights_se, rtol=0)
+    torch.testing.assert_close(
+        mode_weights(mixture, noisy, sigma=sigma), mixture.weights, atol=4 * weights_se, rtol=0
+    )
 
 
 def test_a_side_of_the_region_without_points_is_nan_as_documented():

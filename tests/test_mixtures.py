@@ -93,7 +93,9 @@ def test_far_field_is_finite_and_exact(dtype, sigma):
     torch.testing.assert_close(score.double(), grad, rtol=1e-4, atol=1e-2)
 
 
-def far_reference(mixture: GaussianMixture, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def far_reference(
+    mixture: GaussianMixture, x: torch.Tensor, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Responsibilities and score of p_sigma at huge x, recomputed independently with exact integers.
 
     log w_k N_k(x) - log w_j N_j(x) for equal covariances C = c I is log(w_k / w_j) + (x . (mu_k - mu_j)
@@ -108,26 +110,40 @@ def far_reference(mixture: GaussianMixture, x: torch.Tensor, sigma: float) -> tu
     resp, score = [], []
     for point in x.double().tolist():
         p = [Fraction(v) for v in point]
-        logits = [math.log(w[k]) + float((sum(a * b for a, b in zip(p, mu[k], strict=True))
-                                          - sum(b * b for b in mu[k]) / 2) / c) for k in range(len(w))]
+        logits = [
+            math.log(w[k])
+            + float(
+                (sum(a * b for a, b in zip(p, mu[k], strict=True)) - sum(b * b for b in mu[k]) / 2)
+                / c
+            )
+            for k in range(len(w))
+        ]
         top = max(logits)
         r = [math.exp(v - top) for v in logits]
         r = [v / sum(r) for v in r]
         resp.append(r)
-        score.append([float(-sum(Fraction(r[k]) * (p[i] - mu[k][i]) for k in range(len(w))) / c)
-                      for i in range(len(p))])
+        score.append(
+            [
+                float(-sum(Fraction(r[k]) * (p[i] - mu[k][i]) for k in range(len(w))) / c)
+                for i in range(len(p))
+            ]
+        )
     return torch.tensor(resp, dtype=torch.float64), torch.tensor(score, dtype=torch.float64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("magnitude", [1e6, 1e12, 1e20, 1e35])
 @pytest.mark.parametrize("sigma", [0.0, 3.0])
-def test_score_and_responsibilities_stay_exact_where_the_squared_distance_overflows(dtype, magnitude, sigma):
+def test_score_and_responsibilities_stay_exact_where_the_squared_distance_overflows(
+    dtype, magnitude, sigma
+):
     """|x|^2 overflows float32 from |x| ~ 1e19; the responsibilities need only differences of squared
     distances, which are linear in x for equal covariances. Checked against exact rational arithmetic,
     including points on the line where the two modes' log-joints differ by log 4 only."""
     mixture = two_gaussians(dtype=dtype)
-    x = magnitude * torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0], [-0.6, 0.8], [1.0, 0.0]], dtype=dtype)
+    x = magnitude * torch.tensor(
+        [[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0], [-0.6, 0.8], [1.0, 0.0]], dtype=dtype
+    )
     resp_ref, score_ref = far_reference(mixture, x, sigma)
     resp, score = mixture.responsibilities(x, sigma), mixture.score(x, sigma)
     assert torch.isfinite(resp).all()
@@ -137,13 +153,19 @@ def test_score_and_responsibilities_stay_exact_where_the_squared_distance_overfl
     atol = _CANCELLATION / 4 + 1e-6
     torch.testing.assert_close(resp.double(), resp_ref, rtol=0, atol=atol)
     torch.testing.assert_close(score.double(), score_ref, rtol=1e-6, atol=0)
-    torch.testing.assert_close(mode_weights(mixture, x).double(), resp_ref.mean(0), rtol=0, atol=atol)
+    torch.testing.assert_close(
+        mode_weights(mixture, x).double(), resp_ref.mean(0), rtol=0, atol=atol
+    )
     log_p = mixture.log_prob(x, sigma)
-    assert not torch.isnan(log_p).any()  # -inf once the log density is below the dtype's range, never NaN
+    assert not torch.isnan(
+        log_p
+    ).any()  # -inf once the log density is below the dtype's range, never NaN
 
 
 def test_the_score_beyond_the_dtype_is_a_clear_error():
-    mixture = GaussianMixture([0.5, 0.5], [[0.0, 0.0], [1.0, 0.0]], [1e-4, 1.0])  # a narrow component
+    mixture = GaussianMixture(
+        [0.5, 0.5], [[0.0, 0.0], [1.0, 0.0]], [1e-4, 1.0]
+    )  # a narrow component
     with pytest.raises(ValueError, match="too far from the data"):
         mixture.score(torch.tensor([[3e38, 0.0]]))
 
@@ -167,10 +189,16 @@ def test_isotropic_and_identity_covariances_equal_full_matrices():
     means = [[0.0, 1.0], [3.0, -2.0]]
     x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     iso = GaussianMixture([0.3, 0.7], means, [2.0, 0.5], dtype=torch.float64)
-    full = GaussianMixture([0.3, 0.7], means, torch.stack([2.0 * torch.eye(2), 0.5 * torch.eye(2)]),
-                           dtype=torch.float64)
+    full = GaussianMixture(
+        [0.3, 0.7],
+        means,
+        torch.stack([2.0 * torch.eye(2), 0.5 * torch.eye(2)]),
+        dtype=torch.float64,
+    )
     ident = GaussianMixture([0.3, 0.7], means, dtype=torch.float64)
-    ident_full = GaussianMixture([0.3, 0.7], means, torch.eye(2).expand(2, 2, 2), dtype=torch.float64)
+    ident_full = GaussianMixture(
+        [0.3, 0.7], means, torch.eye(2).expand(2, 2, 2), dtype=torch.float64
+    )
     for a, b in [(iso, full), (ident, ident_full)]:
         torch.testing.assert_close(a.score(x, 0.5), b.score(x, 0.5))
         torch.testing.assert_close(a.log_prob(x, 0.5), b.log_prob(x, 0.5))

@@ -10,9 +10,12 @@ from ncsn_toy import NoiseConditionalScoreNet, ScoreNet, geometric_sigmas
 def seed_network(in_dim: int) -> nn.Sequential:
     """The seed project's score_network (in_dim=2) / score_network2 (in_dim=3), verbatim."""
     return nn.Sequential(
-        nn.Linear(in_dim, 64), nn.LogSigmoid(),
-        nn.Linear(64, 64), nn.LogSigmoid(),
-        nn.Linear(64, 64), nn.LogSigmoid(),
+        nn.Linear(in_dim, 64),
+        nn.LogSigmoid(),
+        nn.Linear(64, 64),
+        nn.LogSigmoid(),
+        nn.Linear(64, 64),
+        nn.LogSigmoid(),
         nn.Linear(64, 2),
     )
 
@@ -52,8 +55,9 @@ def test_per_sample_sigmas_equal_one_call_per_sigma():
     sigmas = torch.tensor([20.0, 20.0, 3.0, 3.0, 1.0, 1.0])
     together = model(x, sigmas)
     for i in range(6):
-        torch.testing.assert_close(together[i : i + 1], model(x[i : i + 1], float(sigmas[i])),
-                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            together[i : i + 1], model(x[i : i + 1], float(sigmas[i])), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_sigma_options_change_the_input_and_the_output():
@@ -73,7 +77,12 @@ def test_width_depth_activation_options():
     layers = list(model.net)
     assert [type(m) for m in layers] == [nn.Linear, nn.SiLU, nn.Linear, nn.SiLU, nn.Linear]
     assert layers[0].out_features == 32
-    assert model.architecture == {"dim": 2, "hidden": 32, "n_hidden_layers": 2, "activation": "silu"}
+    assert model.architecture == {
+        "dim": 2,
+        "hidden": 32,
+        "n_hidden_layers": 2,
+        "activation": "silu",
+    }
     assert ScoreNet(dim=3)(torch.zeros(4, 3)).shape == (4, 3)
 
 
@@ -82,7 +91,9 @@ def test_sigmas_buffer_defaults_to_the_paper_and_is_saved():
     torch.testing.assert_close(model.sigmas, geometric_sigmas(20.0, 1.0, 10))
     assert "sigmas" in model.state_dict()
     custom = NoiseConditionalScoreNet(sigmas=torch.tensor([3.0, 2.0, 1.0]))
-    custom.load_state_dict(NoiseConditionalScoreNet(sigmas=torch.tensor([5.0, 4.0, 0.5])).state_dict())
+    custom.load_state_dict(
+        NoiseConditionalScoreNet(sigmas=torch.tensor([5.0, 4.0, 0.5])).state_dict()
+    )
     torch.testing.assert_close(custom.sigmas, torch.tensor([5.0, 4.0, 0.5]))
 
 
@@ -129,9 +140,19 @@ def test_bad_construction(kwargs, error, match):
         (torch.zeros(4, 2), torch.tensor([1.0, 1.0, -1.0, 1.0]), ValueError, "every sigma"),
         (torch.zeros(4, 2), "big", TypeError, "real number"),
         (torch.zeros(4, 2), True, TypeError, "real number"),
-        (torch.zeros(4, 2), torch.ones(4, dtype=torch.bool), TypeError, "real numbers, got dtype torch.bool"),
+        (
+            torch.zeros(4, 2),
+            torch.ones(4, dtype=torch.bool),
+            TypeError,
+            "real numbers, got dtype torch.bool",
+        ),
         (torch.zeros(4, 2), 1e200, ValueError, r"sigma must be <= 1e\+150"),
-        (torch.zeros(4, 2), torch.full((4,), 1e200, dtype=torch.float64), ValueError, r"<= 1e\+150"),
+        (
+            torch.zeros(4, 2),
+            torch.full((4,), 1e200, dtype=torch.float64),
+            ValueError,
+            r"<= 1e\+150",
+        ),
     ],
 )
 def test_bad_forward_input(x, sigma, error, match):
@@ -142,7 +163,10 @@ def test_bad_forward_input(x, sigma, error, match):
 def test_zero_sigma_is_rejected_where_it_cannot_work():
     x = torch.zeros(2, 2)
     NoiseConditionalScoreNet()(x, 0.0)  # raw input: sigma = 0 is a valid input value
-    for model in (NoiseConditionalScoreNet(sigma_input="log"), NoiseConditionalScoreNet(divide_by_sigma=True)):
+    for model in (
+        NoiseConditionalScoreNet(sigma_input="log"),
+        NoiseConditionalScoreNet(divide_by_sigma=True),
+    ):
         with pytest.raises(ValueError, match="> 0"):
             model(x, 0.0)
 

@@ -15,7 +15,9 @@ NOTEBOOK = ROOT / "NCSN_toy_Example.ipynb"
 
 def committed_notebook() -> dict:
     """The notebook as committed (git's index), not the working copy a user may have run and saved."""
-    result = subprocess.run(["git", "show", f":{NOTEBOOK.name}"], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        ["git", "show", f":{NOTEBOOK.name}"], capture_output=True, text=True, cwd=ROOT
+    )
     if result.returncode != 0:  # not a git checkout (e.g. an unpacked release): the file itself
         return json.loads(NOTEBOOK.read_text())
     return json.loads(result.stdout)
@@ -48,8 +50,9 @@ def test_notebook_uses_the_package_and_defines_nothing_of_it():
 def run_notebook(monkeypatch, fast: bool) -> nbformat.NotebookNode:
     monkeypatch.setenv("NCSN_TOY_FAST", "1" if fast else "0")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, timeout=HANG_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}})
+    client = NotebookClient(
+        nb, timeout=HANG_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    )
     client.execute()  # raises CellExecutionError on any failing cell
     return nb
 
@@ -63,7 +66,11 @@ def printed(nb):
 
 
 def images(nb):
-    return [o for o in outputs_of(nb) if "image/png" in o.get("data", {}) or "image/gif" in o.get("data", {})]
+    return [
+        o
+        for o in outputs_of(nb)
+        if "image/png" in o.get("data", {}) or "image/gif" in o.get("data", {})
+    ]
 
 
 @pytest.fixture
@@ -75,12 +82,18 @@ def watched_files(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(private))  # the kernel inherits it: tempfile uses it
 
     def snapshot():
-        return {p: p.read_bytes() for folder in ("gif", "checkpoints", "results") for p in (ROOT / folder).iterdir()}
+        return {
+            p: p.read_bytes()
+            for folder in ("gif", "checkpoints", "results")
+            for p in (ROOT / folder).iterdir()
+        }
 
     before = snapshot()
     yield
     assert snapshot() == before, "a notebook run changed a committed file"
-    assert not [p for p in private.iterdir() if p.name.startswith("ncsn_toy_")], "a notebook run left files behind"
+    assert not [p for p in private.iterdir() if p.name.startswith("ncsn_toy_")], (
+        "a notebook run left files behind"
+    )
 
 
 def test_notebook_runs_top_to_bottom_in_fast_mode_and_repeats(monkeypatch, watched_files):
@@ -90,7 +103,9 @@ def test_notebook_runs_top_to_bottom_in_fast_mode_and_repeats(monkeypatch, watch
     assert not [o for o in outputs_of(nb) if o.get("output_type") == "error"]
     assert len(images(nb)) >= len(FIGURES)  # every figure is drawn again (smaller) and shown inline
     assert "fast=True" in "\n".join(printed(nb))
-    assert printed(run_notebook(monkeypatch, fast=True)) == printed(nb)  # seeded: a second run prints the same
+    assert printed(run_notebook(monkeypatch, fast=True)) == printed(
+        nb
+    )  # seeded: a second run prints the same
 
 
 def test_notebook_in_full_mode_shows_each_figure_once(monkeypatch, watched_files, tmp_path):

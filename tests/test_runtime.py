@@ -80,7 +80,9 @@ def test_environment_wins(restore_threads, clean_environment, monkeypatch):
     assert ThreadPolicy().apply() == 1
     torch.set_num_threads(2)
     monkeypatch.delenv("NCSN_TOY_THREADS")
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # torch read it at start-up; the policy leaves the count alone
+    monkeypatch.setenv(
+        "OMP_NUM_THREADS", "2"
+    )  # torch read it at start-up; the policy leaves the count alone
     assert ThreadPolicy().apply() == 2
 
 

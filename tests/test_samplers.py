@@ -61,8 +61,9 @@ def test_annealed_langevin_recovers_the_weights():
     mixture = two_gaussians()
     x0 = uniform_start(N_PARTICLES, seed=0)
     sigmas = geometric_sigmas(20.0, 1.0, 10)
-    x = annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, 100,
-                                   generator=torch.Generator().manual_seed(1))
+    x = annealed_langevin_dynamics(
+        mixture.score, x0, sigmas, 0.1, 100, generator=torch.Generator().manual_seed(1)
+    )
     assert abs(share_of_upper_mode(x) - 0.8) < 0.02 + 4 * SE
 
 
@@ -74,8 +75,13 @@ def test_langevin_step_convention_via_its_stationary_variance():
     standard error v sqrt(2 / m); 4 of them.
     """
     a, n = 0.5, 20_000
-    x = langevin_dynamics(lambda y: -y, torch.zeros(n, 2, dtype=torch.float64), a, 200,
-                          generator=torch.Generator().manual_seed(0))
+    x = langevin_dynamics(
+        lambda y: -y,
+        torch.zeros(n, 2, dtype=torch.float64),
+        a,
+        200,
+        generator=torch.Generator().manual_seed(0),
+    )
     v = 1 / (1 - a / 4)
     m = x.numel()
     assert abs(x.var().item() - v) < 4 * v * math.sqrt(2 / m)
@@ -91,8 +97,14 @@ def test_annealed_step_sizes_follow_the_paper():
         calls.append(sigma)
         return torch.zeros_like(x)
 
-    x = annealed_langevin_dynamics(zero_score, torch.zeros(n, 2, dtype=torch.float64), sigmas, eps, t,
-                                   generator=torch.Generator().manual_seed(0))
+    x = annealed_langevin_dynamics(
+        zero_score,
+        torch.zeros(n, 2, dtype=torch.float64),
+        sigmas,
+        eps,
+        t,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert calls == [4.0] * t + [2.0] * t + [1.0] * t  # Python floats, level by level
     v = t * eps * (sigmas**2 / sigmas[-1] ** 2).sum().item()
     assert abs(x.var().item() - v) < 4 * v * math.sqrt(2 / x.numel())
@@ -101,9 +113,12 @@ def test_annealed_step_sizes_follow_the_paper():
 def test_denoising_step():
     mixture, sigmas = two_gaussians(), geometric_sigmas(20.0, 1.0, 4)
     x0 = uniform_start(100, seed=3)
-    plain = annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, 5, generator=torch.Generator().manual_seed(0))
-    denoised = annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, 5, denoise=True,
-                                          generator=torch.Generator().manual_seed(0))
+    plain = annealed_langevin_dynamics(
+        mixture.score, x0, sigmas, 0.1, 5, generator=torch.Generator().manual_seed(0)
+    )
+    denoised = annealed_langevin_dynamics(
+        mixture.score, x0, sigmas, 0.1, 5, denoise=True, generator=torch.Generator().manual_seed(0)
+    )
     torch.testing.assert_close(denoised, plain + 1.0**2 * mixture.score(plain, 1.0))
 
 
@@ -116,8 +131,9 @@ def test_determinism(sampler):
     def run(generator=None):
         if sampler == "langevin":
             return langevin_dynamics(mixture.score, x0, 0.1, 20, generator=generator)
-        return annealed_langevin_dynamics(mixture.score, x0, geometric_sigmas(20.0, 1.0, 3), 0.1, 10,
-                                          generator=generator)
+        return annealed_langevin_dynamics(
+            mixture.score, x0, geometric_sigmas(20.0, 1.0, 3), 0.1, 10, generator=generator
+        )
 
     a, b = run(torch.Generator().manual_seed(7)), run(torch.Generator().manual_seed(7))
     c = run(torch.Generator().manual_seed(8))
@@ -145,15 +161,18 @@ def test_recording_frames():
     mixture, sigmas = two_gaussians(), geometric_sigmas(20.0, 1.0, 3)
     x0 = uniform_start(30, seed=0)
     g = torch.Generator().manual_seed(0)
-    out = annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, 4, generator=g, record=4, denoise=True)
+    out = annealed_langevin_dynamics(
+        mixture.score, x0, sigmas, 0.1, 4, generator=g, record=4, denoise=True
+    )
     assert isinstance(out, Trajectory)
     assert out.frames.shape == (4, 30, 2)
     assert out.steps.tolist() == [0, 4, 9, 13]  # evenly over 0..3*4+1 (the denoised step)
     assert out.levels.tolist() == [0, 0, 2, 2]
     torch.testing.assert_close(out.frames[0], x0)
     torch.testing.assert_close(out.frames[-1], out.samples)
-    plain = annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, 4, denoise=True,
-                                       generator=torch.Generator().manual_seed(0))
+    plain = annealed_langevin_dynamics(
+        mixture.score, x0, sigmas, 0.1, 4, denoise=True, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(plain, out.samples)  # recording changes nothing
     chosen = langevin_dynamics(mixture.score, x0, 0.1, 10, record=[10, 0, 5])
     assert chosen.steps.tolist() == [0, 5, 10]
@@ -162,8 +181,9 @@ def test_recording_frames():
 
 def test_progress_bar(capsys):
     mixture = two_gaussians()
-    annealed_langevin_dynamics(mixture.score, uniform_start(10, 0), geometric_sigmas(2.0, 1.0, 2), 0.1, 3,
-                               progress=True)
+    annealed_langevin_dynamics(
+        mixture.score, uniform_start(10, 0), geometric_sigmas(2.0, 1.0, 2), 0.1, 3, progress=True
+    )
     assert "annealed Langevin" in capsys.readouterr().err
 
 
@@ -172,8 +192,10 @@ def test_progress_bar(capsys):
     [
         (lambda x, s: x * 1e30, r"noise level 1/3 \(sigma=20\), step \d+/5"),
         (lambda x, s: torch.full_like(x, float("nan")), r"noise level 1/3 \(sigma=20\), step 1/5"),
-        (lambda x, s: torch.full_like(x, float("nan")) if s < 2 else torch.zeros_like(x),
-         r"noise level 3/3 \(sigma=1\), step 1/5"),
+        (
+            lambda x, s: torch.full_like(x, float("nan")) if s < 2 else torch.zeros_like(x),
+            r"noise level 3/3 \(sigma=1\), step 1/5",
+        ),
     ],
 )
 def test_divergence_raises_and_names_level_and_step(score, match):
@@ -207,7 +229,11 @@ ANNEALED_ARGS = {"sigmas": torch.tensor([2.0, 1.0]), "step_size": 0.1, "n_steps_
         ({"record": 0}, ValueError, "record"),
         ({"record": [0, 99]}, ValueError, r"within 0..6"),
         ({"denoise": 1}, TypeError, "denoise must be a bool"),
-        ({"score_fn": lambda x, s: x[:, :1]}, ValueError, r"must return a tensor of shape \(3, 2\)"),
+        (
+            {"score_fn": lambda x, s: x[:, :1]},
+            ValueError,
+            r"must return a tensor of shape \(3, 2\)",
+        ),
         ({"record": "10"}, TypeError, "record"),
         ({"record": [2.5]}, TypeError, "record steps must be integers"),
         ({"record": [True, 2]}, TypeError, "record steps must be integers"),
@@ -215,29 +241,56 @@ ANNEALED_ARGS = {"sigmas": torch.tensor([2.0, 1.0]), "step_size": 0.1, "n_steps_
         ({"record": {"a": 1}}, TypeError, "record"),
         ({"sigmas": [1e30, 1e-30]}, ValueError, "step_size or a narrower range of sigmas"),
         ({"sigmas": [1e200, 1.0]}, ValueError, "sigmas must be finite"),  # inf in float32
-        ({"sigmas": torch.tensor([1e200, 1.0], dtype=torch.float64)}, ValueError,
-         r"sigmas must all be > 0 and <= 1e\+150"),
+        (
+            {"sigmas": torch.tensor([1e200, 1.0], dtype=torch.float64)},
+            ValueError,
+            r"sigmas must all be > 0 and <= 1e\+150",
+        ),
         ({"step_size": 1e300}, ValueError, "step_size"),
-        ({"sigmas": torch.tensor([1.0, 1e-200], dtype=torch.float64),
-          "x0": torch.zeros(3, 2, dtype=torch.float64)}, ValueError, "step_size or a narrower range of sigmas"),
-        ({"sigmas": [1e21, 1e20], "step_size": 1e-30, "denoise": True}, ValueError, "noise level 3 .* does not fit"),
+        (
+            {
+                "sigmas": torch.tensor([1.0, 1e-200], dtype=torch.float64),
+                "x0": torch.zeros(3, 2, dtype=torch.float64),
+            },
+            ValueError,
+            "step_size or a narrower range of sigmas",
+        ),
+        (
+            {"sigmas": [1e21, 1e20], "step_size": 1e-30, "denoise": True},
+            ValueError,
+            "noise level 3 .* does not fit",
+        ),
         ({"generator": 0}, TypeError, "generator must be a torch.Generator"),
     ],
 )
 def test_bad_input(changes, error, match):
-    kwargs = {"score_fn": two_gaussians().score, "x0": torch.zeros(3, 2), **ANNEALED_ARGS, **changes}
+    kwargs = {
+        "score_fn": two_gaussians().score,
+        "x0": torch.zeros(3, 2),
+        **ANNEALED_ARGS,
+        **changes,
+    }
     with pytest.raises(error, match=match):
         annealed_langevin_dynamics(**kwargs)
 
 
 @pytest.mark.parametrize(
     ("changes", "error", "match"),
-    [({"n_steps": 0}, ValueError, "n_steps"), ({"step_size": 0}, ValueError, "step_size"),
-     ({"step_size": 1e300}, ValueError, "step_size"), ({"n_steps": np.int64(0)}, ValueError, "n_steps")],
+    [
+        ({"n_steps": 0}, ValueError, "n_steps"),
+        ({"step_size": 0}, ValueError, "step_size"),
+        ({"step_size": 1e300}, ValueError, "step_size"),
+        ({"n_steps": np.int64(0)}, ValueError, "n_steps"),
+    ],
 )
 def test_bad_langevin_input(changes, error, match):
-    kwargs = {"score_fn": two_gaussians().score, "x0": torch.zeros(3, 2), "step_size": 0.1, "n_steps": 3,
-              **changes}
+    kwargs = {
+        "score_fn": two_gaussians().score,
+        "x0": torch.zeros(3, 2),
+        "step_size": 0.1,
+        "n_steps": 3,
+        **changes,
+    }
     with pytest.raises(error, match=match):
         langevin_dynamics(**kwargs)
 
@@ -275,7 +328,9 @@ def test_consistent_annealed_sampling_keeps_the_noise_level_consistent():
     n = 20_000
     g = torch.Generator().manual_seed(0)
     x0 = 10.0 * torch.randn(n, 2, generator=g, dtype=torch.float64)
-    out = consistent_annealed_sampling(lambda x, s: -x / s**2, x0, sigmas, eta * 0.5**2, g, record=[0, 10])
+    out = consistent_annealed_sampling(
+        lambda x, s: -x / s**2, x0, sigmas, eta * 0.5**2, g, record=[0, 10]
+    )
     v10 = sigmas[10].item() ** 2  # after 10 steps the noise is sigma_11 (index 10)
     assert abs(out.frames[1].var().item() - v10) < 4 * v10 * math.sqrt(2 / out.frames[1].numel())
     v = ((1 - eta) * 0.5) ** 2
@@ -286,8 +341,13 @@ def test_consistent_annealed_sampling_recovers_the_weights():
     """Exact score, 100 levels 20 -> 1, eps = 0.1: measured 0.7999 with 3 x 5000 particles.
     Tolerance: a 0.02 bias bound (as for annealed Langevin) plus 4 standard errors."""
     mixture = two_gaussians()
-    x = consistent_annealed_sampling(mixture.score, uniform_start(N_PARTICLES, seed=0),
-                                     geometric_sigmas(20.0, 1.0, 100), 0.1, torch.Generator().manual_seed(1))
+    x = consistent_annealed_sampling(
+        mixture.score,
+        uniform_start(N_PARTICLES, seed=0),
+        geometric_sigmas(20.0, 1.0, 100),
+        0.1,
+        torch.Generator().manual_seed(1),
+    )
     assert abs(share_of_upper_mode(x) - 0.8) < 0.02 + 4 * SE
 
 

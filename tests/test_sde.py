@@ -6,7 +6,13 @@ import math
 import pytest
 import torch
 
-from ncsn_toy import GaussianMixture, NoiseConditionalScoreNet, SamplerDivergedError, Trajectory, two_gaussians
+from ncsn_toy import (
+    GaussianMixture,
+    NoiseConditionalScoreNet,
+    SamplerDivergedError,
+    Trajectory,
+    two_gaussians,
+)
 from ncsn_toy.noise_levels import geometric_sigmas
 from ncsn_toy.sde import (
     VESDE,
@@ -20,7 +26,9 @@ from ncsn_toy.training import TrainConfig, seeded_init, train_noise_conditional
 
 F64 = torch.float64
 MU = torch.tensor([1.0, -2.0], dtype=F64)  # (d,)
-SIGMA = torch.tensor([[2.0, 0.6], [0.6, 0.5]], dtype=F64)  # (d, d), full covariance, eigenvalues 2.2 and 0.3
+SIGMA = torch.tensor(
+    [[2.0, 0.6], [0.6, 0.5]], dtype=F64
+)  # (d, d), full covariance, eigenvalues 2.2 and 0.3
 
 
 def gaussian() -> GaussianMixture:
@@ -51,7 +59,9 @@ def test_vesde_sigma_grids_and_prior():
     assert sde.sigma(0.0) == pytest.approx(0.2)
     assert sde.sigma(1.0) == pytest.approx(20.0)
     geometric = torch.tensor(sde.grid(7, "geometric"))
-    torch.testing.assert_close(geometric, geometric_sigmas(20.0, 0.2, 8, dtype=F64).float())  # NCSN's levels
+    torch.testing.assert_close(
+        geometric, geometric_sigmas(20.0, 0.2, 8, dtype=F64).float()
+    )  # NCSN's levels
     edm = sde.grid(6, rho=7.0)  # EDM Eq. 5 by hand: (a + i/N (b - a))^rho
     a, b = 20.0 ** (1 / 7), 0.2 ** (1 / 7)
     assert edm == pytest.approx([(a + i / 6 * (b - a)) ** 7 for i in range(7)], rel=1e-12)
@@ -77,7 +87,12 @@ def test_probability_flow_follows_the_exact_flow_with_second_order_convergence()
     exact = exact_flow(x_t, 50.0, 0.2)
 
     def error(n, method):
-        return (probability_flow_sampling(gaussian().score, x_t, sde, n, method) - exact).abs().max().item()
+        return (
+            (probability_flow_sampling(gaussian().score, x_t, sde, n, method) - exact)
+            .abs()
+            .max()
+            .item()
+        )
 
     heun, euler = [error(n, "heun") for n in (80, 160)], [error(n, "euler") for n in (80, 160)]
     multistep = [error(n, "multistep") for n in (80, 160)]
@@ -118,10 +133,20 @@ def test_samplers_map_the_prior_onto_the_noisy_gaussian(sampler):
         x = probability_flow_sampling(gaussian().score, x_t, sde, 100)
     else:
         x = reverse_sde_sampling(gaussian().score, x_t, sde, 1000, torch.Generator().manual_seed(2))
-        mean, cov = torch.zeros(2, dtype=F64), 1000.0**2 * torch.eye(2, dtype=F64)  # the chain, exactly
-        for high, low in zip(sde.grid(1000, "geometric")[:-1], sde.grid(1000, "geometric")[1:], strict=True):
-            step = torch.eye(2, dtype=F64) - (high**2 - low**2) * torch.linalg.inv(SIGMA + high**2 * torch.eye(2))
-            mean, cov = MU + step @ (mean - MU), step @ cov @ step.T + (high**2 - low**2) * torch.eye(2)
+        mean, cov = (
+            torch.zeros(2, dtype=F64),
+            1000.0**2 * torch.eye(2, dtype=F64),
+        )  # the chain, exactly
+        for high, low in zip(
+            sde.grid(1000, "geometric")[:-1], sde.grid(1000, "geometric")[1:], strict=True
+        ):
+            step = torch.eye(2, dtype=F64) - (high**2 - low**2) * torch.linalg.inv(
+                SIGMA + high**2 * torch.eye(2)
+            )
+            mean, cov = (
+                MU + step @ (mean - MU),
+                step @ cov @ step.T + (high**2 - low**2) * torch.eye(2),
+            )
         assert ((cov - target).abs() < 0.25 * covariance_tolerance(target, n)).all()
         assert ((x.mean(dim=0) - mean).abs() < 4 * torch.sqrt(cov.diagonal() / n)).all()
         assert ((torch.cov(x.T) - cov).abs() < covariance_tolerance(cov, n)).all()
@@ -136,14 +161,24 @@ def test_ode_log_likelihood_of_a_gaussian():
     mixture, sde = gaussian(), VESDE(0.2, 50.0)
     x = mixture.sample(300, torch.Generator().manual_seed(3)) + 0.2 * torch.randn(300, 2, dtype=F64)
     exact = mixture.log_prob(x, 0.2)
-    errors = [(ode_log_likelihood(mixture.score, x, sde, n, prior=lambda y: mixture.log_prob(y, 50.0))
-               - exact).abs().max().item() for n in (64, 128)]
+    errors = [
+        (
+            ode_log_likelihood(mixture.score, x, sde, n, prior=lambda y: mixture.log_prob(y, 50.0))
+            - exact
+        )
+        .abs()
+        .max()
+        .item()
+        for n in (64, 128)
+    ]
     assert 1 / 5 < errors[1] / errors[0] < 1 / 3
     assert errors[1] < 0.01
     eye = torch.eye(2, dtype=F64)
     log_det = 0.5 * (torch.logdet(SIGMA + 2500.0 * eye) - torch.logdet(SIGMA + 0.04 * eye))
     closed = sde.prior_log_prob(exact_flow(x, 0.2, 50.0)) + log_det
-    assert (ode_log_likelihood(mixture.score, x, sde, 128) - closed).abs().max().item() < errors[1] * 1.5
+    assert (ode_log_likelihood(mixture.score, x, sde, 128) - closed).abs().max().item() < errors[
+        1
+    ] * 1.5
 
 
 def test_hutchinson_is_unbiased():
@@ -152,7 +187,9 @@ def test_hutchinson_is_unbiased():
     mixture, sde = two_gaussians(dtype=F64), VESDE(0.2, 30.0)
     x = mixture.sample(2000, torch.Generator().manual_seed(4))
     exact = ode_log_likelihood(mixture.score, x, sde, 8)
-    estimate = ode_log_likelihood(mixture.score, x, sde, 8, hutchinson=True, generator=torch.Generator().manual_seed(5))
+    estimate = ode_log_likelihood(
+        mixture.score, x, sde, 8, hutchinson=True, generator=torch.Generator().manual_seed(5)
+    )
     diff = estimate - exact
     assert diff.std() > 0  # a real estimate, not the exact trace
     assert abs(diff.mean().item()) < 4 * diff.std().item() / math.sqrt(len(diff))
@@ -167,19 +204,26 @@ def test_reverse_sde_and_predictor_corrector_steps_by_hand():
         g = torch.Generator().manual_seed(6)
         x, sigmas = x_t.clone(), sde.grid(2, "geometric")
         for high, low in itertools.pairwise(sigmas):
-            x = x + (high**2 - low**2) * mixture.score(x, high) + math.sqrt(high**2 - low**2) * torch.randn(
-                x.shape, generator=g, dtype=F64)
+            x = (
+                x
+                + (high**2 - low**2) * mixture.score(x, high)
+                + math.sqrt(high**2 - low**2) * torch.randn(x.shape, generator=g, dtype=F64)
+            )
             for _ in range(n_corrector):
                 z = torch.randn(x.shape, generator=g, dtype=F64)
                 s = mixture.score(x, low)
                 eps = 2 * (0.16 * z.norm(dim=1).mean() / s.norm(dim=1).mean()) ** 2
                 x = x + eps * s + torch.sqrt(2 * eps) * z
-        out = predictor_corrector_sampling(mixture.score, x_t, sde, 2, 0.16, n_corrector,
-                                           torch.Generator().manual_seed(6))
+        out = predictor_corrector_sampling(
+            mixture.score, x_t, sde, 2, 0.16, n_corrector, torch.Generator().manual_seed(6)
+        )
         torch.testing.assert_close(out, x)
-    torch.testing.assert_close(reverse_sde_sampling(mixture.score, x_t, sde, 2, torch.Generator().manual_seed(6)),
-                               predictor_corrector_sampling(mixture.score, x_t, sde, 2, 0.3, 0,
-                                                            torch.Generator().manual_seed(6)))
+    torch.testing.assert_close(
+        reverse_sde_sampling(mixture.score, x_t, sde, 2, torch.Generator().manual_seed(6)),
+        predictor_corrector_sampling(
+            mixture.score, x_t, sde, 2, 0.3, 0, torch.Generator().manual_seed(6)
+        ),
+    )
 
 
 class Counter:
@@ -193,12 +237,20 @@ class Counter:
         return -x / (1.0 + sigma**2)
 
 
-@pytest.mark.parametrize(("sampler", "options"), [
-    ("reverse_sde", {}), ("reverse_sde", {"denoise": True}), ("predictor_corrector", {"n_corrector": 3}),
-    ("predictor_corrector", {"n_corrector": 0, "denoise": True}), ("probability_flow", {"method": "heun"}),
-    ("probability_flow", {"method": "euler"}), ("probability_flow", {"method": "heun", "denoise": True}),
-    ("probability_flow", {"method": "multistep"}), ("probability_flow", {"method": "multistep", "denoise": True}),
-])
+@pytest.mark.parametrize(
+    ("sampler", "options"),
+    [
+        ("reverse_sde", {}),
+        ("reverse_sde", {"denoise": True}),
+        ("predictor_corrector", {"n_corrector": 3}),
+        ("predictor_corrector", {"n_corrector": 0, "denoise": True}),
+        ("probability_flow", {"method": "heun"}),
+        ("probability_flow", {"method": "euler"}),
+        ("probability_flow", {"method": "heun", "denoise": True}),
+        ("probability_flow", {"method": "multistep"}),
+        ("probability_flow", {"method": "multistep", "denoise": True}),
+    ],
+)
 def test_score_evaluations_are_counted_honestly(sampler, options):
     sde, counter = VESDE(0.2, 20.0), Counter()
     x_t = sde.prior_sample(10, 2)
@@ -225,9 +277,12 @@ def test_heun_evaluates_both_ends_of_every_step_but_the_last():
 # ---------------------------------------------------------------------------- contracts
 SAMPLERS = {
     "reverse_sde": lambda f, x, sde, g=None, **kw: reverse_sde_sampling(f, x, sde, 4, g, **kw),
-    "predictor_corrector": lambda f, x, sde, g=None, **kw: predictor_corrector_sampling(f, x, sde, 4, generator=g,
-                                                                                       **kw),
-    "probability_flow": lambda f, x, sde, g=None, **kw: probability_flow_sampling(f, x, sde, 4, **kw),
+    "predictor_corrector": lambda f, x, sde, g=None, **kw: predictor_corrector_sampling(
+        f, x, sde, 4, generator=g, **kw
+    ),
+    "probability_flow": lambda f, x, sde, g=None, **kw: probability_flow_sampling(
+        f, x, sde, 4, **kw
+    ),
 }
 
 
@@ -274,59 +329,157 @@ def test_divergence_names_the_step_and_sigma(name):
     # the score turns NaN at grid[2]: the reverse SDE meets it at the start of step 3; the corrector
     # and Heun's second evaluation at the end of step 2
     k = 3 if name == "reverse_sde" else 2
-    with pytest.raises(SamplerDivergedError, match=rf"step {k}/4 \(sigma={grid[k - 1]:.4g} -> {grid[k]:.4g}\)"):
+    with pytest.raises(
+        SamplerDivergedError, match=rf"step {k}/4 \(sigma={grid[k - 1]:.4g} -> {grid[k]:.4g}\)"
+    ):
         SAMPLERS[name](nan_below(grid[2] * 1.001), torch.ones(8, 2), sde)
     if name == "predictor_corrector":
         with pytest.raises(SamplerDivergedError, match="score is zero"):
             SAMPLERS[name](lambda x, s: torch.zeros_like(x), torch.ones(8, 2), sde)
 
 
-@pytest.mark.parametrize(("call", "error", "match"), [
-    (lambda: VESDE(0.0, 1.0), ValueError, "sigma_min must be > 0"),
-    (lambda: VESDE(2.0, 1.0), ValueError, "sigma_max must be > sigma_min"),
-    (lambda: VESDE(0.1, "big"), TypeError, "sigma_max must be a real number"),
-    (lambda: VESDE(0.1, 1.0).grid(3, "linear"), ValueError, "grid must be one of"),
-    (lambda: VESDE(0.1, 1.0).grid(3, rho=0.0), ValueError, "rho must be > 0"),
-    (lambda: VESDE(0.1, 1.0).prior_sample(0, 2), ValueError, "n must be a positive integer"),
-    (lambda: reverse_sde_sampling(two_gaussians().score, [[0.0, 0.0]], VESDE(0.1, 1.0), 3), TypeError, "x_T must"),
-    (lambda: reverse_sde_sampling(two_gaussians().score, torch.zeros(3), VESDE(0.1, 1.0), 3), ValueError,
-     r"x_T must have shape \(n, d\)"),
-    (lambda: reverse_sde_sampling(two_gaussians().score, torch.zeros(3, 2), (0.1, 1.0), 3), TypeError,
-     "sde must be a VESDE"),
-    (lambda: reverse_sde_sampling(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 0), ValueError,
-     "n_steps must be a positive integer"),
-    (lambda: reverse_sde_sampling(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 2.5), TypeError,
-     "n_steps must be a positive integer"),
-    (lambda: reverse_sde_sampling("score", torch.zeros(3, 2), VESDE(0.1, 1.0), 3), TypeError, "score_fn must be"),
-    (lambda: reverse_sde_sampling(lambda x, s: x[:, :1], torch.zeros(3, 2), VESDE(0.1, 1.0), 3), ValueError,
-     r"must return a tensor of shape \(3, 2\)"),
-    (lambda: reverse_sde_sampling(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, denoise=1),
-     TypeError, "denoise must be a bool"),
-    (lambda: predictor_corrector_sampling(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, snr=0.0),
-     ValueError, "snr must be > 0"),
-    (lambda: predictor_corrector_sampling(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3,
-                                          n_corrector=-1), ValueError, "n_corrector must be a non-negative integer"),
-    (lambda: probability_flow_sampling(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, "rk4"),
-     ValueError, "method must be one of"),
-    (lambda: probability_flow_sampling(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, record="all"),
-     TypeError, "record must be"),
-    (lambda: ode_log_likelihood(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, hutchinson="yes"),
-     TypeError, "hutchinson must be a bool"),
-    (lambda: ode_log_likelihood(lambda x, s: -x.detach(), torch.zeros(3, 2), VESDE(0.1, 1.0), 3), ValueError,
-     "differentiable in x"),
-    (lambda: ode_log_likelihood(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3,
-                                prior=lambda y: y), ValueError, r"prior must return a tensor of shape \(3,\)"),
-    (lambda: score_evaluations("langevin", 3), ValueError, "sampler must be one of"),
-    (lambda: VESDE(1.0, 1.0 + 1e-15).grid(5), ValueError,
-     "levels from sigma_max=1.000000000000001 to sigma_min=1.0 must be strictly decreasing"),
-    (lambda: probability_flow_sampling(two_gaussians(dtype=torch.float64).score, torch.zeros(3, 2, dtype=torch.float64),
-                                       VESDE(1.0, 1.0 + 1e-15), 5, "multistep"), ValueError, "strictly decreasing"),
-    (lambda: score_evaluations("ode_log_likelihood", 3, method="multistep"), ValueError,
-     r"method must be one of \('heun', 'euler'\)"),
-    (lambda: ode_log_likelihood(two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, method="multistep"),
-     ValueError, r"method must be one of \('heun', 'euler'\)"),
-    (lambda: score_evaluations("ode_log_likelihood", 3, denoise=True), ValueError, "denoise does not apply"),
-])
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: VESDE(0.0, 1.0), ValueError, "sigma_min must be > 0"),
+        (lambda: VESDE(2.0, 1.0), ValueError, "sigma_max must be > sigma_min"),
+        (lambda: VESDE(0.1, "big"), TypeError, "sigma_max must be a real number"),
+        (lambda: VESDE(0.1, 1.0).grid(3, "linear"), ValueError, "grid must be one of"),
+        (lambda: VESDE(0.1, 1.0).grid(3, rho=0.0), ValueError, "rho must be > 0"),
+        (lambda: VESDE(0.1, 1.0).prior_sample(0, 2), ValueError, "n must be a positive integer"),
+        (
+            lambda: reverse_sde_sampling(two_gaussians().score, [[0.0, 0.0]], VESDE(0.1, 1.0), 3),
+            TypeError,
+            "x_T must",
+        ),
+        (
+            lambda: reverse_sde_sampling(two_gaussians().score, torch.zeros(3), VESDE(0.1, 1.0), 3),
+            ValueError,
+            r"x_T must have shape \(n, d\)",
+        ),
+        (
+            lambda: reverse_sde_sampling(two_gaussians().score, torch.zeros(3, 2), (0.1, 1.0), 3),
+            TypeError,
+            "sde must be a VESDE",
+        ),
+        (
+            lambda: reverse_sde_sampling(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 0
+            ),
+            ValueError,
+            "n_steps must be a positive integer",
+        ),
+        (
+            lambda: reverse_sde_sampling(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 2.5
+            ),
+            TypeError,
+            "n_steps must be a positive integer",
+        ),
+        (
+            lambda: reverse_sde_sampling("score", torch.zeros(3, 2), VESDE(0.1, 1.0), 3),
+            TypeError,
+            "score_fn must be",
+        ),
+        (
+            lambda: reverse_sde_sampling(
+                lambda x, s: x[:, :1], torch.zeros(3, 2), VESDE(0.1, 1.0), 3
+            ),
+            ValueError,
+            r"must return a tensor of shape \(3, 2\)",
+        ),
+        (
+            lambda: reverse_sde_sampling(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, denoise=1
+            ),
+            TypeError,
+            "denoise must be a bool",
+        ),
+        (
+            lambda: predictor_corrector_sampling(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, snr=0.0
+            ),
+            ValueError,
+            "snr must be > 0",
+        ),
+        (
+            lambda: predictor_corrector_sampling(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, n_corrector=-1
+            ),
+            ValueError,
+            "n_corrector must be a non-negative integer",
+        ),
+        (
+            lambda: probability_flow_sampling(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, "rk4"
+            ),
+            ValueError,
+            "method must be one of",
+        ),
+        (
+            lambda: probability_flow_sampling(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, record="all"
+            ),
+            TypeError,
+            "record must be",
+        ),
+        (
+            lambda: ode_log_likelihood(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, hutchinson="yes"
+            ),
+            TypeError,
+            "hutchinson must be a bool",
+        ),
+        (
+            lambda: ode_log_likelihood(
+                lambda x, s: -x.detach(), torch.zeros(3, 2), VESDE(0.1, 1.0), 3
+            ),
+            ValueError,
+            "differentiable in x",
+        ),
+        (
+            lambda: ode_log_likelihood(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, prior=lambda y: y
+            ),
+            ValueError,
+            r"prior must return a tensor of shape \(3,\)",
+        ),
+        (lambda: score_evaluations("langevin", 3), ValueError, "sampler must be one of"),
+        (
+            lambda: VESDE(1.0, 1.0 + 1e-15).grid(5),
+            ValueError,
+            "levels from sigma_max=1.000000000000001 to sigma_min=1.0 must be strictly decreasing",
+        ),
+        (
+            lambda: probability_flow_sampling(
+                two_gaussians(dtype=torch.float64).score,
+                torch.zeros(3, 2, dtype=torch.float64),
+                VESDE(1.0, 1.0 + 1e-15),
+                5,
+                "multistep",
+            ),
+            ValueError,
+            "strictly decreasing",
+        ),
+        (
+            lambda: score_evaluations("ode_log_likelihood", 3, method="multistep"),
+            ValueError,
+            r"method must be one of \('heun', 'euler'\)",
+        ),
+        (
+            lambda: ode_log_likelihood(
+                two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, method="multistep"
+            ),
+            ValueError,
+            r"method must be one of \('heun', 'euler'\)",
+        ),
+        (
+            lambda: score_evaluations("ode_log_likelihood", 3, denoise=True),
+            ValueError,
+            "denoise does not apply",
+        ),
+    ],
+)
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
@@ -345,7 +498,9 @@ def test_log_uniform_sigma_training():
     standard errors of the mean over the draws. "levels" draws only the levels."""
     sigmas = geometric_sigmas(20.0, 0.2, 5)
     for sampling in ("log_uniform", "levels"):
-        model = seeded_init(0, lambda: SigmaRecorder(sigmas=sigmas, sigma_input="log", divide_by_sigma=True))
+        model = seeded_init(
+            0, lambda: SigmaRecorder(sigmas=sigmas, sigma_input="log", divide_by_sigma=True)
+        )
         model.seen = []
         config = TrainConfig(steps=5, batch_size=400, sigma_sampling=sampling, ema_decay=0.0)
         train_noise_conditional(two_gaussians(), config, model, progress=False)
@@ -356,7 +511,9 @@ def test_log_uniform_sigma_training():
             assert torch.isin(seen, sigmas).all()
         else:
             assert seen.unique().numel() > 1000
-            assert abs(seen.log().mean().item() - math.log(2.0)) < 4 * math.log(100) / math.sqrt(12 * len(seen))
+            assert abs(seen.log().mean().item() - math.log(2.0)) < 4 * math.log(100) / math.sqrt(
+                12 * len(seen)
+            )
     with pytest.raises(ValueError, match="sigma_sampling must be one of"):
         TrainConfig(sigma_sampling="uniform")
 
@@ -366,7 +523,11 @@ def test_the_figures_use_the_study_settings():
     from ncsn_toy.figures import sde as figures
 
     two = SETTINGS["two_gaussians"]
-    assert (two.sigma_max, two.sigma_min, two.rho) == (figures.SIGMA_MAX, figures.SIGMA_MIN, figures.RHO)
+    assert (two.sigma_max, two.sigma_min, two.rho) == (
+        figures.SIGMA_MAX,
+        figures.SIGMA_MIN,
+        figures.RHO,
+    )
     assert two.multistep_rho == figures.MULTISTEP_RHO
 
 
@@ -384,11 +545,16 @@ def test_the_committed_sde_network_meets_the_trained_weight_target():
 
     model, settings = load_or_train("ncsn_sde_two_gaussians"), SETTINGS["two_gaussians"]
     meta, mixture = model.metadata, two_gaussians()
-    assert (meta["sampler"], meta["method"], model.sigmas[0].item()) == ("probability_flow_sampling", "multistep",
-                                                                         settings.sigma_max)
+    assert (meta["sampler"], meta["method"], model.sigmas[0].item()) == (
+        "probability_flow_sampling",
+        "multistep",
+        settings.sigma_max,
+    )
     sde = VESDE(model.sigmas[-1].item(), model.sigmas[0].item())
     start = sde.prior_sample(20_000, 2, torch.Generator().manual_seed(0))
     assert meta["rho"] == settings.multistep_rho  # the checkpoint says how the study samples it
-    x = probability_flow_sampling(model, start, sde, meta["n_steps"], meta["method"], rho=meta["rho"])
+    x = probability_flow_sampling(
+        model, start, sde, meta["n_steps"], meta["method"], rho=meta["rho"]
+    )
     assert score_evaluations("probability_flow", meta["n_steps"], method="multistep") <= 50
     assert (mode_weights(mixture, x) - mixture.weights).abs().max().item() <= 0.02

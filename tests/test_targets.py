@@ -25,7 +25,14 @@ def test_every_target_is_a_valid_2d_mixture(name):
 
 
 def test_the_zoo_holds_the_issue_targets():
-    assert set(TARGETS) >= {"two_gaussians", "four_gaussians", "ring", "grid", "spiral", "anisotropic"}
+    assert set(TARGETS) >= {
+        "two_gaussians",
+        "four_gaussians",
+        "ring",
+        "grid",
+        "spiral",
+        "anisotropic",
+    }
 
 
 def test_ring_has_eight_equal_modes_on_a_circle():
@@ -73,21 +80,28 @@ def test_spiral_is_an_equally_spaced_chain_with_growing_weights():
     assert bool((radii[1:] > radii[:-1]).all())  # moving outwards along the chain
     # 1.5 turns: the last mode sits at angle 3 pi, i.e. on the negative x axis
     torch.testing.assert_close(mixture.means[-1], torch.tensor([-12.0, 0.0]), atol=1e-4, rtol=0)
-    options = spiral(n_modes=10, turns=2.0, inner_radius=1.0, outer_radius=5.0, std=0.2, weight_ratio=1.0)
+    options = spiral(
+        n_modes=10, turns=2.0, inner_radius=1.0, outer_radius=5.0, std=0.2, weight_ratio=1.0
+    )
     torch.testing.assert_close(options.weights, torch.full((10,), 0.1))
-    torch.testing.assert_close(options.means[-1], torch.tensor([5.0, 0.0]), atol=1e-4, rtol=0)  # 2 whole turns
+    torch.testing.assert_close(
+        options.means[-1], torch.tensor([5.0, 0.0]), atol=1e-4, rtol=0
+    )  # 2 whole turns
 
 
 def test_anisotropic_has_the_documented_condition_number_and_axis():
     mixture = anisotropic()
     assert mixture.n_components == 1
-    covariance = torch.tensor(mixture.to_dict()["covariances"][0], dtype=torch.float64)  # as built, in float64
+    covariance = torch.tensor(
+        mixture.to_dict()["covariances"][0], dtype=torch.float64
+    )  # as built, in float64
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
     assert (eigenvalues[1] / eigenvalues[0]).item() == pytest.approx(100.0, rel=1e-6)
     assert eigenvalues[1].item() == pytest.approx(25.0, rel=1e-6)
     major = eigenvectors[:, 1] * torch.sign(eigenvectors[0, 1])
-    torch.testing.assert_close(major, torch.tensor([math.cos(math.pi / 6), math.sin(math.pi / 6)],
-                                                   dtype=torch.float64))
+    torch.testing.assert_close(
+        major, torch.tensor([math.cos(math.pi / 6), math.sin(math.pi / 6)], dtype=torch.float64)
+    )
     options = anisotropic(condition_number=4.0, major_std=2.0, angle=0.0)
     torch.testing.assert_close(options.covariances[0], torch.diag(torch.tensor([4.0, 1.0])))
 
@@ -152,7 +166,9 @@ def test_uniform_in_box_is_the_samplers_start(dtype):
     assert x.max() <= 8
     # each coordinate's mean is 0 +- 16 / sqrt(12 * 20 000) = 0.033 (one SE): 5 SE
     assert x.mean(dim=0).abs().max() < 5 * 16 / math.sqrt(12 * 20_000)
-    assert torch.equal(uniform_in_box(mixture, 5), uniform_in_box(mixture, 5, torch.Generator().manual_seed(0)))
+    assert torch.equal(
+        uniform_in_box(mixture, 5), uniform_in_box(mixture, 5, torch.Generator().manual_seed(0))
+    )
     with pytest.raises(ValueError, match="n must be a positive integer"):
         uniform_in_box(mixture, 0)
     with pytest.raises(TypeError, match="mixture must be a GaussianMixture"):

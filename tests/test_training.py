@@ -15,13 +15,21 @@ from ncsn_toy import (
     sliced_score_matching_loss,
     two_gaussians,
 )
-from ncsn_toy.training import TrainConfig, TrainingDivergedError, seeded_init, train_noise_conditional, train_score_net
+from ncsn_toy.training import (
+    TrainConfig,
+    TrainingDivergedError,
+    seeded_init,
+    train_noise_conditional,
+    train_score_net,
+)
 
 SHORT = TrainConfig(steps=300, batch_size=256, lr=1e-2)
 
 
 def max_error(model, mixture, sigmas):
-    return max(relative_score_error(lambda x, s=s: model(x, s), mixture, s, n=4000).overall for s in sigmas)
+    return max(
+        relative_score_error(lambda x, s=s: model(x, s), mixture, s, n=4000).overall for s in sigmas
+    )
 
 
 def test_noise_conditional_training_lowers_loss_and_score_error():
@@ -73,7 +81,9 @@ def test_training_is_deterministic_and_leaves_the_global_rng_alone():
     b = train_noise_conditional(mixture, config, progress=False)
     c = train_noise_conditional(mixture, dataclasses.replace(config, seed=1), progress=False)
     assert a.losses == b.losses
-    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values(), strict=True):
+    for (name, p), q in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(p, q), name
     assert a.losses != c.losses
 
@@ -81,11 +91,14 @@ def test_training_is_deterministic_and_leaves_the_global_rng_alone():
 def test_callback_and_ema():
     steps = []
     config = TrainConfig(steps=10, batch_size=32, ema_decay=0.0)
-    result = train_noise_conditional(two_gaussians(), config, progress=False,
-                                     callback=lambda step, model: steps.append(step))
+    result = train_noise_conditional(
+        two_gaussians(), config, progress=False, callback=lambda step, model: steps.append(step)
+    )
     assert steps == list(range(1, 11))
     assert not result.model.training  # returned in eval mode
-    torch.testing.assert_close(result.model.sigmas, geometric_sigmas(20.0, 1.0, 10))  # buffer kept exact
+    torch.testing.assert_close(
+        result.model.sigmas, geometric_sigmas(20.0, 1.0, 10)
+    )  # buffer kept exact
 
 
 @pytest.mark.parametrize(
@@ -135,6 +148,11 @@ def test_divergence_names_the_first_bad_step():
 
     trained = seeded_init(0, NoiseConditionalScoreNet)
     with pytest.raises(TrainingDivergedError, match="at step 73 of"):
-        train_noise_conditional(two_gaussians(), TrainConfig(steps=200, batch_size=32), trained, progress=False,
-                                callback=callback)
+        train_noise_conditional(
+            two_gaussians(),
+            TrainConfig(steps=200, batch_size=32),
+            trained,
+            progress=False,
+            callback=callback,
+        )
     assert max(calls) == 72  # the poisoned network fails at step 73, before its callback

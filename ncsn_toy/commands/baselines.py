@@ -24,17 +24,33 @@ from torch.distributions import Categorical, MixtureSameFamily, MultivariateNorm
 
 from ..mixtures import GaussianMixture
 
-__all__ = ["plain_annealed_langevin", "autograd_score", "sequential_score", "plain_training", "gif_through_png"]
+__all__ = [
+    "plain_annealed_langevin",
+    "autograd_score",
+    "sequential_score",
+    "plain_training",
+    "gif_through_png",
+]
 
 
-def plain_annealed_langevin(score: Callable, x0: torch.Tensor, sigmas: list[float], eps: float, steps: int,
-                            g: torch.Generator) -> torch.Tensor:
+def plain_annealed_langevin(
+    score: Callable,
+    x0: torch.Tensor,
+    sigmas: list[float],
+    eps: float,
+    steps: int,
+    g: torch.Generator,
+) -> torch.Tensor:
     """Annealed Langevin (Algorithm 1) with new tensors every step; same noise draws as ours."""
     x = x0.clone()
     for sigma in sigmas:
         alpha = eps * sigma**2 / sigmas[-1] ** 2
         for _ in range(steps):
-            x = x + alpha / 2 * score(x, sigma) + math.sqrt(alpha) * torch.randn(x.shape, generator=g, dtype=x.dtype)
+            x = (
+                x
+                + alpha / 2 * score(x, sigma)
+                + math.sqrt(alpha) * torch.randn(x.shape, generator=g, dtype=x.dtype)
+            )
     return x
 
 
@@ -43,7 +59,9 @@ def autograd_score(mixture: GaussianMixture) -> Callable[[torch.Tensor, float], 
 
     def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
         cov = mixture.covariances + sigma**2 * torch.eye(mixture.dim)
-        p_sigma = MixtureSameFamily(Categorical(probs=mixture.weights), MultivariateNormal(mixture.means, cov))
+        p_sigma = MixtureSameFamily(
+            Categorical(probs=mixture.weights), MultivariateNormal(mixture.means, cov)
+        )
         x = x.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(p_sigma.log_prob(x).sum(), x)
         return grad
@@ -61,8 +79,14 @@ def sequential_score(net: nn.Sequential) -> Callable[[torch.Tensor, float], torc
     return score
 
 
-def plain_training(model: nn.Module, mixture: GaussianMixture, steps: int, batch_size: int,
-                   g: torch.Generator, lr: float = 1e-3) -> None:
+def plain_training(
+    model: nn.Module,
+    mixture: GaussianMixture,
+    steps: int,
+    batch_size: int,
+    g: torch.Generator,
+    lr: float = 1e-3,
+) -> None:
     """A bare Adam loop on the NCSN objective (no EMA, no schedule, no checks)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     sigmas = model.sigmas
@@ -77,8 +101,13 @@ def plain_training(model: nn.Module, mixture: GaussianMixture, steps: int, batch
         optimizer.step()
 
 
-def gif_through_png(mixture: GaussianMixture, extent: tuple[float, float, float, float], points: torch.Tensor,
-                    field: torch.Tensor, particles: list[torch.Tensor]) -> None:
+def gif_through_png(
+    mixture: GaussianMixture,
+    extent: tuple[float, float, float, float],
+    points: torch.Tensor,
+    field: torch.Tensor,
+    particles: list[torch.Tensor],
+) -> None:
     """A GIF the usual way: per frame a new figure (density, arrows, particles), PNG, read back."""
     frames = []
     for i, x in enumerate(particles):
@@ -98,4 +127,6 @@ def gif_through_png(mixture: GaussianMixture, extent: tuple[float, float, float,
         fig.savefig(buffer, format="png")
         frames.append(iio.imread(buffer.getvalue()))
     with tempfile.TemporaryDirectory() as tmp:
-        iio.imwrite(Path(tmp) / "b.gif", np.stack([f[..., :3] for f in frames]), duration=80, loop=0)
+        iio.imwrite(
+            Path(tmp) / "b.gif", np.stack([f[..., :3] for f in frames]), duration=80, loop=0
+        )

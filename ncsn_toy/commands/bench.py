@@ -37,7 +37,13 @@ from ..runtime import ThreadPolicy
 from ..samplers import annealed_langevin_dynamics
 from ..targets import two_gaussians
 from ..training import TrainConfig, seeded_init, train_noise_conditional
-from .baselines import autograd_score, gif_through_png, plain_annealed_langevin, plain_training, sequential_score
+from .baselines import (
+    autograd_score,
+    gif_through_png,
+    plain_annealed_langevin,
+    plain_training,
+    sequential_score,
+)
 from .bench_end_to_end import end_to_end_rows, evaluations_rows
 from .bench_load import format_load, load_rows
 from .explore import explorer_timings, format_timings
@@ -66,11 +72,23 @@ class BenchConfig:
     @classmethod
     def quick_check(cls) -> BenchConfig:
         """Tiny sizes: a smoke test whose numbers judge nothing."""
-        return cls(n_points=1000, steps_each=2, train_steps=5, frames=3, repeats=2, end_to_end=False, seeds=1,
-                   budgets=(10, 100), load_repeats=1, quick=True)
+        return cls(
+            n_points=1000,
+            steps_each=2,
+            train_steps=5,
+            frames=3,
+            repeats=2,
+            end_to_end=False,
+            seeds=1,
+            budgets=(10, 100),
+            load_repeats=1,
+            quick=True,
+        )
 
 
-def _interleaved(ours: Callable[[], object], baseline: Callable[[], object], repeats: int) -> tuple[float, float]:
+def _interleaved(
+    ours: Callable[[], object], baseline: Callable[[], object], repeats: int
+) -> tuple[float, float]:
     """Median seconds of ``ours`` and ``baseline``, timed alternately after one warm-up each."""
     ours()
     baseline()
@@ -88,14 +106,27 @@ def _exact_score_row(config: BenchConfig) -> dict:
     mixture, sigmas = two_gaussians(), geometric_sigmas(20.0, 1.0, 10)
     x0 = 16 * torch.rand(config.n_points, 2, generator=torch.Generator().manual_seed(0)) - 8
     ours, base = _interleaved(
-        lambda: annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, config.steps_each,
-                                           torch.Generator().manual_seed(1)),
-        lambda: plain_annealed_langevin(autograd_score(mixture), x0, sigmas.tolist(), 0.1, config.steps_each,
-                                   torch.Generator().manual_seed(1)),
-        config.repeats)
-    return {"benchmark": f"exact score in annealed Langevin ({config.n_points} points, "
-                         f"{10 * config.steps_each} steps)", "ours": ours, "baseline": base, "target": 3.0,
-            "baseline_is": "autograd of torch.distributions log_prob"}
+        lambda: annealed_langevin_dynamics(
+            mixture.score, x0, sigmas, 0.1, config.steps_each, torch.Generator().manual_seed(1)
+        ),
+        lambda: plain_annealed_langevin(
+            autograd_score(mixture),
+            x0,
+            sigmas.tolist(),
+            0.1,
+            config.steps_each,
+            torch.Generator().manual_seed(1),
+        ),
+        config.repeats,
+    )
+    return {
+        "benchmark": f"exact score in annealed Langevin ({config.n_points} points, "
+        f"{10 * config.steps_each} steps)",
+        "ours": ours,
+        "baseline": base,
+        "target": 3.0,
+        "baseline_is": "autograd of torch.distributions log_prob",
+    }
 
 
 def _network_sampler_rows(config: BenchConfig) -> list[dict]:
@@ -105,12 +136,19 @@ def _network_sampler_rows(config: BenchConfig) -> list[dict]:
     n_steps = len(sigmas) * config.steps_each
 
     def ours():
-        return annealed_langevin_dynamics(model, x0, model.sigmas, 0.1, config.steps_each,
-                                          torch.Generator().manual_seed(1))
+        return annealed_langevin_dynamics(
+            model, x0, model.sigmas, 0.1, config.steps_each, torch.Generator().manual_seed(1)
+        )
 
     def baseline():
-        return plain_annealed_langevin(sequential_score(model.net), x0, sigmas, 0.1, config.steps_each,
-                                  torch.Generator().manual_seed(1))
+        return plain_annealed_langevin(
+            sequential_score(model.net),
+            x0,
+            sigmas,
+            0.1,
+            config.steps_each,
+            torch.Generator().manual_seed(1),
+        )
 
     first, rest = model.net[0], model.net[1:]
     w_x, w_s = first.weight[:, :2].contiguous(), first.weight[:, 2]
@@ -126,10 +164,20 @@ def _network_sampler_rows(config: BenchConfig) -> list[dict]:
     t_ours_again, t_limit = _interleaved(ours, limit, config.repeats)
     label = f"annealed Langevin, seed network ({config.n_points} particles, {n_steps} steps)"
     return [
-        {"benchmark": label, "ours": t_ours, "baseline": t_base, "target": 1.0,
-         "baseline_is": "nn.Sequential + torch.cat per step"},
-        {"benchmark": label + ": against the limit", "ours": t_ours_again, "baseline": t_limit, "target": 1 / 1.3,
-         "baseline_is": "matrix products + activations alone (the limit)"},
+        {
+            "benchmark": label,
+            "ours": t_ours,
+            "baseline": t_base,
+            "target": 1.0,
+            "baseline_is": "nn.Sequential + torch.cat per step",
+        },
+        {
+            "benchmark": label + ": against the limit",
+            "ours": t_ours_again,
+            "baseline": t_limit,
+            "target": 1 / 1.3,
+            "baseline_is": "matrix products + activations alone (the limit)",
+        },
     ]
 
 
@@ -141,13 +189,23 @@ def _training_row(config: BenchConfig) -> dict:
         train_noise_conditional(mixture, train, progress=False)
 
     def baseline():
-        plain_training(seeded_init(0, NoiseConditionalScoreNet), mixture, config.train_steps, config.batch_size,
-                       torch.Generator().manual_seed(0))
+        plain_training(
+            seeded_init(0, NoiseConditionalScoreNet),
+            mixture,
+            config.train_steps,
+            config.batch_size,
+            torch.Generator().manual_seed(0),
+        )
 
     t_ours, t_base = _interleaved(ours, baseline, config.repeats)
-    return {"benchmark": f"training ({config.train_steps} steps, batch {config.batch_size}; "
-                         f"ours {config.train_steps / t_ours:.0f} steps/s)", "ours": t_ours, "baseline": t_base,
-            "target": 1.0, "baseline_is": "plain Adam loop (no EMA, no schedule)"}
+    return {
+        "benchmark": f"training ({config.train_steps} steps, batch {config.batch_size}; "
+        f"ours {config.train_steps / t_ours:.0f} steps/s)",
+        "ours": t_ours,
+        "baseline": t_base,
+        "target": 1.0,
+        "baseline_is": "plain Adam loop (no EMA, no schedule)",
+    }
 
 
 def _frame_content(n: int) -> tuple[GaussianMixture, torch.Tensor, torch.Tensor]:
@@ -179,15 +237,23 @@ def _gif_row(config: BenchConfig) -> dict:
             anim.save(Path(tmp) / "a.gif")
 
     def baseline():
-        gif_through_png(mixture, extent, grid.points, field, [x + i * drift for i in range(config.frames)])
+        gif_through_png(
+            mixture, extent, grid.points, field, [x + i * drift for i in range(config.frames)]
+        )
 
     t_ours, t_base = _interleaved(ours, baseline, config.repeats)
-    return {"benchmark": f"GIF frames ({config.frames} frames; ours {1000 * t_ours / config.frames:.0f} ms/frame)",
-            "ours": t_ours, "baseline": t_base, "target": 8.0,
-            "baseline_is": "new figure + savefig PNG + read back, per frame"}
+    return {
+        "benchmark": f"GIF frames ({config.frames} frames; ours {1000 * t_ours / config.frames:.0f} ms/frame)",
+        "ours": t_ours,
+        "baseline": t_base,
+        "target": 8.0,
+        "baseline_is": "new figure + savefig PNG + read back, per frame",
+    }
 
 
-def bench(config: BenchConfig | None = None, *, threads: ThreadPolicy | None = None, progress: bool = True) -> dict:
+def bench(
+    config: BenchConfig | None = None, *, threads: ThreadPolicy | None = None, progress: bool = True
+) -> dict:
     """Run every benchmark (``config`` defaults to the full sizes); return the rows as a JSON-ready dict.
 
     ``threads``: the policy the timed rows run under (re-measured before each row; default: a new
@@ -196,12 +262,18 @@ def bench(config: BenchConfig | None = None, *, threads: ThreadPolicy | None = N
     config = config or BenchConfig()
     threads = threads or ThreadPolicy()
     steps = {
-        "timed": lambda: [_exact_score_row(config), *_network_sampler_rows(config), _training_row(config),
-                          _gif_row(config)],
+        "timed": lambda: [
+            _exact_score_row(config),
+            *_network_sampler_rows(config),
+            _training_row(config),
+            _gif_row(config),
+        ],
         "load": lambda: load_rows(quick=config.quick, repeats=config.load_repeats),
         "end_to_end": lambda: end_to_end_rows() if config.end_to_end else [],
         "explorer": lambda: explorer_timings(repeats=config.repeats),
-        "evaluations": lambda: evaluations_rows(config.seeds, min(config.n_points, 5000), config.budgets),
+        "evaluations": lambda: evaluations_rows(
+            config.seeds, min(config.n_points, 5000), config.budgets
+        ),
     }
     result = {"machine": machine(), "config": dataclasses.asdict(config)}
     for name, step in tqdm(steps.items(), desc="bench", disable=not progress, leave=False):
@@ -219,38 +291,80 @@ def format_bench(result: dict) -> str:
 
     parts = []
     if not judge:
-        parts.append("Quick run (--quick): tiny sizes and few repeats, a smoke test. Targets are judged on full "
-                     "runs only (`python -m ncsn_toy bench`).")
+        parts.append(
+            "Quick run (--quick): tiny sizes and few repeats, a smoke test. Targets are judged on full "
+            "runs only (`python -m ncsn_toy bench`)."
+        )
     rows = []
     for r in result["timed"]:
         ratio = r["baseline"] / r["ours"]
-        rows.append([r["benchmark"], f"{1000 * r['ours']:.1f}", f"{1000 * r['baseline']:.1f}", r["baseline_is"],
-                     f"{ratio:.2f}x", f">= {r['target']:.2f}x", verdict(ratio, r["target"])])
-    parts += ["### Speed (median of repeats, ms; ratio = baseline / ours)", markdown_table(
-        ["benchmark", "ours (ms)", "baseline (ms)", "baseline", "ratio", "target", "met"], rows)]
-    parts += ["### Beside a busy neighbour: the thread policy against the old default (one thread per core)",
-              "Median seconds (threads in brackets). Targets: beside one busy process, >= 0.8x the speed of a "
-              "quiet single thread and >= 2.5x the speed of the old default; quiet, about 1x the old default.",
-              markdown_table(["hot path", "quiet, 1 thread", "quiet, policy", "quiet, old default",
-                              "busy, policy", "busy, old default", "busy policy vs quiet 1 thread",
-                              "busy policy vs busy old default", "quiet policy vs quiet old default"],
-                             format_load(result["load"], judge))]
+        rows.append(
+            [
+                r["benchmark"],
+                f"{1000 * r['ours']:.1f}",
+                f"{1000 * r['baseline']:.1f}",
+                r["baseline_is"],
+                f"{ratio:.2f}x",
+                f">= {r['target']:.2f}x",
+                verdict(ratio, r["target"]),
+            ]
+        )
+    parts += [
+        "### Speed (median of repeats, ms; ratio = baseline / ours)",
+        markdown_table(
+            ["benchmark", "ours (ms)", "baseline (ms)", "baseline", "ratio", "target", "met"], rows
+        ),
+    ]
+    parts += [
+        "### Beside a busy neighbour: the thread policy against the old default (one thread per core)",
+        "Median seconds (threads in brackets). Targets: beside one busy process, >= 0.8x the speed of a "
+        "quiet single thread and >= 2.5x the speed of the old default; quiet, about 1x the old default.",
+        markdown_table(
+            [
+                "hot path",
+                "quiet, 1 thread",
+                "quiet, policy",
+                "quiet, old default",
+                "busy, policy",
+                "busy, old default",
+                "busy policy vs quiet 1 thread",
+                "busy policy vs busy old default",
+                "quiet policy vs quiet old default",
+            ],
+            format_load(result["load"], judge),
+        ),
+    ]
     if result["end_to_end"]:
         wall = [[r["benchmark"], f"{r['ours']:.1f}"] for r in result["end_to_end"]]
         parts += ["### End to end", markdown_table(["what", "seconds"], wall)]
     ev = result["evaluations"]
     paper = 1000  # annealed Langevin with the paper's settings: L = 10 levels x T = 100 steps
-    parts += [f"### Score evaluations to a mode-weight error <= 0.02 (exact score; the paper's annealed "
-              f"Langevin uses {paper})", markdown_table(
-                  ["sampler", "evaluations to reach 0.02", "best energy distance"],
-                  [[r["sampler"], r["evaluations_to_0.02"] or "not reached", f"{r['best_distance']:.4f}"] for r in ev])]
+    parts += [
+        f"### Score evaluations to a mode-weight error <= 0.02 (exact score; the paper's annealed "
+        f"Langevin uses {paper})",
+        markdown_table(
+            ["sampler", "evaluations to reach 0.02", "best energy distance"],
+            [
+                [
+                    r["sampler"],
+                    r["evaluations_to_0.02"] or "not reached",
+                    f"{r['best_distance']:.4f}",
+                ]
+                for r in ev
+            ],
+        ),
+    ]
     reached = [r["evaluations_to_0.02"] for r in ev if r["evaluations_to_0.02"]]
     if reached and judge:
-        parts.append(f"Best: {min(reached)} evaluations, {paper / min(reached):.0f}x fewer than the paper's "
-                     f"annealed Langevin (target: at least 5x).")
+        parts.append(
+            f"Best: {min(reached)} evaluations, {paper / min(reached):.0f}x fewer than the paper's "
+            f"annealed Langevin (target: at least 5x)."
+        )
     if result.get("explorer"):
         parts.append(format_timings(result["explorer"], judge))
     m = result["machine"]
-    parts.append(f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads at the "
-                 f"start), Python {m['python']}.")
+    parts.append(
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads at the "
+        f"start), Python {m['python']}."
+    )
     return "\n\n".join(parts) + "\n"

@@ -21,9 +21,18 @@ def end_to_end_rows() -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ncsn_toy", "render", "--out", tmp], check=True, cwd=ROOT,
-                       capture_output=True)
-        rows.append({"benchmark": "render the full figure set (wall time)", "ours": time.perf_counter() - start})
+        subprocess.run(
+            [sys.executable, "-m", "ncsn_toy", "render", "--out", tmp],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
+        rows.append(
+            {
+                "benchmark": "render the full figure set (wall time)",
+                "ours": time.perf_counter() - start,
+            }
+        )
     notebook = ROOT / "NCSN_toy_Example.ipynb"
     try:
         import nbformat
@@ -36,9 +45,16 @@ def end_to_end_rows() -> list[dict]:
         os.environ["NCSN_TOY_FAST"] = "1"
         try:
             start = time.perf_counter()
-            client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+            client = NotebookClient(
+                nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+            )
             client.execute()
-            rows.append({"benchmark": "notebook, fast mode (wall time)", "ours": time.perf_counter() - start})
+            rows.append(
+                {
+                    "benchmark": "notebook, fast mode (wall time)",
+                    "ours": time.perf_counter() - start,
+                }
+            )
         finally:
             os.environ.clear()
             os.environ.update(env)
@@ -56,6 +72,11 @@ def evaluations_rows(seeds: int, particles: int, budgets: tuple[int, ...]) -> li
         mine = [r for r in study if r["sampler"] == family]
         reached = [r["evaluations"] for r in mine if r["max_weight_error"] <= 0.02]
         best = min(sum(r["distance"]) / len(r["distance"]) for r in mine)
-        rows.append({"sampler": family, "evaluations_to_0.02": min(reached) if reached else None,
-                     "best_distance": best})
+        rows.append(
+            {
+                "sampler": family,
+                "evaluations_to_0.02": min(reached) if reached else None,
+                "best_distance": best,
+            }
+        )
     return rows

@@ -39,12 +39,26 @@ def hot_paths(quick: bool) -> dict[str, Callable[[], object]]:
     train = TrainConfig(steps=100 // scale, batch_size=2048, lr=1e-2)
     return {
         f"{train.steps} NCSN training steps, batch 2048": lambda: train_noise_conditional(
-            mixture, train, seeded_init(0, lambda: type(model)(**model.architecture, sigmas=model.sigmas)),
-            progress=False),
-        f"annealed Langevin, trained NCSN, {n} particles, 60 steps": lambda: annealed_langevin_dynamics(
-            model, x0, model.sigmas, 0.016, 4, torch.Generator().manual_seed(1)),
-        f"annealed Langevin, exact score, {n} particles, 200 steps": lambda: annealed_langevin_dynamics(
-            mixture.score, x0, geometric_sigmas(20.0, 1.0, 10), 0.1, 20, torch.Generator().manual_seed(1)),
+            mixture,
+            train,
+            seeded_init(0, lambda: type(model)(**model.architecture, sigmas=model.sigmas)),
+            progress=False,
+        ),
+        f"annealed Langevin, trained NCSN, {n} particles, 60 steps": lambda: (
+            annealed_langevin_dynamics(
+                model, x0, model.sigmas, 0.016, 4, torch.Generator().manual_seed(1)
+            )
+        ),
+        f"annealed Langevin, exact score, {n} particles, 200 steps": lambda: (
+            annealed_langevin_dynamics(
+                mixture.score,
+                x0,
+                geometric_sigmas(20.0, 1.0, 10),
+                0.1,
+                20,
+                torch.Generator().manual_seed(1),
+            )
+        ),
     }
 
 
@@ -56,7 +70,9 @@ def busy_neighbour(count: int = 1) -> Iterator[None]:
         for _ in range(count):
             spinners.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
         deadline = time.monotonic() + 5.0
-        while busy_cores(0.1) < 0.8 * count and time.monotonic() < deadline:  # wait until they really run
+        while (
+            busy_cores(0.1) < 0.8 * count and time.monotonic() < deadline
+        ):  # wait until they really run
             pass
         yield
     finally:
@@ -78,7 +94,9 @@ def _alternate(runs: dict[str, tuple[int, Callable[[], object]]], repeats: int) 
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def load_rows(*, quick: bool = False, repeats: int = 5, progress: Callable[[], object] = lambda: None) -> list[dict]:
+def load_rows(
+    *, quick: bool = False, repeats: int = 5, progress: Callable[[], object] = lambda: None
+) -> list[dict]:
     """Each hot path, quiet (1 thread, the policy, all cores) and beside one busy neighbour (the policy,
     all cores): median seconds, and the thread counts the policy chose."""
     all_cores = len(allowed_cpus())
@@ -87,13 +105,29 @@ def load_rows(*, quick: bool = False, repeats: int = 5, progress: Callable[[], o
     try:
         for name, fn in hot_paths(quick).items():
             quiet_choice = ThreadPolicy().apply()
-            quiet = _alternate({"quiet_one": (1, fn), "quiet_policy": (quiet_choice, fn),
-                                "quiet_all": (all_cores, fn)}, repeats)
+            quiet = _alternate(
+                {
+                    "quiet_one": (1, fn),
+                    "quiet_policy": (quiet_choice, fn),
+                    "quiet_all": (all_cores, fn),
+                },
+                repeats,
+            )
             with busy_neighbour():
                 busy_choice = ThreadPolicy().apply()
-                busy = _alternate({"busy_policy": (busy_choice, fn), "busy_all": (all_cores, fn)}, repeats)
-            rows.append({"hot_path": name, **quiet, **busy, "threads_quiet": quiet_choice,
-                         "threads_busy": busy_choice, "cores": all_cores})
+                busy = _alternate(
+                    {"busy_policy": (busy_choice, fn), "busy_all": (all_cores, fn)}, repeats
+                )
+            rows.append(
+                {
+                    "hot_path": name,
+                    **quiet,
+                    **busy,
+                    "threads_quiet": quiet_choice,
+                    "threads_busy": busy_choice,
+                    "cores": all_cores,
+                }
+            )
             progress()
     finally:
         torch.set_num_threads(before)
@@ -108,14 +142,26 @@ def format_load(rows: list[dict], judge: bool = True) -> list[list[str]]:
 
     lines = []
     for r in rows:
-        vs_quiet = r["quiet_one"] / r["busy_policy"]  # speed beside a neighbour / quiet single-thread speed
-        vs_old = r["busy_all"] / r["busy_policy"]  # how much faster than the old default beside a neighbour
-        quiet_cost = r["quiet_all"] / r["quiet_policy"]  # the policy's speed on a quiet machine / the old default's
-        lines.append([
-            r["hot_path"], f"{r['quiet_one']:.3f}", f"{r['quiet_policy']:.3f} ({r['threads_quiet']})",
-            f"{r['quiet_all']:.3f} ({r['cores']})", f"{r['busy_policy']:.3f} ({r['threads_busy']})",
-            f"{r['busy_all']:.3f} ({r['cores']})",
-            f"{vs_quiet:.2f}x {verdict(vs_quiet, 0.8)}", f"{vs_old:.2f}x {verdict(vs_old, 2.5)}",
-            f"{quiet_cost:.2f}x",
-        ])
+        vs_quiet = (
+            r["quiet_one"] / r["busy_policy"]
+        )  # speed beside a neighbour / quiet single-thread speed
+        vs_old = (
+            r["busy_all"] / r["busy_policy"]
+        )  # how much faster than the old default beside a neighbour
+        quiet_cost = (
+            r["quiet_all"] / r["quiet_policy"]
+        )  # the policy's speed on a quiet machine / the old default's
+        lines.append(
+            [
+                r["hot_path"],
+                f"{r['quiet_one']:.3f}",
+                f"{r['quiet_policy']:.3f} ({r['threads_quiet']})",
+                f"{r['quiet_all']:.3f} ({r['cores']})",
+                f"{r['busy_policy']:.3f} ({r['threads_busy']})",
+                f"{r['busy_all']:.3f} ({r['cores']})",
+                f"{vs_quiet:.2f}x {verdict(vs_quiet, 0.8)}",
+                f"{vs_old:.2f}x {verdict(vs_old, 2.5)}",
+                f"{quiet_cost:.2f}x",
+            ]
+        )
     return lines

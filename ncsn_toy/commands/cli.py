@@ -39,57 +39,127 @@ def build_parser() -> argparse.ArgumentParser:
         description="The NCSN toy experiment (Song & Ermon 2019): figures, training, numbers, speed.",
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--threads", type=int, metavar="N",
-                        help="torch threads (default: the cores not busy with other work, measured as it runs)")
+    common.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads (default: the cores not busy with other work, measured as it runs)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     names = ", ".join(Path(name).stem for name in FIGURES)
     render = commands.add_parser(
-        "render", parents=[common], help="render every figure into gif/",
+        "render",
+        parents=[common],
+        help="render every figure into gif/",
         description="Render the figure set (GIFs and PNGs), from the committed checkpoints. Figures are "
-                    "deterministic: rendering again replaces them with the same bytes.")
-    render.add_argument("--out", type=Path, default=ROOT / "gif", help=f"output folder (default: {ROOT / 'gif'})")
-    render.add_argument("--fast", action="store_true", help="fewer frames and particles (for tests)")
-    render.add_argument("--only", nargs="+", metavar="NAME", help=f"render only these figures, out of: {names}")
-    render.add_argument("--retrain", action="store_true",
-                        help="train the networks from scratch instead of loading checkpoints/")
-    render.add_argument("--target", nargs="+", choices=TARGETS, metavar="NAME",
-                        help=f"also render annealed_langevin_NAME.gif for these targets, out of: {', '.join(TARGETS)} "
-                             "(from checkpoints/ncsn_NAME.pt, or fitted on the spot)")
+        "deterministic: rendering again replaces them with the same bytes.",
+    )
+    render.add_argument(
+        "--out", type=Path, default=ROOT / "gif", help=f"output folder (default: {ROOT / 'gif'})"
+    )
+    render.add_argument(
+        "--fast", action="store_true", help="fewer frames and particles (for tests)"
+    )
+    render.add_argument(
+        "--only", nargs="+", metavar="NAME", help=f"render only these figures, out of: {names}"
+    )
+    render.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train the networks from scratch instead of loading checkpoints/",
+    )
+    render.add_argument(
+        "--target",
+        nargs="+",
+        choices=TARGETS,
+        metavar="NAME",
+        help=f"also render annealed_langevin_NAME.gif for these targets, out of: {', '.join(TARGETS)} "
+        "(from checkpoints/ncsn_NAME.pt, or fitted on the spot)",
+    )
 
     train = commands.add_parser(
-        "train", parents=[common], help="train the committed checkpoints from scratch",
+        "train",
+        parents=[common],
+        help="train the committed checkpoints from scratch",
         description="Train the networks of checkpoints/ from scratch, deterministically (the same bytes every "
-                    "run), and save them. Existing files are kept unless --overwrite is given.")
-    train.add_argument("--out", type=Path, default=ROOT / "checkpoints",
-                       help=f"output folder (default: {ROOT / 'checkpoints'})")
-    train.add_argument("--only", nargs="+", choices=sorted(RECIPES), metavar="NAME",
-                       help=f"train only these, out of: {', '.join(sorted(RECIPES))}")
-    train.add_argument("--steps", type=int, help="override the number of Adam steps (for quick runs)")
-    train.add_argument("--target", nargs="+", choices=TARGETS, metavar="NAME",
-                       help="instead, train these targets and save ncsn_NAME.pt (by their recipe where one exists, "
-                            f"else by fit()), out of: {', '.join(TARGETS)}")
+        "run), and save them. Existing files are kept unless --overwrite is given.",
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "checkpoints",
+        help=f"output folder (default: {ROOT / 'checkpoints'})",
+    )
+    train.add_argument(
+        "--only",
+        nargs="+",
+        choices=sorted(RECIPES),
+        metavar="NAME",
+        help=f"train only these, out of: {', '.join(sorted(RECIPES))}",
+    )
+    train.add_argument(
+        "--steps", type=int, help="override the number of Adam steps (for quick runs)"
+    )
+    train.add_argument(
+        "--target",
+        nargs="+",
+        choices=TARGETS,
+        metavar="NAME",
+        help="instead, train these targets and save ncsn_NAME.pt (by their recipe where one exists, "
+        f"else by fit()), out of: {', '.join(TARGETS)}",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace existing checkpoint files")
 
     reproduce = commands.add_parser(
-        "reproduce", parents=[common], help="the paper's numbers as Markdown tables",
-        description="Mode weights, sample distances, score errors, evaluations and the sigma-input study.")
-    reproduce.add_argument("--fast", action="store_true",
-                           help="a quick check with few particles, seeds and training steps: its numbers are rough")
-    reproduce.add_argument("--seeds", type=int, help="number of seeds (default: 5, or 2 with --fast)")
-    reproduce.add_argument("--json", type=Path, help="where to write the numbers (default: "
-                           f"{ROOT / 'results' / 'reproduce.json'}; none with --fast)")
-    reproduce.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints", help="checkpoint folder")
-    reproduce.add_argument("--retrain", action="store_true", help="train the networks instead of loading them")
-    reproduce.add_argument("--targets", nargs="+", choices=TARGETS, metavar="NAME",
-                           help=f"targets of the zoo study (default: all), out of: {', '.join(TARGETS)}")
-    reproduce.add_argument("--no-zoo", action="store_true", help="skip the zoo study (fit, Fig. 2, dimensions)")
+        "reproduce",
+        parents=[common],
+        help="the paper's numbers as Markdown tables",
+        description="Mode weights, sample distances, score errors, evaluations and the sigma-input study.",
+    )
+    reproduce.add_argument(
+        "--fast",
+        action="store_true",
+        help="a quick check with few particles, seeds and training steps: its numbers are rough",
+    )
+    reproduce.add_argument(
+        "--seeds", type=int, help="number of seeds (default: 5, or 2 with --fast)"
+    )
+    reproduce.add_argument(
+        "--json",
+        type=Path,
+        help="where to write the numbers (default: "
+        f"{ROOT / 'results' / 'reproduce.json'}; none with --fast)",
+    )
+    reproduce.add_argument(
+        "--checkpoints", type=Path, default=ROOT / "checkpoints", help="checkpoint folder"
+    )
+    reproduce.add_argument(
+        "--retrain", action="store_true", help="train the networks instead of loading them"
+    )
+    reproduce.add_argument(
+        "--targets",
+        nargs="+",
+        choices=TARGETS,
+        metavar="NAME",
+        help=f"targets of the zoo study (default: all), out of: {', '.join(TARGETS)}",
+    )
+    reproduce.add_argument(
+        "--no-zoo", action="store_true", help="skip the zoo study (fit, Fig. 2, dimensions)"
+    )
     reproduce.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
 
-    bench = commands.add_parser("bench", parents=[common], help="speed against a straightforward baseline",
-                                description="Time our implementation against a plain baseline, side by side.")
-    bench.add_argument("--quick", action="store_true",
-                       help="small sizes, few repeats: a smoke test that judges no target")
+    bench = commands.add_parser(
+        "bench",
+        parents=[common],
+        help="speed against a straightforward baseline",
+        description="Time our implementation against a plain baseline, side by side.",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, few repeats: a smoke test that judges no target",
+    )
     bench.add_argument("--json", type=Path, help="also write the numbers as JSON to this file")
     bench.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
     explore.add_parser(commands, parents=[common])
@@ -120,7 +190,9 @@ def writable_file(path: Path, overwrite: bool) -> Path:
     return path
 
 
-MAX_COUNT = 10**9  # --steps, --seeds: far above any honest run; beyond, Python's range() and tqdm overflow
+MAX_COUNT = (
+    10**9
+)  # --steps, --seeds: far above any honest run; beyond, Python's range() and tqdm overflow
 
 
 def _positive(value: int | None, option: str) -> None:
@@ -138,22 +210,32 @@ def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     writable_folder(args.out)
     for name in names:
         if (args.out / f"{name}.pt").is_dir():
-            raise UsageError(f"{args.out / f'{name}.pt'} is a folder; remove it or choose another --out")
-    existing = [str(args.out / f"{name}.pt") for name in names if (args.out / f"{name}.pt").exists()]
+            raise UsageError(
+                f"{args.out / f'{name}.pt'} is a folder; remove it or choose another --out"
+            )
+    existing = [
+        str(args.out / f"{name}.pt") for name in names if (args.out / f"{name}.pt").exists()
+    ]
     if existing and not args.overwrite:
-        raise UsageError(f"{', '.join(existing)} exist(s); pass --overwrite to replace, or --out DIR to write "
-                         "elsewhere")
+        raise UsageError(
+            f"{', '.join(existing)} exist(s); pass --overwrite to replace, or --out DIR to write "
+            "elsewhere"
+        )
     for name in names:
         threads.refresh()
         start = time.perf_counter()
-        if name in RECIPES:  # a target with a recipe (two_gaussians, ring, ...) is trained by it, so the
+        if (
+            name in RECIPES
+        ):  # a target with a recipe (two_gaussians, ring, ...) is trained by it, so the
             model = train_recipe(RECIPES[name], steps=args.steps)  # gallery finds what it animates
         else:  # fit() on a named target without a recipe
             model = fit(target(name.removeprefix("ncsn_")), steps=args.steps, progress=True)
             model.metadata.update(recipe=name, mixture_name=name.removeprefix("ncsn_"))
         path = save_recipe(model, args.out)
-        print(f"wrote {path}  ({path.stat().st_size / 1024:.0f} KB, {model.metadata['train']['steps']} Adam steps, "
-              f"final loss {model.metadata['final_loss']:.4f}, {time.perf_counter() - start:.1f} s)")
+        print(
+            f"wrote {path}  ({path.stat().st_size / 1024:.0f} KB, {model.metadata['train']['steps']} Adam steps, "
+            f"final loss {model.metadata['final_loss']:.4f}, {time.perf_counter() - start:.1f} s)"
+        )
     return 0
 
 
@@ -165,8 +247,12 @@ def _reproduce(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     path = args.json or (None if args.fast else ROOT / "results" / "reproduce.json")
     if path is not None:
         writable_file(path, args.overwrite)
-    changes = {"checkpoints": args.checkpoints, "retrain": args.retrain, "zoo": not args.no_zoo,
-               "targets": tuple(args.targets) if args.targets else None}
+    changes = {
+        "checkpoints": args.checkpoints,
+        "retrain": args.retrain,
+        "zoo": not args.no_zoo,
+        "targets": tuple(args.targets) if args.targets else None,
+    }
     if args.seeds is not None:
         changes["n_seeds"] = args.seeds
     config = ReproduceConfig.fast(**changes) if args.fast else ReproduceConfig(**changes)
@@ -182,9 +268,13 @@ def _render(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     from ..figures import RenderConfig, render
 
     writable_folder(args.out)
-    config = RenderConfig.fast(retrain=args.retrain) if args.fast else RenderConfig(retrain=args.retrain)
+    config = (
+        RenderConfig.fast(retrain=args.retrain) if args.fast else RenderConfig(retrain=args.retrain)
+    )
     start = time.perf_counter()
-    written = render(args.out, config, only=args.only, between=threads.refresh, targets=args.target or ())
+    written = render(
+        args.out, config, only=args.only, between=threads.refresh, targets=args.target or ()
+    )
     for path, size in written:
         print(f"wrote {path}  {size / 1024:.0f} KB")
     total = sum(size for _, size in written)
@@ -207,7 +297,11 @@ def _bench(args: argparse.Namespace, threads: ThreadPolicy) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, ThreadPolicy], int]] = {
-    "render": _render, "train": _train, "reproduce": _reproduce, "bench": _bench, "explore": explore.run,
+    "render": _render,
+    "train": _train,
+    "reproduce": _reproduce,
+    "bench": _bench,
+    "explore": explore.run,
 }
 
 
@@ -225,9 +319,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ValueError: a bad checkpoint or setting, reported by the package with its path or name; OSError: a file
     # system refusal the checks could not foresee (a disk that fills up, a folder where a file was to go)
     except (UsageError, TrainingDivergedError, ValueError, OSError) as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the message holds
+        print(
+            "error: " + " ".join(str(err).split()), file=sys.stderr
+        )  # one line, whatever the message holds
         return 2
     except KeyboardInterrupt:
-        print("interrupted: files already written are complete; the one being written was not replaced",
-              file=sys.stderr)
+        print(
+            "interrupted: files already written are complete; the one being written was not replaced",
+            file=sys.stderr,
+        )
         return 130

@@ -43,14 +43,21 @@ def _port(text: str) -> int:
     return port
 
 
-def add_parser(subparsers: argparse._SubParsersAction, parents: list | tuple = ()) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: argparse._SubParsersAction, parents: list | tuple = ()
+) -> argparse.ArgumentParser:
     """Register ``explore`` on the command line's subparsers (``parents``: the options every command has)."""
     parser = subparsers.add_parser(
-        "explore", parents=list(parents), help="the interactive explorer as a web page",
+        "explore",
+        parents=list(parents),
+        help="the interactive explorer as a web page",
         description="Serve the interactive explorer (sigma, step size, sampler, target -> particles and "
-                    "numbers) as a web page on 127.0.0.1 with Voilà. Ctrl-C stops it.")
+        "numbers) as a web page on 127.0.0.1 with Voilà. Ctrl-C stops it.",
+    )
     parser.add_argument("--port", type=_port, help="port to serve on (default: a free one)")
-    parser.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the address")
+    parser.add_argument(
+        "--no-browser", action="store_true", help="do not open a browser, only print the address"
+    )
     return parser
 
 
@@ -87,26 +94,46 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
     applies the package's thread policy itself (``--threads N`` is passed on as NCSN_TOY_THREADS)."""
     missing = [name for name in ("voila", "ipywidgets") if importlib.util.find_spec(name) is None]
     if missing:
-        print(f"error: the explorer needs {' and '.join(missing)}: pip install -r requirements.txt "
-              "(or pip install 'ncsn-toy[explorer]')", file=sys.stderr)
+        print(
+            f"error: the explorer needs {' and '.join(missing)}: pip install -r requirements.txt "
+            "(or pip install 'ncsn-toy[explorer]')",
+            file=sys.stderr,
+        )
         return 2
     port = args.port or free_port()
     if _listening(port):  # else the check below would take another server for ours
-        print(f"error: port {port} is in use; choose another with --port, or leave it out", file=sys.stderr)
+        print(
+            f"error: port {port} is in use; choose another with --port, or leave it out",
+            file=sys.stderr,
+        )
         return 2
     url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "voila", str(NOTEBOOK), f"--port={port}", "--Voila.ip=127.0.0.1",
-               "--Voila.port_retries=0", "--no-browser", "--Voila.log_level=WARN", "--theme=light",
-               # only the widgets' own front end: other JupyterLab extensions installed beside it (e.g.
-               # notebook's) may not load in Voilà's page and would log errors there
-               *(f"--VoilaConfiguration.extension_allowlist={name}" for name in WIDGETS_EXTENSIONS),
-               # every page has its own kernel; one whose page was closed (no connection) goes after 5 minutes
-               f"--MappingKernelManager.cull_idle_timeout={CULL_S}", "--MappingKernelManager.cull_interval=60"]
+    command = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(NOTEBOOK),
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",
+        "--no-browser",
+        "--Voila.log_level=WARN",
+        "--theme=light",
+        # only the widgets' own front end: other JupyterLab extensions installed beside it (e.g.
+        # notebook's) may not load in Voilà's page and would log errors there
+        *(f"--VoilaConfiguration.extension_allowlist={name}" for name in WIDGETS_EXTENSIONS),
+        # every page has its own kernel; one whose page was closed (no connection) goes after 5 minutes
+        f"--MappingKernelManager.cull_idle_timeout={CULL_S}",
+        "--MappingKernelManager.cull_interval=60",
+    ]
     # its own session: Ctrl-C reaches only this process, which then stops Voilà cleanly; so does SIGTERM
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     # the kernel follows the thread policy (explorer() applies it, and measures the load again between
     # updates): on a busy 2-core machine an update took 1.3 s with 2 threads, 0.13 s with 1
-    env = {**os.environ, **({"NCSN_TOY_THREADS": str(args.threads)} if getattr(args, "threads", None) else {})}
+    env = {
+        **os.environ,
+        **({"NCSN_TOY_THREADS": str(args.threads)} if getattr(args, "threads", None) else {}),
+    }
     server = None
     try:  # the handlers are put back on every way out, also when Voilà cannot be started
         signal.signal(signal.SIGTERM, _interrupt)
@@ -114,10 +141,16 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
         deadline = time.monotonic() + START_TIMEOUT
         while not _listening(port):
             if server.poll() is not None:
-                print(f"error: Voilà stopped (exit code {server.returncode}); is port {port} free?", file=sys.stderr)
+                print(
+                    f"error: Voilà stopped (exit code {server.returncode}); is port {port} free?",
+                    file=sys.stderr,
+                )
                 return server.returncode or 1
             if time.monotonic() > deadline:
-                print(f"error: Voilà did not answer at {url} within {START_TIMEOUT} s", file=sys.stderr)
+                print(
+                    f"error: Voilà did not answer at {url} within {START_TIMEOUT} s",
+                    file=sys.stderr,
+                )
                 return 1
             time.sleep(0.2)
         print(f"the explorer is at {url}  (Ctrl-C to stop)", flush=True)
@@ -174,10 +207,18 @@ def explorer_timings(repeats: int = 9, settings: ExploreSettings | None = None) 
         scrubs.append(time.perf_counter() - start)
     n, evals, score = settings.n_particles, result.evaluations, settings.score
     return [
-        {"what": f"explorer update ({n} particles, {evals} {score}-score evaluations, to PNG)",
-         "seconds": statistics.median(updates), "worst": max(updates), "target": 1.0},
-        {"what": f"explorer scrub ({len(result.frames)} frames, {settings.n_levels} levels)",
-         "seconds": statistics.median(scrubs), "worst": max(scrubs), "target": 0.1},
+        {
+            "what": f"explorer update ({n} particles, {evals} {score}-score evaluations, to PNG)",
+            "seconds": statistics.median(updates),
+            "worst": max(updates),
+            "target": 1.0,
+        },
+        {
+            "what": f"explorer scrub ({len(result.frames)} frames, {settings.n_levels} levels)",
+            "seconds": statistics.median(scrubs),
+            "worst": max(scrubs),
+            "target": 0.1,
+        },
     ]
 
 
@@ -187,7 +228,19 @@ def format_timings(rows: list[dict], judge: bool = True) -> str:
 
     from .report import markdown_table
 
-    return f"### Explorer (median, ms; torch threads: {torch.get_num_threads()})\n\n" + markdown_table(
-        ["what", "median (ms)", "worst (ms)", "target (ms)", "met"],
-        [[r["what"], f"{1000 * r['seconds']:.0f}", f"{1000 * r['worst']:.0f}", f"<= {1000 * r['target']:.0f}",
-          ("yes" if r["seconds"] <= r["target"] else "**no**") if judge else "— (quick)"] for r in rows])
+    return (
+        f"### Explorer (median, ms; torch threads: {torch.get_num_threads()})\n\n"
+        + markdown_table(
+            ["what", "median (ms)", "worst (ms)", "target (ms)", "met"],
+            [
+                [
+                    r["what"],
+                    f"{1000 * r['seconds']:.0f}",
+                    f"{1000 * r['worst']:.0f}",
+                    f"<= {1000 * r['target']:.0f}",
+                    ("yes" if r["seconds"] <= r["target"] else "**no**") if judge else "— (quick)",
+                ]
+                for r in rows
+            ],
+        )
+    )

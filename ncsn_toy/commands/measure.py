@@ -42,20 +42,35 @@ class ReproduceConfig:
     retrain: bool = False  # train the networks instead of loading them
     quick: bool = False  # a quick check: tables say their numbers are rough
     zoo: bool = True  # also the zoo study: fit on every target, the paper's Fig. 2 setup, the dimension study
-    targets: tuple[str, ...] | None = None  # targets of the zoo study (None: all of TARGETS, or two when quick)
+    targets: tuple[str, ...] | None = (
+        None  # targets of the zoo study (None: all of TARGETS, or two when quick)
+    )
 
     @classmethod
     def fast(cls, **changes: object) -> ReproduceConfig:
         # 600 Adam steps: with 100, the variants without output / sigma have not yet learned the
         # 1/sigma^2 scale of the score at the largest sigma, where the step eps sigma_1^2 / sigma_L^2
         # = 160 amplifies any error, and annealed Langevin runs off to |x| ~ 1e17
-        small = {"n_particles": 500, "n_reference": 1000, "n_seeds": 2, "n_score_points": 2000,
-                 "budgets": (10, 100, 1000), "sigma_study_steps": 600, "n_train_seeds": 1, "quick": True}
+        small = {
+            "n_particles": 500,
+            "n_reference": 1000,
+            "n_seeds": 2,
+            "n_score_points": 2000,
+            "budgets": (10, 100, 1000),
+            "sigma_study_steps": 600,
+            "n_train_seeds": 1,
+            "quick": True,
+        }
         return cls(**{**small, **changes})
 
 
-def measure(run: Run | None, mixture: GaussianMixture, reference: torch.Tensor, config: ReproduceConfig,
-            start: Callable[[GaussianMixture, int, torch.Generator], torch.Tensor] = uniform_in_box) -> dict:
+def measure(
+    run: Run | None,
+    mixture: GaussianMixture,
+    reference: torch.Tensor,
+    config: ReproduceConfig,
+    start: Callable[[GaussianMixture, int, torch.Generator], torch.Tensor] = uniform_in_box,
+) -> dict:
     """Run a sampler once per seed (``None``: exact i.i.d. samples); per-seed weights, spreads, distances, seconds."""
     out = {"weights": [], "std_min": [], "std_max": [], "distance": [], "seconds": []}
     for seed in range(config.n_seeds):
@@ -77,7 +92,11 @@ def max_weight_error(weights: list[list[float]], mixture: GaussianMixture) -> fl
     return (torch.tensor(weights).mean(0) - mixture.weights).abs().max().item()
 
 
-def references(config: ReproduceConfig, names: tuple[str, ...] = ("two_gaussians", "four_gaussians")) -> dict:
+def references(
+    config: ReproduceConfig, names: tuple[str, ...] = ("two_gaussians", "four_gaussians")
+) -> dict:
     """Exact samples of each named target, the reference of every energy distance."""
-    return {name: target(name).sample(config.n_reference, generator=torch.Generator().manual_seed(99))
-            for name in names}
+    return {
+        name: target(name).sample(config.n_reference, generator=torch.Generator().manual_seed(99))
+        for name in names
+    }

@@ -26,7 +26,13 @@ from ..training import seeded_init, train_noise_conditional
 from .measure import QUICK, ReproduceConfig, max_weight_error, measure
 from .report import markdown_table, mean_std
 
-__all__ = ["SIGMA_VARIANTS", "score_error_table", "sigma_input_table", "format_score_errors", "format_sigma_inputs"]
+__all__ = [
+    "SIGMA_VARIANTS",
+    "score_error_table",
+    "sigma_input_table",
+    "format_score_errors",
+    "format_sigma_inputs",
+]
 
 SIGMA_VARIANTS = {  # network options compared in table 4 (every other option as in the recipe)
     "raw sigma (seed)": {"sigma_input": "raw", "divide_by_sigma": False},
@@ -46,64 +52,145 @@ def score_error_table(models: dict[str, nn.Module], config: ReproduceConfig) -> 
             levels = [(s, lambda x, s=s, m=model: m(x, s)) for s in model.sigmas.tolist()]
         else:
             train = model.metadata["train"]
-            levels = [(train["sigma"] if train["objective"] == "dsm" else 0.0, model)]  # SSM learns p itself
+            levels = [
+                (train["sigma"] if train["objective"] == "dsm" else 0.0, model)
+            ]  # SSM learns p itself
         for sigma, fn in levels:
-            err = relative_score_error(fn, mixture, sigma, config.n_score_points,
-                                       generator=torch.Generator().manual_seed(7))
+            err = relative_score_error(
+                fn,
+                mixture,
+                sigma,
+                config.n_score_points,
+                generator=torch.Generator().manual_seed(7),
+            )
             rows.append({"model": name, "sigma": sigma, **err._asdict()})
     return rows
 
 
-def sigma_input_table(config: ReproduceConfig, refs: dict[str, torch.Tensor],
-                      between: Callable[[], object] = lambda: None) -> list[dict]:
+def sigma_input_table(
+    config: ReproduceConfig,
+    refs: dict[str, torch.Tensor],
+    between: Callable[[], object] = lambda: None,
+) -> list[dict]:
     """Table 4: each way sigma can enter the network, trained ``config.n_train_seeds`` times per mixture."""
     rows = []
     for name in ("ncsn_two_gaussians", "ncsn_four_gaussians"):
         recipe = RECIPES[name]
-        train = recipe.train if config.sigma_study_steps is None else dataclasses.replace(
-            recipe.train, steps=config.sigma_study_steps)
+        train = (
+            recipe.train
+            if config.sigma_study_steps is None
+            else dataclasses.replace(recipe.train, steps=config.sigma_study_steps)
+        )
         for variant, options in SIGMA_VARIANTS.items():
             between()
-            runs = [_study_variant(recipe, dataclasses.replace(train, seed=seed), options, config,
-                                   refs[recipe.mixture]) for seed in range(config.n_train_seeds)]
-            rows.append({"mixture": recipe.mixture, "network": variant, "steps": train.steps,
-                         **{key: [run[key] for run in runs] for key in runs[0]}})
+            runs = [
+                _study_variant(
+                    recipe,
+                    dataclasses.replace(train, seed=seed),
+                    options,
+                    config,
+                    refs[recipe.mixture],
+                )
+                for seed in range(config.n_train_seeds)
+            ]
+            rows.append(
+                {
+                    "mixture": recipe.mixture,
+                    "network": variant,
+                    "steps": train.steps,
+                    **{key: [run[key] for run in runs] for key in runs[0]},
+                }
+            )
     return rows
 
 
 def _study_variant(recipe, train, options: dict, config, reference) -> dict:
     """Train one sigma-input variant with a recipe's settings; measure its scores and samples."""
     mixture, sigmas = recipe.build_mixture(), recipe.sigmas()
-    model = seeded_init(train.seed, lambda: NoiseConditionalScoreNet(sigmas=sigmas, **{**recipe.network, **options}))
+    model = seeded_init(
+        train.seed, lambda: NoiseConditionalScoreNet(sigmas=sigmas, **{**recipe.network, **options})
+    )
     start = time.perf_counter()
     model = train_noise_conditional(mixture, train, model, progress=False).model
     seconds = time.perf_counter() - start
-    errors = [relative_score_error(lambda x, s=s: model(x, s), mixture, s, config.n_score_points,
-                                   generator=torch.Generator().manual_seed(7)).overall for s in sigmas.tolist()]
+    errors = [
+        relative_score_error(
+            lambda x, s=s: model(x, s),
+            mixture,
+            s,
+            config.n_score_points,
+            generator=torch.Generator().manual_seed(7),
+        ).overall
+        for s in sigmas.tolist()
+    ]
     numbers = measure(
-        lambda x0, g: annealed_langevin_dynamics(model, x0, sigmas, recipe.step_size, recipe.n_steps, g),
-        mixture, reference, dataclasses.replace(config, n_seeds=1))
+        lambda x0, g: annealed_langevin_dynamics(
+            model, x0, sigmas, recipe.step_size, recipe.n_steps, g
+        ),
+        mixture,
+        reference,
+        dataclasses.replace(config, n_seeds=1),
+    )
     error = max_weight_error(numbers["weights"], mixture)
-    return {"max_score_error": max(errors), "score_error_smallest_sigma": errors[-1], "max_weight_error": error,
-            "distance": numbers["distance"][0], "train_seconds": seconds}
+    return {
+        "max_score_error": max(errors),
+        "score_error_smallest_sigma": errors[-1],
+        "max_weight_error": error,
+        "distance": numbers["distance"][0],
+        "train_seconds": seconds,
+    }
 
 
 def format_score_errors(rows: list[dict], quick: bool = False) -> str:
     """Table 2 as Markdown."""
-    return (f"### Relative score error (under p_sigma; high / low density: inside / outside its 99% region)"
-            f"{QUICK if quick else ''}\n\n" + markdown_table(
-                ["model", "sigma", "under the data", "high density", "low density"],
-                [[r["model"], f"{r['sigma']:.3g}", f"{r['overall']:.4f}", f"{r['high_density']:.4f}",
-                  f"{r['low_density']:.4f}"] for r in rows]))
+    return (
+        f"### Relative score error (under p_sigma; high / low density: inside / outside its 99% region)"
+        f"{QUICK if quick else ''}\n\n"
+        + markdown_table(
+            ["model", "sigma", "under the data", "high density", "low density"],
+            [
+                [
+                    r["model"],
+                    f"{r['sigma']:.3g}",
+                    f"{r['overall']:.4f}",
+                    f"{r['high_density']:.4f}",
+                    f"{r['low_density']:.4f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
 
 
 def format_sigma_inputs(rows: list[dict], quick: bool = False) -> str:
     """Table 4 as Markdown."""
     seeds = len(rows[0]["max_score_error"]) if rows else 0
     over = "mean ± std over training seeds" if seeds > 1 else "one training seed"
-    return f"### How sigma enters the network ({over}){QUICK if quick else ''}\n\n" + markdown_table(
-        ["mixture", "network", "Adam steps", "max relative score error", "at the smallest sigma",
-         "annealed Langevin max weight error", "energy distance", "training seconds"],
-        [[r["mixture"].replace("_", " "), r["network"], r["steps"], mean_std(r["max_score_error"], 4),
-          mean_std(r["score_error_smallest_sigma"], 4), mean_std(r["max_weight_error"], 3),
-          mean_std(r["distance"], 4), mean_std(r["train_seconds"], 1)] for r in rows])
+    return (
+        f"### How sigma enters the network ({over}){QUICK if quick else ''}\n\n"
+        + markdown_table(
+            [
+                "mixture",
+                "network",
+                "Adam steps",
+                "max relative score error",
+                "at the smallest sigma",
+                "annealed Langevin max weight error",
+                "energy distance",
+                "training seconds",
+            ],
+            [
+                [
+                    r["mixture"].replace("_", " "),
+                    r["network"],
+                    r["steps"],
+                    mean_std(r["max_score_error"], 4),
+                    mean_std(r["score_error_smallest_sigma"], 4),
+                    mean_std(r["max_weight_error"], 3),
+                    mean_std(r["distance"], 4),
+                    mean_std(r["train_seconds"], 1),
+                ]
+                for r in rows
+            ],
+        )
+    )

@@ -24,7 +24,12 @@ from tqdm.auto import tqdm
 
 from ..recipes import RECIPES, load_or_train
 from .measure import QUICK, ReproduceConfig, references
-from .network_study import format_score_errors, format_sigma_inputs, score_error_table, sigma_input_table
+from .network_study import (
+    format_score_errors,
+    format_sigma_inputs,
+    score_error_table,
+    sigma_input_table,
+)
 from .report import machine
 from .sampler_study import evaluation_study, format_evaluations, format_samplers, sampler_table
 from .sde_network_study import between_levels_table, continuous_table, format_network_tables
@@ -34,14 +39,20 @@ from .zoo_study import ZooConfig, format_zoo, zoo_study
 __all__ = ["ReproduceConfig", "reproduce", "format_tables"]
 
 
-def reproduce(config: ReproduceConfig | None = None, *, progress: bool = True,
-              between: Callable[[], object] = lambda: None) -> dict:
+def reproduce(
+    config: ReproduceConfig | None = None,
+    *,
+    progress: bool = True,
+    between: Callable[[], object] = lambda: None,
+) -> dict:
     """Measure everything (``config`` defaults to the full sizes); return the numbers as a JSON-ready
     dict. ``between()`` runs between rows (the command refreshes its thread policy there)."""
     config = config or ReproduceConfig()
     start = time.perf_counter()
-    models = {name: load_or_train(name, config.checkpoints, retrain=config.retrain, progress=progress)
-              for name in RECIPES}
+    models = {
+        name: load_or_train(name, config.checkpoints, retrain=config.retrain, progress=progress)
+        for name in RECIPES
+    }
     refs = references(config)
     studies = {
         "samplers": lambda: sampler_table(models, config, refs, between),
@@ -55,13 +66,19 @@ def reproduce(config: ReproduceConfig | None = None, *, progress: bool = True,
         "sde_continuous": lambda: continuous_table(config, refs),
     }
     result = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
+        "config": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()
+        },
         "machine": machine(),
     }
     if config.zoo:
         zoo = ZooConfig.fast() if config.quick else ZooConfig()
-        zoo = dataclasses.replace(zoo, checkpoints=config.checkpoints, retrain=config.retrain,
-                                  **({"targets": tuple(config.targets)} if config.targets else {}))
+        zoo = dataclasses.replace(
+            zoo,
+            checkpoints=config.checkpoints,
+            retrain=config.retrain,
+            **({"targets": tuple(config.targets)} if config.targets else {}),
+        )
         studies["zoo"] = lambda: zoo_study(zoo, progress=progress)
     for name, study in tqdm(studies.items(), desc="reproduce", disable=not progress, leave=False):
         between()
@@ -73,12 +90,20 @@ def reproduce(config: ReproduceConfig | None = None, *, progress: bool = True,
 def format_tables(result: dict) -> str:
     """The tables of a :func:`reproduce` result, as Markdown."""
     quick = bool(result["config"].get("quick"))
-    parts = [format_samplers(result["samplers"], quick), format_score_errors(result["score_error"], quick),
-             format_evaluations(result["evaluations"], quick), format_sigma_inputs(result["sigma_input"], quick),
-             format_sde_tables(result).rstrip(), format_network_tables(result).rstrip()]
+    parts = [
+        format_samplers(result["samplers"], quick),
+        format_score_errors(result["score_error"], quick),
+        format_evaluations(result["evaluations"], quick),
+        format_sigma_inputs(result["sigma_input"], quick),
+        format_sde_tables(result).rstrip(),
+        format_network_tables(result).rstrip(),
+    ]
     if "zoo" in result:
         parts.append(format_zoo(result["zoo"], QUICK if quick else "").rstrip())
     if quick:
-        parts.insert(0, "Quick check (--fast): few particles, seeds and training steps, so the numbers are rough; "
-                        "`python -m ncsn_toy reproduce` makes the full tables.")
+        parts.insert(
+            0,
+            "Quick check (--fast): few particles, seeds and training steps, so the numbers are rough; "
+            "`python -m ncsn_toy reproduce` makes the full tables.",
+        )
     return "\n\n".join(parts) + "\n"

@@ -21,8 +21,13 @@ from .parts import Context, sampler_animation
 from .plotting import Animation, FieldGrid, Panel, add_colorbar, new_figure, nice
 
 __all__ = [
-    "forward_noising", "langevin_exact_score", "score_network_training", "noise_conditional_training",
-    "annealed_langevin_two_gaussians", "annealed_langevin_four_gaussians", "network_annealed_animation",
+    "forward_noising",
+    "langevin_exact_score",
+    "score_network_training",
+    "noise_conditional_training",
+    "annealed_langevin_two_gaussians",
+    "annealed_langevin_four_gaussians",
+    "network_annealed_animation",
 ]
 
 
@@ -49,11 +54,20 @@ def langevin_exact_score(ctx: Context, path: Path) -> None:
     mixture, g = two_gaussians(), ctx.generator(2)
     x0 = uniform_in_box(mixture, ctx.config.n_particles, g)
     traj = langevin_dynamics(mixture.score, x0, 0.1, 1000, g, record=ctx.config.n_frames)
-    sampler_animation(ctx, path, mixture, traj, lambda step, _: f"Langevin, exact score (ε=0.1): step {step}/1000",
-                       lambda _: 0.0, lambda pts, _: mixture.score(pts))
+    sampler_animation(
+        ctx,
+        path,
+        mixture,
+        traj,
+        lambda step, _: f"Langevin, exact score (ε=0.1): step {step}/1000",
+        lambda _: 0.0,
+        lambda pts, _: mixture.score(pts),
+    )
 
 
-def _training_animation(ctx: Context, path: Path, model: nn.Module, mixture: GaussianMixture, label: str) -> None:
+def _training_animation(
+    ctx: Context, path: Path, model: nn.Module, mixture: GaussianMixture, label: str
+) -> None:
     """Replay the fields recorded while ``model`` was trained, over the exact ones."""
     snap = model.metadata["training"]
     sigmas = snap["sigmas"] or [model.metadata["train"]["sigma"]]
@@ -62,7 +76,9 @@ def _training_animation(ctx: Context, path: Path, model: nn.Module, mixture: Gau
     grid = FieldGrid(snap["extent"], snap["grid"])
     panels = []
     for ax, sigma in zip(axes, sigmas, strict=True):
-        panel = Panel(ax, snap["extent"], grid=grid, resolution=ctx.config.resolution, arrow_scale=0.5)
+        panel = Panel(
+            ax, snap["extent"], grid=grid, resolution=ctx.config.resolution, arrow_scale=0.5
+        )
         panel.set_density(mixture.log_prob(panel.pixels, sigma))
         panel.add_reference_field(sigma * mixture.score(grid.points, sigma))
         panels.append(panel)
@@ -71,11 +87,13 @@ def _training_animation(ctx: Context, path: Path, model: nn.Module, mixture: Gau
     conditional = bool(snap["sigmas"])  # a NoiseConditionalScoreNet, or the one-level ScoreNet
     learned = "σ·s_θ(x, σ)" if conditional else "σ·s_θ(x)"
     for i, step in enumerate(snap["steps"]):
-        loss = f"loss {losses[max(step - 50, 0):step].mean().item():.3g}" if step else "untrained"
+        loss = f"loss {losses[max(step - 50, 0) : step].mean().item():.3g}" if step else "untrained"
         for j, (panel, sigma) in enumerate(zip(panels, sigmas, strict=True)):
             panel.set_field(fields[i, j] * sigma)
-            panel.set_title(f"{label}, σ = {nice(sigma)}: step {step}, {loss}\n"
-                            f"dark: learned {learned}, teal: exact σ·∇log p_σ(x)")
+            panel.set_title(
+                f"{label}, σ = {nice(sigma)}: step {step}, {loss}\n"
+                f"dark: learned {learned}, teal: exact σ·∇log p_σ(x)"
+            )
         anim.capture(2 * ctx.config.frame_ms if i else 600)
     anim.save(path)
 
@@ -90,17 +108,33 @@ def noise_conditional_training(ctx: Context, path: Path) -> None:
     _training_animation(ctx, path, model, two_gaussians(), "NCSN")
 
 
-def network_annealed_animation(ctx: Context, path: Path, model: NoiseConditionalScoreNet, seed: int,
-                               heading: str = "annealed Langevin, trained NCSN: ",
-                               numbers: Callable[[GaussianMixture, torch.Tensor], str] | None = None) -> None:
+def network_annealed_animation(
+    ctx: Context,
+    path: Path,
+    model: NoiseConditionalScoreNet,
+    seed: int,
+    heading: str = "annealed Langevin, trained NCSN: ",
+    numbers: Callable[[GaussianMixture, torch.Tensor], str] | None = None,
+) -> None:
     """Annealed Langevin with ``model`` and the settings it stores, from its mixture's box, over the density
     and the network's field sigma s(x, sigma) of each level. The title is ``heading`` + "σ = ... (level i/L),
     step k/N"; ``numbers(mixture, frame)`` replaces its line of mode weights (see ``sampler_animation``)."""
     mixture = checkpoint_mixture(model)
-    sigmas, eps, steps = model.sigmas.tolist(), model.metadata["step_size"], model.metadata["n_steps_each"]
+    sigmas, eps, steps = (
+        model.sigmas.tolist(),
+        model.metadata["step_size"],
+        model.metadata["n_steps_each"],
+    )
     g = ctx.generator(seed)
-    traj = annealed_langevin_dynamics(model, uniform_in_box(mixture, ctx.config.n_particles, g), model.sigmas, eps,
-                                      steps, g, record=ctx.config.n_frames)
+    traj = annealed_langevin_dynamics(
+        model,
+        uniform_in_box(mixture, ctx.config.n_particles, g),
+        model.sigmas,
+        eps,
+        steps,
+        g,
+        record=ctx.config.n_frames,
+    )
 
     def field(points, level):
         with torch.no_grad():
@@ -110,8 +144,17 @@ def network_annealed_animation(ctx: Context, path: Path, model: NoiseConditional
         total = len(sigmas) * steps
         return f"{heading}σ = {nice(sigmas[level])} (level {level + 1}/{len(sigmas)}), step {step}/{total}"
 
-    sampler_animation(ctx, path, mixture, traj, where, lambda level: sigmas[level], field, arrow_scale=0.5,
-                      numbers=(lambda frame: numbers(mixture, frame)) if numbers else None)
+    sampler_animation(
+        ctx,
+        path,
+        mixture,
+        traj,
+        where,
+        lambda level: sigmas[level],
+        field,
+        arrow_scale=0.5,
+        numbers=(lambda frame: numbers(mixture, frame)) if numbers else None,
+    )
 
 
 def annealed_langevin_two_gaussians(ctx: Context, path: Path) -> None:

@@ -15,9 +15,23 @@ from .explore_samplers import samplers
 
 __all__ = ["controls", "stops", "SAMPLER_FIELDS"]
 
-SAMPLER_FIELDS = ("sigma_max", "sigma_min", "n_levels", "step_size", "n_steps", "denoise")  # greyed when unused
-NAMES = {"sigma_max": "sigma_max", "sigma_min": "sigma_min", "n_levels": "levels", "step_size": "step size",
-         "n_steps": "steps per level", "n_particles": "particles", "denoise": "final denoising step"}  # labels
+SAMPLER_FIELDS = (
+    "sigma_max",
+    "sigma_min",
+    "n_levels",
+    "step_size",
+    "n_steps",
+    "denoise",
+)  # greyed when unused
+NAMES = {
+    "sigma_max": "sigma_max",
+    "sigma_min": "sigma_min",
+    "n_levels": "levels",
+    "step_size": "step size",
+    "n_steps": "steps per level",
+    "n_particles": "particles",
+    "denoise": "final denoising step",
+}  # labels
 
 
 def stops(*values: float, low: float = float("inf"), high: float = 0.0) -> list[tuple[str, float]]:
@@ -34,22 +48,40 @@ def controls(s: ExploreSettings, scores: tuple[str, ...]) -> dict[str, widgets.W
     presets = [entry.preset for entry in samplers().values()]
 
     def ladder(name: str, low: float, high: float) -> widgets.SelectionSlider:
-        options = stops(getattr(s, name), *(p[name] for p in presets if name in p), low=low, high=high)
-        return widgets.SelectionSlider(options=options, value=float(getattr(s, name)), description=NAMES[name],
-                                       **slider)
+        options = stops(
+            getattr(s, name), *(p[name] for p in presets if name in p), low=low, high=high
+        )
+        return widgets.SelectionSlider(
+            options=options, value=float(getattr(s, name)), description=NAMES[name], **slider
+        )
 
     return {
         "target": widgets.Dropdown(options=TARGETS, value=s.target, description="target", **common),
-        "score": widgets.Dropdown(options=[(SCORES[k], k) for k in scores], value=s.score, description="score",
-                                  **common),
-        "sampler": widgets.Dropdown(options=list(samplers()), value=s.sampler, description="sampler", **common),
+        "score": widgets.Dropdown(
+            options=[(SCORES[k], k) for k in scores], value=s.score, description="score", **common
+        ),
+        "sampler": widgets.Dropdown(
+            options=list(samplers()), value=s.sampler, description="sampler", **common
+        ),
         "sigma_max": ladder("sigma_max", 0.1, 1000),  # up to the continuous-time samplers' priors
         "sigma_min": ladder("sigma_min", 0.01, 30),
-        "n_levels": widgets.IntSlider(value=s.n_levels, min=1, max=1000, description=NAMES["n_levels"], **slider),
+        "n_levels": widgets.IntSlider(
+            value=s.n_levels, min=1, max=1000, description=NAMES["n_levels"], **slider
+        ),
         "step_size": ladder("step_size", 1e-4, 10),
-        "n_steps": widgets.IntSlider(value=s.n_steps, min=1, max=1000, description=NAMES["n_steps"], **slider),
-        "n_particles": widgets.IntSlider(value=s.n_particles, min=100, max=10_000, step=100,
-                                         description=NAMES["n_particles"], **slider),
-        "seed": widgets.BoundedIntText(value=s.seed, min=0, max=2**31 - 1, description="seed", **common),
+        "n_steps": widgets.IntSlider(
+            value=s.n_steps, min=1, max=1000, description=NAMES["n_steps"], **slider
+        ),
+        "n_particles": widgets.IntSlider(
+            value=s.n_particles,
+            min=100,
+            max=10_000,
+            step=100,
+            description=NAMES["n_particles"],
+            **slider,
+        ),
+        "seed": widgets.BoundedIntText(
+            value=s.seed, min=0, max=2**31 - 1, description="seed", **common
+        ),
         "denoise": widgets.Checkbox(value=s.denoise, description=NAMES["denoise"], **common),
     }

@@ -36,7 +36,15 @@ from ..recipes import DEFAULT_CHECKPOINTS
 from ..targets import TARGETS, target, uniform_in_box
 from .explore_samplers import SamplerEntry, ScoreFn, samplers
 
-__all__ = ["ExploreSettings", "ExploreResult", "Networks", "Cancelled", "SCORES", "explore", "samplers"]
+__all__ = [
+    "ExploreSettings",
+    "ExploreResult",
+    "Networks",
+    "Cancelled",
+    "SCORES",
+    "explore",
+    "samplers",
+]
 
 SCORES = {"exact": "exact score", "trained": "trained network"}  # value -> label in the drop-down
 
@@ -51,8 +59,12 @@ class ExploreSettings:
     sigma_max: float = 20.0  # largest noise level sigma_1 (annealed and continuous-time samplers)
     sigma_min: float = 1.0  # smallest noise level sigma_L; plain Langevin samples p_{sigma_min}
     n_levels: int = 10  # noise levels L (continuous-time samplers: time steps)
-    step_size: float = 0.1  # eps: the step at the smallest level (plain Langevin: alpha at every step)
-    n_steps: int = 100  # Langevin steps per level (plain Langevin: all its steps; PC: corrector steps)
+    step_size: float = (
+        0.1  # eps: the step at the smallest level (plain Langevin: alpha at every step)
+    )
+    n_steps: int = (
+        100  # Langevin steps per level (plain Langevin: all its steps; PC: corrector steps)
+    )
     n_particles: int = 2000  # particles, and exact samples the energy distance compares them with
     seed: int = 0  # seeds the start, the sampler's noise and the reference samples
     denoise: bool = False  # finish with x + sigma_L^2 s(x, sigma_L) (where the sampler offers it)
@@ -64,14 +76,20 @@ class ExploreSettings:
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, got {self.score!r}")
         if self.sampler not in samplers():
-            raise ValueError(f"sampler must be one of {', '.join(samplers())}, got {self.sampler!r}")
+            raise ValueError(
+                f"sampler must be one of {', '.join(samplers())}, got {self.sampler!r}"
+            )
         for name in ("sigma_max", "sigma_min", "step_size"):
             _checks.positive_float(getattr(self, name), name)
         for name in ("n_levels", "n_steps", "n_particles"):
             _checks.positive_int(getattr(self, name), name)
         if _checks.positive_int(self.n_frames, "n_frames") < 2:
             raise ValueError(f"n_frames must be >= 2, got {self.n_frames}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed < 2**63
+        ):
             raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
         if not isinstance(self.denoise, bool):
             raise TypeError(f"denoise must be a bool, got {type(self.denoise).__name__}")
@@ -101,7 +119,7 @@ class Networks:
         return self._loaded[name]
 
 
-class Cancelled(Exception):  # noqa: N818 (raised on purpose by a progress callback, not an error)
+class Cancelled(Exception):
     """Raised by a progress callback to stop a run whose settings are no longer wanted."""
 
 
@@ -116,7 +134,9 @@ class ExploreResult:
     frames: torch.Tensor  # (F, n, d) recorded particles
     steps: torch.Tensor  # (F,) global step of each frame (0 is the start)
     levels: torch.Tensor  # (F,) noise-level index of each frame
-    frame_sigmas: tuple[float, ...]  # (F,) the sigma whose density and field each frame is drawn over
+    frame_sigmas: tuple[
+        float, ...
+    ]  # (F,) the sigma whose density and field each frame is drawn over
     weights: torch.Tensor  # (K,) sampled mode weights (mean responsibilities)
     max_weight_error: float  # max_k |weights_k - w_k|
     energy_distance: float  # to as many exact samples of p
@@ -127,27 +147,39 @@ class ExploreResult:
         """The line under the picture; it starts with "weights"."""
         sampled = "/".join(f"{w:.3f}" for w in self.weights.tolist())
         truth = "/".join(f"{w:.3f}" for w in self.mixture.weights.tolist())
-        return (f"weights {sampled} (truth {truth}) · max weight error {self.max_weight_error:.3f} · "
-                f"energy distance {self.energy_distance:.4f} · {self.evaluations} score evaluations · "
-                f"{self.seconds:.2f} s")
+        return (
+            f"weights {sampled} (truth {truth}) · max weight error {self.max_weight_error:.3f} · "
+            f"energy distance {self.energy_distance:.4f} · {self.evaluations} score evaluations · "
+            f"{self.seconds:.2f} s"
+        )
 
     def frame_title(self, frame: int) -> str:
         s, level, step = self.settings, int(self.levels[frame]), int(self.steps[frame])
         entry = samplers()[s.sampler]
         # a noise level of the Langevin family; the continuous-time samplers' grid has n_levels + 1 points and
         # sigma already says where on it a frame is
-        where = f"level {level + 1}/{s.n_levels}, " if "n_levels" in entry.uses and entry.start == "box" else ""
-        return (f"{s.sampler}, {SCORES[s.score]}: σ = {self.frame_sigmas[frame]:.3g}\n"
-                f"{where}step {step}/{int(self.steps[-1])}")
+        where = (
+            f"level {level + 1}/{s.n_levels}, "
+            if "n_levels" in entry.uses and entry.start == "box"
+            else ""
+        )
+        return (
+            f"{s.sampler}, {SCORES[s.score]}: σ = {self.frame_sigmas[frame]:.3g}\n"
+            f"{where}step {step}/{int(self.steps[-1])}"
+        )
 
 
-def _start(entry: SamplerEntry, mixture: GaussianMixture, s: ExploreSettings, g: torch.Generator) -> torch.Tensor:
+def _start(
+    entry: SamplerEntry, mixture: GaussianMixture, s: ExploreSettings, g: torch.Generator
+) -> torch.Tensor:
     if entry.start == "prior":  # N(0, sigma_max^2 I), the continuous-time samplers' prior
         return s.sigma_max * torch.randn(s.n_particles, mixture.dim, generator=g)
     return uniform_in_box(mixture, s.n_particles, g)  # [-8, 8]^2 for the paper's two modes
 
 
-def score_function(settings: ExploreSettings, mixture: GaussianMixture, networks: Networks) -> ScoreFn:
+def score_function(
+    settings: ExploreSettings, mixture: GaussianMixture, networks: Networks
+) -> ScoreFn:
     """The exact score of ``mixture`` at sigma, or the trained network for ``settings.target``."""
     if settings.score == "exact":
         return mixture.score
@@ -202,9 +234,17 @@ def explore(
     weights = mode_weights(mixture, trajectory.samples)
     levels = trajectory.levels.tolist()
     return ExploreResult(
-        settings=settings, mixture=mixture, score=score, samples=trajectory.samples, frames=trajectory.frames,
-        steps=trajectory.steps, levels=trajectory.levels,
+        settings=settings,
+        mixture=mixture,
+        score=score,
+        samples=trajectory.samples,
+        frames=trajectory.frames,
+        steps=trajectory.steps,
+        levels=trajectory.levels,
         frame_sigmas=tuple(entry.frame_sigma(settings, level) for level in levels),
-        weights=weights, max_weight_error=(weights - mixture.weights).abs().max().item(),
-        energy_distance=energy_distance(trajectory.samples, reference), evaluations=calls, seconds=seconds,
+        weights=weights,
+        max_weight_error=(weights - mixture.weights).abs().max().item(),
+        energy_distance=energy_distance(trajectory.samples, reference),
+        evaluations=calls,
+        seconds=seconds,
     )

@@ -53,12 +53,27 @@ class ExplorePicture:
     def _layout(self, extent: tuple[float, ...]) -> None:
         """A new figure when the plot window changes (another target); its static layers drawn once."""
         self.fig, axes = new_figure(1)
-        self.panel = Panel(axes[0], extent, grid=FieldGrid(extent, self.grid), arrow_scale=0.5,
-                           arrow_color=COLORS["faint_arrows"], particles=True, resolution=self.resolution)
+        self.panel = Panel(
+            axes[0],
+            extent,
+            grid=FieldGrid(extent, self.grid),
+            arrow_scale=0.5,
+            arrow_color=COLORS["faint_arrows"],
+            particles=True,
+            resolution=self.resolution,
+        )
         add_colorbar(self.fig, self.panel)
-        self.panel.set_title("\n")  # two lines, so that the layout leaves room for the titles to come
+        self.panel.set_title(
+            "\n"
+        )  # two lines, so that the layout leaves room for the titles to come
         ax = self.panel.ax
-        self._layers = [self.panel.image, self.panel.arrows, *ax.spines.values(), self.panel.scatter, ax.title]
+        self._layers = [
+            self.panel.image,
+            self.panel.arrows,
+            *ax.spines.values(),
+            self.panel.scatter,
+            ax.title,
+        ]
         for artist in self._layers:
             artist.set_animated(True)  # drawn over the background, in this order, never into it
         self.fig.canvas.draw()  # lay the figure out once, then keep that layout: the background and
@@ -78,7 +93,9 @@ class ExplorePicture:
         if level != self._level:
             panel.set_density(result.mixture.log_prob(panel.pixels, sigma))
             with torch.no_grad():
-                panel.set_field(sigma * result.score(panel.grid.points, sigma))  # (m, 2): sigma * s(x, sigma)
+                panel.set_field(
+                    sigma * result.score(panel.grid.points, sigma)
+                )  # (m, 2): sigma * s(x, sigma)
             self._level = level
         particles = result.frames[frame]  # (n, d)
         measured = "/".join(f"{w:.2f}" for w in mode_weights(result.mixture, particles).tolist())
@@ -92,5 +109,7 @@ class ExplorePicture:
     def png(self, result: ExploreResult, frame: int) -> bytes:
         """Frame ``frame`` of ``result`` as PNG bytes (for an ``ipywidgets.Image``)."""
         out = io.BytesIO()
-        Image.fromarray(self.rgb(result, frame)).save(out, format="PNG", compress_level=PNG_COMPRESSION)
+        Image.fromarray(self.rgb(result, frame)).save(
+            out, format="PNG", compress_level=PNG_COMPRESSION
+        )
         return out.getvalue()

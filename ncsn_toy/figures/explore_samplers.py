@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..samplers import Trajectory, annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
+from ..samplers import (
+    Trajectory,
+    annealed_langevin_dynamics,
+    consistent_annealed_sampling,
+    langevin_dynamics,
+)
 
 if TYPE_CHECKING:
     from .explore_core import ExploreSettings
@@ -36,24 +41,43 @@ ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]  # (x (n, d), sigma) -> 
 class SamplerEntry:
     """One sampler of the drop-down: how to start it, run it, and what its frames show."""
 
-    run: Callable[[ScoreFn, torch.Tensor, ExploreSettings, torch.Generator], Trajectory]  # recording frames
-    frame_sigma: Callable[[ExploreSettings, int], float]  # (settings, level of a frame) -> sigma drawn behind
-    evaluations: Callable[[ExploreSettings], int]  # score evaluations of one run (for the progress bar)
+    run: Callable[
+        [ScoreFn, torch.Tensor, ExploreSettings, torch.Generator], Trajectory
+    ]  # recording frames
+    frame_sigma: Callable[
+        [ExploreSettings, int], float
+    ]  # (settings, level of a frame) -> sigma drawn behind
+    evaluations: Callable[
+        [ExploreSettings], int
+    ]  # score evaluations of one run (for the progress bar)
     uses: frozenset[str]  # settings this sampler reads; the others are greyed out
-    preset: dict = field(default_factory=dict)  # settings loaded when it is chosen (its usual values)
-    start: str = "box"  # "box": uniform over the data's box (the paper); "prior": N(0, sigma_max^2 I)
+    preset: dict = field(
+        default_factory=dict
+    )  # settings loaded when it is chosen (its usual values)
+    start: str = (
+        "box"  # "box": uniform over the data's box (the paper); "prior": N(0, sigma_max^2 I)
+    )
 
 
-def _langevin(score: ScoreFn, x0: torch.Tensor, s: ExploreSettings, g: torch.Generator) -> Trajectory:
-    return langevin_dynamics(lambda x: score(x, s.sigma_min), x0, s.step_size, s.n_steps, g, record=s.n_frames)
+def _langevin(
+    score: ScoreFn, x0: torch.Tensor, s: ExploreSettings, g: torch.Generator
+) -> Trajectory:
+    return langevin_dynamics(
+        lambda x: score(x, s.sigma_min), x0, s.step_size, s.n_steps, g, record=s.n_frames
+    )
 
 
-def _annealed(score: ScoreFn, x0: torch.Tensor, s: ExploreSettings, g: torch.Generator) -> Trajectory:
-    return annealed_langevin_dynamics(score, x0, s.sigmas(), s.step_size, s.n_steps, g, record=s.n_frames,
-                                      denoise=s.denoise)
+def _annealed(
+    score: ScoreFn, x0: torch.Tensor, s: ExploreSettings, g: torch.Generator
+) -> Trajectory:
+    return annealed_langevin_dynamics(
+        score, x0, s.sigmas(), s.step_size, s.n_steps, g, record=s.n_frames, denoise=s.denoise
+    )
 
 
-def _consistent(score: ScoreFn, x0: torch.Tensor, s: ExploreSettings, g: torch.Generator) -> Trajectory:
+def _consistent(
+    score: ScoreFn, x0: torch.Tensor, s: ExploreSettings, g: torch.Generator
+) -> Trajectory:
     return consistent_annealed_sampling(score, x0, s.sigmas(), s.step_size, g, record=s.n_frames)
 
 
@@ -85,39 +109,78 @@ def _continuous_time_entries() -> dict[str, SamplerEntry]:
 
     def reverse_sde(score, x0, s, g):
         from ..sde import VESDE, reverse_sde_sampling
-        return reverse_sde_sampling(score, x0, VESDE(s.sigma_min, s.sigma_max), s.n_levels, g, record=s.n_frames)
+
+        return reverse_sde_sampling(
+            score, x0, VESDE(s.sigma_min, s.sigma_max), s.n_levels, g, record=s.n_frames
+        )
 
     def predictor_corrector(score, x0, s, g):
         from ..sde import VESDE, predictor_corrector_sampling
-        return predictor_corrector_sampling(score, x0, VESDE(s.sigma_min, s.sigma_max), s.n_levels,
-                                            n_corrector=s.n_steps, generator=g, record=s.n_frames)
+
+        return predictor_corrector_sampling(
+            score,
+            x0,
+            VESDE(s.sigma_min, s.sigma_max),
+            s.n_levels,
+            n_corrector=s.n_steps,
+            generator=g,
+            record=s.n_frames,
+        )
 
     def probability_flow(method):
         def run(score, x0, s, g):
             from ..sde import VESDE, probability_flow_sampling
-            return probability_flow_sampling(score, x0, VESDE(s.sigma_min, s.sigma_max), s.n_levels, method=method,
-                                             record=s.n_frames)
+
+            return probability_flow_sampling(
+                score,
+                x0,
+                VESDE(s.sigma_min, s.sigma_max),
+                s.n_levels,
+                method=method,
+                record=s.n_frames,
+            )
+
         return run
 
     def count(sampler: str, s: ExploreSettings, **options: object) -> int:
         from ..sde import score_evaluations
+
         return score_evaluations(sampler, s.n_levels, **options)
 
     times = frozenset({"sigma_max", "sigma_min", "n_levels"})
     return {
-        "reverse-time SDE": SamplerEntry(reverse_sde, _sde_sigma, lambda s: count("reverse_sde", s), times,
-                                         {"n_levels": 1000}, start="prior"),
-        "predictor-corrector": SamplerEntry(predictor_corrector, _sde_sigma,
-                                            lambda s: count("predictor_corrector", s, n_corrector=s.n_steps),
-                                            times | {"n_steps"},
-                                            {"n_levels": 500, "n_steps": 1}, start="prior"),
-        "probability flow ODE (Heun)": SamplerEntry(probability_flow("heun"), _edm_sigma,
-                                                    lambda s: count("probability_flow", s, method="heun"), times,
-                                                    {"n_levels": 50},
-                                                    start="prior"),
-        "probability flow ODE (multistep)": SamplerEntry(probability_flow("multistep"), _edm_sigma,
-                                                         lambda s: count("probability_flow", s, method="multistep"),
-                                                         times, {"n_levels": 20}, start="prior"),
+        "reverse-time SDE": SamplerEntry(
+            reverse_sde,
+            _sde_sigma,
+            lambda s: count("reverse_sde", s),
+            times,
+            {"n_levels": 1000},
+            start="prior",
+        ),
+        "predictor-corrector": SamplerEntry(
+            predictor_corrector,
+            _sde_sigma,
+            lambda s: count("predictor_corrector", s, n_corrector=s.n_steps),
+            times | {"n_steps"},
+            {"n_levels": 500, "n_steps": 1},
+            start="prior",
+        ),
+        "probability flow ODE (Heun)": SamplerEntry(
+            probability_flow("heun"),
+            _edm_sigma,
+            lambda s: count("probability_flow", s, method="heun"),
+            times,
+            {"n_levels": 50},
+            start="prior",
+        ),
+        "probability flow ODE (multistep)": SamplerEntry(
+            probability_flow("multistep"),
+            _edm_sigma,
+            lambda s: count("probability_flow", s, method="multistep"),
+            times,
+            {"n_levels": 20},
+            start="prior",
+        ),
     }
 
 
@@ -129,13 +192,26 @@ def samplers() -> dict[str, SamplerEntry]:
     annealed sampling (one step each).
     """
     return {
-        "Langevin dynamics": SamplerEntry(_langevin, lambda s, level: s.sigma_min, lambda s: s.n_steps,
-                                          frozenset({"sigma_min", "step_size", "n_steps"}),
-                                          {"step_size": 0.1, "n_steps": 1000}),
-        "annealed Langevin": SamplerEntry(_annealed, _level_sigma, lambda s: s.n_levels * s.n_steps + s.denoise,
-                                          _ANNEALED | {"n_steps", "denoise"},
-                                          {"n_levels": 10, "step_size": 0.1, "n_steps": 100}),
-        "consistent annealed sampling": SamplerEntry(_consistent, _level_sigma, lambda s: s.n_levels, _ANNEALED,
-                                                     {"n_levels": 100, "step_size": 0.1}),
+        "Langevin dynamics": SamplerEntry(
+            _langevin,
+            lambda s, level: s.sigma_min,
+            lambda s: s.n_steps,
+            frozenset({"sigma_min", "step_size", "n_steps"}),
+            {"step_size": 0.1, "n_steps": 1000},
+        ),
+        "annealed Langevin": SamplerEntry(
+            _annealed,
+            _level_sigma,
+            lambda s: s.n_levels * s.n_steps + s.denoise,
+            _ANNEALED | {"n_steps", "denoise"},
+            {"n_levels": 10, "step_size": 0.1, "n_steps": 100},
+        ),
+        "consistent annealed sampling": SamplerEntry(
+            _consistent,
+            _level_sigma,
+            lambda s: s.n_levels,
+            _ANNEALED,
+            {"n_levels": 100, "step_size": 0.1},
+        ),
         **_continuous_time_entries(),
     }

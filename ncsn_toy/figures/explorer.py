@@ -48,28 +48,63 @@ class Explorer(widgets.HBox):
     :class:`ExploreResult` shown.
     """
 
-    def __init__(self, settings: ExploreSettings, networks: Networks, *, n_frames: int,
-                 threads: ThreadPolicy | None = None) -> None:
+    def __init__(
+        self,
+        settings: ExploreSettings,
+        networks: Networks,
+        *,
+        n_frames: int,
+        threads: ThreadPolicy | None = None,
+    ) -> None:
         self.networks, self.n_frames, self.result, self.threads = networks, n_frames, None, threads
         self._picture = ExplorePicture()
         self.controls = controls(settings, networks.scores(settings.target))
         width, _ = self._picture.size()
-        self.picture = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px"))  # pixel for pixel
-        self.frame = widgets.IntSlider(value=0, min=0, max=0, description="frame", continuous_update=True,
-                                       layout=widgets.Layout(width="260px"), style={"description_width": "45px"})
+        self.picture = widgets.Image(
+            format="png", layout=widgets.Layout(width=f"{width}px")
+        )  # pixel for pixel
+        self.frame = widgets.IntSlider(
+            value=0,
+            min=0,
+            max=0,
+            description="frame",
+            continuous_update=True,
+            layout=widgets.Layout(width="260px"),
+            style={"description_width": "45px"},
+        )
         self.frame_label = widgets.Label()
         self.play = widgets.Play(value=0, min=0, max=0, interval=PLAY_MS, description="animate")
         widgets.jslink((self.play, "value"), (self.frame, "value"))  # animates in the page itself
-        self.numbers = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))  # wraps, unlike a Label
+        self.numbers = widgets.HTML(
+            layout=widgets.Layout(width=f"{width}px")
+        )  # wraps, unlike a Label
         self.message = widgets.HTML()
-        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="sampling",
-                                              layout=widgets.Layout(visibility="hidden"))
-        for widget, css in ((self.numbers, "ncsn-numbers"), (self.message, "ncsn-message"),
-                            (self.picture, "ncsn-picture"), (self.progress, "ncsn-progress")):
+        self.progress = widgets.FloatProgress(
+            value=0.0,
+            min=0.0,
+            max=1.0,
+            description="sampling",
+            layout=widgets.Layout(visibility="hidden"),
+        )
+        for widget, css in (
+            (self.numbers, "ncsn-numbers"),
+            (self.message, "ncsn-message"),
+            (self.picture, "ncsn-picture"),
+            (self.progress, "ncsn-progress"),
+        ):
             widget.add_class(css)
-        view = widgets.VBox([self.picture, widgets.HBox([self.play, self.frame, self.frame_label]),
-                             self.numbers, self.message, self.progress])
-        column = widgets.VBox(list(self.controls.values()), layout=widgets.Layout(flex="0 0 auto", width="380px"))
+        view = widgets.VBox(
+            [
+                self.picture,
+                widgets.HBox([self.play, self.frame, self.frame_label]),
+                self.numbers,
+                self.message,
+                self.progress,
+            ]
+        )
+        column = widgets.VBox(
+            list(self.controls.values()), layout=widgets.Layout(flex="0 0 auto", width="380px")
+        )
         super().__init__([column, view])
         self._lock = threading.RLock()  # one drawer of the picture at a time (worker or scrubber)
         self._wake = threading.Condition()  # guards the fields below
@@ -81,7 +116,9 @@ class Explorer(widgets.HBox):
         self._thread = threading.Thread(target=self._loop, name="ncsn-explorer", daemon=True)
         self._thread.start()
         for name, widget in self.controls.items():
-            handler = {"sampler": self._on_sampler, "target": self._on_target}.get(name, self._on_change)
+            handler = {"sampler": self._on_sampler, "target": self._on_target}.get(
+                name, self._on_change
+            )
             widget.observe(handler, names="value")
         self.frame.observe(self._on_frame, names="value")
         self._grey_out()
@@ -103,7 +140,11 @@ class Explorer(widgets.HBox):
         with self._holding():
             for name in (name for name in self.controls if name in values):
                 widget, value = self.controls[name], values[name]
-                known = [v for _, v in widget.options] if isinstance(widget, widgets.SelectionSlider) else [value]
+                known = (
+                    [v for _, v in widget.options]
+                    if isinstance(widget, widgets.SelectionSlider)
+                    else [value]
+                )
                 if value not in known:
                     widget.options = stops(*known, value)
                 widget.value = value
@@ -111,7 +152,10 @@ class Explorer(widgets.HBox):
         self.request()
 
     def _values(self) -> dict:
-        return {**{name: widget.value for name, widget in self.controls.items()}, "n_frames": self.n_frames}
+        return {
+            **{name: widget.value for name, widget in self.controls.items()},
+            "n_frames": self.n_frames,
+        }
 
     @contextlib.contextmanager
     def _holding(self) -> Iterator[None]:
@@ -163,14 +207,27 @@ class Explorer(widgets.HBox):
 
     def close(self) -> None:
         """Stop the worker thread (cancelling a run in progress) and close every widget of the interface."""
-        if not hasattr(self, "_thread"):  # a construction that failed (ipywidgets closes it when collected)
+        if not hasattr(
+            self, "_thread"
+        ):  # a construction that failed (ipywidgets closes it when collected)
             return super().close()
         with self._wake:
             self._closed, self._wanted = True, None
-            self._generation += 1  # a run in progress stops at its next score evaluation and shows nothing
+            self._generation += (
+                1  # a run in progress stops at its next score evaluation and shows nothing
+            )
             self._wake.notify_all()
-        for widget in (*self.controls.values(), self.picture, self.frame, self.frame_label, self.play, self.numbers,
-                       self.message, self.progress, *self.children):
+        for widget in (
+            *self.controls.values(),
+            self.picture,
+            self.frame,
+            self.frame_label,
+            self.play,
+            self.numbers,
+            self.message,
+            self.progress,
+            *self.children,
+        ):
             widget.close()
         super().close()
 
@@ -180,14 +237,21 @@ class Explorer(widgets.HBox):
                 self._wake.wait_for(lambda: self._wanted is not None or self._closed)
                 if self._closed:
                     return
-                values, generation, self._wanted, self._busy = self._wanted, self._generation, None, True
+                values, generation, self._wanted, self._busy = (
+                    self._wanted,
+                    self._generation,
+                    None,
+                    True,
+                )
             try:
                 self._run(values, generation)
             finally:
                 with self._wake:
                     self._busy = False
                     self._wake.notify_all()
-            if self.threads is not None:  # the machine's load may have changed: measured (0.1 s, at most every
+            if (
+                self.threads is not None
+            ):  # the machine's load may have changed: measured (0.1 s, at most every
                 self.threads.refresh()  # 2 s) while the learner looks at the result, not before the next run
 
     def _run(self, values: dict, generation: int) -> None:
@@ -277,7 +341,9 @@ def explorer(
     """
     settings = ExploreSettings() if settings is None else settings
     if not isinstance(settings, ExploreSettings):
-        raise TypeError(f"settings must be an ExploreSettings or None, got {type(settings).__name__}")
+        raise TypeError(
+            f"settings must be an ExploreSettings or None, got {type(settings).__name__}"
+        )
     threads = threads or ThreadPolicy()
     threads.apply()
     box = Explorer(settings, Networks(checkpoints), n_frames=settings.n_frames, threads=threads)

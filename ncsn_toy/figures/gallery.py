@@ -40,9 +40,15 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
 }
 
 
-def render(out: str | Path = "gif", config: RenderConfig | None = None, *, only: list[str] | None = None,
-           progress: bool = True, between: Callable[[], object] | None = None,
-           targets: Sequence[str] = ()) -> list[tuple[Path, int]]:
+def render(
+    out: str | Path = "gif",
+    config: RenderConfig | None = None,
+    *,
+    only: list[str] | None = None,
+    progress: bool = True,
+    between: Callable[[], object] | None = None,
+    targets: Sequence[str] = (),
+) -> list[tuple[Path, int]]:
     """Render the figures (all, or ``only`` these names) into ``out``; return (path, bytes) pairs.
 
     ``config`` defaults to ``RenderConfig()`` (the full-size gallery); ``between()`` runs before

@@ -50,8 +50,9 @@ class Context:
 
     def model(self, name: str) -> nn.Module:
         if name not in self._models:
-            self._models[name] = load_or_train(name, self.config.checkpoints, retrain=self.config.retrain,
-                                               progress=False)
+            self._models[name] = load_or_train(
+                name, self.config.checkpoints, retrain=self.config.retrain, progress=False
+            )
         return self._models[name]
 
     def generator(self, offset: int = 0) -> torch.Generator:
@@ -72,15 +73,24 @@ def weights_text(mixture: GaussianMixture, x: torch.Tensor) -> str:
 def field_panel(ax, ctx: Context, mixture: GaussianMixture, sigma: float, **kwargs) -> Panel:
     """A panel over the mixture's plot area with arrows, the density of p_sigma behind."""
     area = extent(mixture)
-    panel = Panel(ax, area, grid=FieldGrid(area, ctx.config.grid), resolution=ctx.config.resolution, **kwargs)
+    panel = Panel(
+        ax, area, grid=FieldGrid(area, ctx.config.grid), resolution=ctx.config.resolution, **kwargs
+    )
     panel.set_density(mixture.log_prob(panel.pixels, sigma))
     return panel
 
 
-def sampler_animation(ctx: Context, path: Path, mixture: GaussianMixture, trajectory: Trajectory,
-                      title: Callable[[int, int], str], density_sigma: Callable[[int], float],
-                      field_fn: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
-                      arrow_scale: float = 3.0, numbers: Callable[[torch.Tensor], str] | None = None) -> None:
+def sampler_animation(
+    ctx: Context,
+    path: Path,
+    mixture: GaussianMixture,
+    trajectory: Trajectory,
+    title: Callable[[int, int], str],
+    density_sigma: Callable[[int], float],
+    field_fn: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    arrow_scale: float = 3.0,
+    numbers: Callable[[torch.Tensor], str] | None = None,
+) -> None:
     """Particles of a recorded trajectory over the density (and field) of the current noise level.
 
     Only the particles and the title change in every frame; the density and the field are redrawn
@@ -90,13 +100,21 @@ def sampler_animation(ctx: Context, path: Path, mixture: GaussianMixture, trajec
     fig, axes = new_figure(1)
     area = extent(mixture)
     grid = FieldGrid(area, ctx.config.grid) if field_fn is not None else None
-    panel = Panel(axes[0], area, grid=grid, arrow_scale=arrow_scale, arrow_color=COLORS["faint_arrows"],
-                  particles=True, resolution=ctx.config.resolution)
+    panel = Panel(
+        axes[0],
+        area,
+        grid=grid,
+        arrow_scale=arrow_scale,
+        arrow_color=COLORS["faint_arrows"],
+        particles=True,
+        resolution=ctx.config.resolution,
+    )
     add_colorbar(fig, panel)
     anim = Animation(fig, [panel.scatter, panel.ax.title])
     shown_level = None
-    for frame, step, level in zip(trajectory.frames, trajectory.steps.tolist(), trajectory.levels.tolist(),
-                                  strict=True):
+    for frame, step, level in zip(
+        trajectory.frames, trajectory.steps.tolist(), trajectory.levels.tolist(), strict=True
+    ):
         if level != shown_level:
             panel.set_density(mixture.log_prob(panel.pixels, density_sigma(level)))
             if field_fn is not None:
@@ -104,6 +122,9 @@ def sampler_animation(ctx: Context, path: Path, mixture: GaussianMixture, trajec
             anim.redraw_background()
             shown_level = level
         panel.set_particles(frame)
-        panel.set_title(title(step, level) + (numbers(frame) if numbers else "\n" + weights_text(mixture, frame)))
+        panel.set_title(
+            title(step, level)
+            + (numbers(frame) if numbers else "\n" + weights_text(mixture, frame))
+        )
         anim.capture(ctx.config.frame_ms)
     anim.save(path)

@@ -30,17 +30,36 @@ from ..runtime import atomic_write
 from ..targets import grid_points
 
 __all__ = [
-    "COLORS", "DENSITY_CMAP", "PANEL_INCHES", "DPI", "FieldGrid", "Panel", "Animation",
-    "new_figure", "arrow_vectors", "add_colorbar", "save_png", "nice",
+    "COLORS",
+    "DENSITY_CMAP",
+    "PANEL_INCHES",
+    "DPI",
+    "FieldGrid",
+    "Panel",
+    "Animation",
+    "new_figure",
+    "arrow_vectors",
+    "add_colorbar",
+    "save_png",
+    "nice",
 ]
 
 PANEL_INCHES = 4.6  # width of one panel; at DPI 100 about 460 px
 DPI = 100
 DENSITY_BANDS = 10  # colour bands of the density, like a filled contour plot
 PALETTE_COLORS = 64  # colours of the shared GIF palette: plenty for flat plots, and small files
-DENSITY_CMAP = ListedColormap(  # the density behind every panel: white where p ~ 0, then the seed's orange
-    ["#ffffff", *[matplotlib.colormaps["Oranges"](v) for v in np.linspace(0.12, 0.95, DENSITY_BANDS - 1)]],
-    name="density")
+DENSITY_CMAP = (
+    ListedColormap(  # the density behind every panel: white where p ~ 0, then the seed's orange
+        [
+            "#ffffff",
+            *[
+                matplotlib.colormaps["Oranges"](v)
+                for v in np.linspace(0.12, 0.95, DENSITY_BANDS - 1)
+            ],
+        ],
+        name="density",
+    )
+)
 COLORS = {
     "particles": "#1f4e9c",  # samples / particles
     "arrows": "#222222",  # score arrows
@@ -54,7 +73,9 @@ class FieldGrid:
 
     def __init__(self, extent: Sequence[float], n: int = 21) -> None:
         self.extent = tuple(float(v) for v in extent)
-        self.points, self.spacing = grid_points(self.extent, n)  # (n*n, 2), the training snapshots' grid
+        self.points, self.spacing = grid_points(
+            self.extent, n
+        )  # (n*n, 2), the training snapshots' grid
 
 
 def arrow_vectors(field: torch.Tensor, spacing: float, scale: float) -> np.ndarray:
@@ -103,17 +124,28 @@ class Panel:
             self.resolution = resolution
             # banded like a filled contour plot: easy to read, and flat colours keep GIFs small
             norm = BoundaryNorm(np.linspace(0.0, 1.0, DENSITY_BANDS + 1), ncolors=DENSITY_BANDS)
-            self.image = ax.imshow(np.zeros((resolution, resolution)), origin="lower", extent=self.extent,
-                                   cmap=DENSITY_CMAP, norm=norm, interpolation="nearest", zorder=0)
+            self.image = ax.imshow(
+                np.zeros((resolution, resolution)),
+                origin="lower",
+                extent=self.extent,
+                cmap=DENSITY_CMAP,
+                norm=norm,
+                interpolation="nearest",
+                zorder=0,
+            )
         if grid is not None:
             self.arrows = self._quiver(arrow_color, zorder=2)
         if particles:
             # opaque dots: blended colours would multiply the palette and the GIF size
-            self.scatter = ax.scatter([], [], s=2.5, color=COLORS["particles"], linewidths=0, zorder=3)
+            self.scatter = ax.scatter(
+                [], [], s=2.5, color=COLORS["particles"], linewidths=0, zorder=3
+            )
 
     def set_density(self, log_density: torch.Tensor) -> None:
         """``log_density`` at ``self.pixels``; shown as p / max p (so every sigma is visible)."""
-        relative = torch.exp(log_density - log_density.max()).reshape(self.resolution, self.resolution)
+        relative = torch.exp(log_density - log_density.max()).reshape(
+            self.resolution, self.resolution
+        )
         self.image.set_data(relative.numpy())
 
     def set_field(self, field: torch.Tensor) -> None:
@@ -129,9 +161,22 @@ class Panel:
 
     def _quiver(self, color: str, zorder: int, alpha: float = 1.0):
         points, zeros = self.grid.points.numpy(), np.zeros(len(self.grid.points))
-        return self.ax.quiver(points[:, 0], points[:, 1], zeros, zeros, angles="xy", scale_units="xy", scale=1.0,
-                              color=color, alpha=alpha, width=0.004, headwidth=3.5, headlength=4, pivot="mid",
-                              zorder=zorder)
+        return self.ax.quiver(
+            points[:, 0],
+            points[:, 1],
+            zeros,
+            zeros,
+            angles="xy",
+            scale_units="xy",
+            scale=1.0,
+            color=color,
+            alpha=alpha,
+            width=0.004,
+            headwidth=3.5,
+            headlength=4,
+            pivot="mid",
+            zorder=zorder,
+        )
 
     def set_particles(self, x: torch.Tensor) -> None:
         self.scatter.set_offsets(x.detach().numpy())
@@ -140,10 +185,13 @@ class Panel:
         self.ax.set_title(text, fontsize=fontsize)
 
 
-def add_colorbar(fig: Figure, panel: Panel, axes: Sequence | None = None,
-                 label: str = "density p_σ(x) / max") -> None:
+def add_colorbar(
+    fig: Figure, panel: Panel, axes: Sequence | None = None, label: str = "density p_σ(x) / max"
+) -> None:
     """One colour bar for the density of ``panel``, beside ``axes`` (default: every panel)."""
-    axes = [ax for ax in fig.axes if ax.get_subplotspec() is not None] if axes is None else list(axes)
+    axes = (
+        [ax for ax in fig.axes if ax.get_subplotspec() is not None] if axes is None else list(axes)
+    )
     fig.colorbar(panel.image, ax=axes, shrink=0.8, label=label, pad=0.01)
 
 
@@ -188,16 +236,28 @@ class Animation:
             raise ValueError("no frames captured")
         durations = [*self.durations[:-1], max(self.durations[-1], hold_last_ms)]
         images = _quantise(self.frames)
-        return atomic_write(path, lambda tmp: images[0].save(
-            tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
-            optimize=True, disposal=1))  # optimize: unchanged pixels become transparent (small files)
+        return atomic_write(
+            path,
+            lambda tmp: images[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=images[1:],
+                duration=durations,
+                loop=0,
+                optimize=True,
+                disposal=1,
+            ),
+        )  # optimize: unchanged pixels become transparent (small files)
 
 
 def _quantise(frames: list[np.ndarray]) -> list[Image.Image]:
     """Every frame mapped onto one palette built from a few frames (no flicker, small files)."""
     picks = sorted({0, len(frames) // 2, len(frames) - 1})
     sample = Image.fromarray(np.concatenate([frames[i] for i in picks], axis=0))
-    palette = sample.quantize(colors=PALETTE_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    palette = sample.quantize(
+        colors=PALETTE_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
     return [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
 
 

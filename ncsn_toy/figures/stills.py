@@ -17,8 +17,12 @@ from .parts import Context, extent, field_panel, weights_text
 from .plotting import COLORS, FieldGrid, Panel, add_colorbar, new_figure, nice, save_png
 
 __all__ = [
-    "score_field_mixture", "score_field_components", "langevin_score_network", "noise_conditional_fields",
-    "sampler_comparison", "score_error",
+    "score_field_mixture",
+    "score_field_components",
+    "langevin_score_network",
+    "noise_conditional_fields",
+    "sampler_comparison",
+    "score_error",
 ]
 
 
@@ -28,7 +32,9 @@ def score_field_mixture(ctx: Context, path: Path) -> None:
     fig, axes = new_figure(2)
     right = field_panel(axes[0], ctx, mixture, 0.0, arrow_scale=3.0)
     right.set_field(mixture.score(right.grid.points))
-    right.set_title("exact score ∇log p(x) = Σ_k r_k(x) ∇log N_k(x)\n(weighted by responsibilities)")
+    right.set_title(
+        "exact score ∇log p(x) = Σ_k r_k(x) ∇log N_k(x)\n(weighted by responsibilities)"
+    )
     wrong = field_panel(axes[1], ctx, mixture, 0.0, arrow_scale=3.0, arrow_color="#b8312f")
     pts = wrong.grid.points
     by_prior = -(mixture.weights[None, :, None] * (pts[:, None, :] - mixture.means)).sum(1)
@@ -62,22 +68,40 @@ def langevin_score_network(ctx: Context, path: Path) -> None:
     snap, sigma = model.metadata["training"], model.metadata["train"]["sigma"]
     grid = FieldGrid(snap["extent"], snap["grid"])
     fig, axes = new_figure(3)
-    panels = [Panel(ax, snap["extent"], grid=grid, resolution=ctx.config.resolution, arrow_scale=3.0,
-                    particles=(i == 2), arrow_color=COLORS["faint_arrows"] if i == 2 else COLORS["arrows"])
-              for i, ax in enumerate(axes)]
+    panels = [
+        Panel(
+            ax,
+            snap["extent"],
+            grid=grid,
+            resolution=ctx.config.resolution,
+            arrow_scale=3.0,
+            particles=(i == 2),
+            arrow_color=COLORS["faint_arrows"] if i == 2 else COLORS["arrows"],
+        )
+        for i, ax in enumerate(axes)
+    ]
     for panel in panels:
         panel.set_density(mixture.log_prob(panel.pixels, sigma))
     panels[0].set_field(snap["fields"][0, 0].float())
     panels[0].set_title("ScoreNet before training\n(the seed's network, seeded initial weights)")
     panels[1].set_field(snap["fields"][-1, 0].float())
-    panels[1].set_title(f"after {snap['steps'][-1]} Adam steps\n(denoising score matching, σ = {sigma:g})")
+    panels[1].set_title(
+        f"after {snap['steps'][-1]} Adam steps\n(denoising score matching, σ = {sigma:g})"
+    )
     g = ctx.generator(3)
-    x = langevin_dynamics(model, uniform_in_box(mixture, ctx.config.n_particles, g), model.metadata["step_size"],
-                          model.metadata["n_steps"], g)
+    x = langevin_dynamics(
+        model,
+        uniform_in_box(mixture, ctx.config.n_particles, g),
+        model.metadata["step_size"],
+        model.metadata["n_steps"],
+        g,
+    )
     panels[2].set_field(snap["fields"][-1, 0].float())
     panels[2].set_particles(x)
-    panels[2].set_title(f"Langevin with it (ε={model.metadata['step_size']:g}, "
-                        f"T={model.metadata['n_steps']})\n" + weights_text(mixture, x))
+    panels[2].set_title(
+        f"Langevin with it (ε={model.metadata['step_size']:g}, "
+        f"T={model.metadata['n_steps']})\n" + weights_text(mixture, x)
+    )
     add_colorbar(fig, panels[0])
     save_png(fig, path)
 
@@ -96,7 +120,9 @@ def noise_conditional_fields(ctx: Context, path: Path) -> None:
         with torch.no_grad():
             learned.set_field(sigma * model(learned.grid.points, sigma))
         exact.set_field(sigma * mixture.score(exact.grid.points, sigma))
-        error = relative_score_error(lambda x, s=sigma: model(x, s), mixture, sigma, 4000, ctx.generator(4)).overall
+        error = relative_score_error(
+            lambda x, s=sigma: model(x, s), mixture, sigma, 4000, ctx.generator(4)
+        ).overall
         learned.set_title(f"learned σ·s(x, σ), σ = {nice(sigma)}\nrelative error {error:.3f}")
         exact.set_title(f"exact σ·∇log p_σ(x), σ = {nice(sigma)}")
         top = top or learned
@@ -110,12 +136,17 @@ def sampler_comparison(ctx: Context, path: Path) -> None:
     x0 = uniform_in_box(mixture, ctx.config.n_particles, g)
     runs = {
         "exact i.i.d. samples": mixture.sample(ctx.config.n_particles, generator=g),
-        "Langevin dynamics, exact score\n(ε = 0.1, T = 1000)": langevin_dynamics(mixture.score, x0, 0.1, 1000, g),
+        "Langevin dynamics, exact score\n(ε = 0.1, T = 1000)": langevin_dynamics(
+            mixture.score, x0, 0.1, 1000, g
+        ),
         "annealed Langevin, exact score\n(σ 20→1, L = 10, T = 100, ε = 0.1)": annealed_langevin_dynamics(
-            mixture.score, x0, geometric_sigmas(20.0, 1.0, 10), 0.1, 100, g),
+            mixture.score, x0, geometric_sigmas(20.0, 1.0, 10), 0.1, 100, g
+        ),
     }
     fig, axes = new_figure(3)
-    panels = [Panel(ax, extent(mixture), particles=True, resolution=ctx.config.resolution) for ax in axes]
+    panels = [
+        Panel(ax, extent(mixture), particles=True, resolution=ctx.config.resolution) for ax in axes
+    ]
     for panel, (label, x) in zip(panels, runs.items(), strict=True):
         panel.set_density(mixture.log_prob(panel.pixels))
         panel.set_particles(x)
@@ -141,15 +172,30 @@ def score_error(ctx: Context, path: Path) -> None:
     with torch.no_grad():
         err = (model(pixels) - mixture.score(pixels, sigma)).square().sum(1)
     r = ctx.config.resolution
-    image = errors.ax.imshow(torch.log10(err + 1e-6).reshape(r, r).numpy(), origin="lower", extent=errors.extent,
-                             cmap="magma_r", vmin=-3, vmax=2, zorder=0)
-    errors.ax.contour(pixels[:, 0].reshape(r, r).numpy(), pixels[:, 1].reshape(r, r).numpy(),
-                      mixture.log_prob(pixels, sigma).reshape(r, r).numpy(), levels=[-8.0, -5.0, -3.0],
-                      colors=COLORS["reference"], linewidths=1.0)
+    image = errors.ax.imshow(
+        torch.log10(err + 1e-6).reshape(r, r).numpy(),
+        origin="lower",
+        extent=errors.extent,
+        cmap="magma_r",
+        vmin=-3,
+        vmax=2,
+        zorder=0,
+    )
+    errors.ax.contour(
+        pixels[:, 0].reshape(r, r).numpy(),
+        pixels[:, 1].reshape(r, r).numpy(),
+        mixture.log_prob(pixels, sigma).reshape(r, r).numpy(),
+        levels=[-8.0, -5.0, -3.0],
+        colors=COLORS["reference"],
+        linewidths=1.0,
+    )
     numbers = relative_score_error(model, mixture, sigma, 20_000, ctx.generator(7))
-    errors.set_title(f"squared error |s_θ − ∇log p_σ|² (teal: log p_σ = −8, −5, −3)\n"
-                     f"relative error {numbers.high_density:.3f} inside, {numbers.low_density:.2f} outside\n"
-                     "the region holding 99% of p_σ", fontsize=9)
+    errors.set_title(
+        f"squared error |s_θ − ∇log p_σ|² (teal: log p_σ = −8, −5, −3)\n"
+        f"relative error {numbers.high_density:.3f} inside, {numbers.low_density:.2f} outside\n"
+        "the region holding 99% of p_σ",
+        fontsize=9,
+    )
     add_colorbar(fig, exact, axes[:2])
     fig.colorbar(image, ax=axes[2], shrink=0.8, label="log10 squared error", pad=0.01)
     save_png(fig, path)

@@ -30,9 +30,16 @@ from .animations import network_annealed_animation
 from .parts import Context, extent, field_panel
 from .plotting import COLORS, Panel, add_colorbar, new_figure, save_png
 
-__all__ = ["targets", "score_error_objectives", "annealed_langevin_ring", "annealed_langevin_grid",
-           "annealed_langevin_spiral",
-           "annealed_langevin_target", "target_figures", "ZOO_FIGURES"]
+__all__ = [
+    "targets",
+    "score_error_objectives",
+    "annealed_langevin_ring",
+    "annealed_langevin_grid",
+    "annealed_langevin_spiral",
+    "annealed_langevin_target",
+    "target_figures",
+    "ZOO_FIGURES",
+]
 
 ZOO_COLUMNS = 3  # panels per row of targets.png
 
@@ -49,17 +56,23 @@ def targets(ctx: Context, path: Path) -> None:
         panel.set_density(mixture.log_prob(panel.pixels))
         panel.set_particles(mixture.sample(ctx.config.n_particles, generator=g))
         w, k = mixture.weights, mixture.n_components
-        weights = "equal weights" if bool((w == w[0]).all()) else f"weights {w.min().item():.2g}–{w.max().item():.2g}"
+        weights = (
+            "equal weights"
+            if bool((w == w[0]).all())
+            else f"weights {w.min().item():.2g}–{w.max().item():.2g}"
+        )
         panel.set_title(f"{name}: {k} mode{'s' * (k > 1)}, {weights}")
         first = first or panel
-    for ax in axes[len(TARGETS):]:
+    for ax in axes[len(TARGETS) :]:
         ax.set_visible(False)
     add_colorbar(fig, first, label="density p(x) / max")
     save_png(fig, path)
 
 
-OBJECTIVES = {"score_net_two_gaussians": "denoising score matching (seed ScoreNet)",
-              "score_net_ssm_two_gaussians": "sliced score matching (2-128-128-2 Softplus)"}
+OBJECTIVES = {
+    "score_net_two_gaussians": "denoising score matching (seed ScoreNet)",
+    "score_net_ssm_two_gaussians": "sliced score matching (2-128-128-2 Softplus)",
+}
 
 
 def score_error_objectives(ctx: Context, path: Path) -> None:
@@ -70,7 +83,9 @@ def score_error_objectives(ctx: Context, path: Path) -> None:
     for col, (name, label) in enumerate(OBJECTIVES.items()):
         model = ctx.model(name)
         train = model.metadata["train"]
-        sigma = train["sigma"] if train["objective"] == "dsm" else 0.0  # the score each objective learns
+        sigma = (
+            train["sigma"] if train["objective"] == "dsm" else 0.0
+        )  # the score each objective learns
         learned = field_panel(axes[col], ctx, mixture, sigma, arrow_scale=3.0)
         with torch.no_grad():
             learned.set_field(model(learned.grid.points))
@@ -79,17 +94,33 @@ def score_error_objectives(ctx: Context, path: Path) -> None:
         pixels = learned.pixels
         with torch.no_grad():
             err = (model(pixels) - mixture.score(pixels, sigma)).square().sum(1)
-        image = errors.ax.imshow(torch.log10(err + 1e-6).reshape(r, r).numpy(), origin="lower",
-                                 extent=errors.extent, cmap="magma_r", vmin=-3, vmax=2, zorder=0)
-        errors.ax.contour(pixels[:, 0].reshape(r, r).numpy(), pixels[:, 1].reshape(r, r).numpy(),
-                          mixture.log_prob(pixels, sigma).reshape(r, r).numpy(), levels=[-8.0, -5.0, -3.0],
-                          colors=COLORS["reference"], linewidths=1.0)
+        image = errors.ax.imshow(
+            torch.log10(err + 1e-6).reshape(r, r).numpy(),
+            origin="lower",
+            extent=errors.extent,
+            cmap="magma_r",
+            vmin=-3,
+            vmax=2,
+            zorder=0,
+        )
+        errors.ax.contour(
+            pixels[:, 0].reshape(r, r).numpy(),
+            pixels[:, 1].reshape(r, r).numpy(),
+            mixture.log_prob(pixels, sigma).reshape(r, r).numpy(),
+            levels=[-8.0, -5.0, -3.0],
+            colors=COLORS["reference"],
+            linewidths=1.0,
+        )
         numbers = relative_score_error(model, mixture, sigma, 20_000, ctx.generator(7))
-        errors.set_title(f"squared error against ∇log p{'_σ' if sigma else ''}; relative error\n"
-                         f"{numbers.high_density:.3f} inside, {numbers.low_density:.2f} outside the 99% region")
+        errors.set_title(
+            f"squared error against ∇log p{'_σ' if sigma else ''}; relative error\n"
+            f"{numbers.high_density:.3f} inside, {numbers.low_density:.2f} outside the 99% region"
+        )
         top = top or learned
     add_colorbar(fig, top, axes[: len(OBJECTIVES)])
-    fig.colorbar(image, ax=axes[len(OBJECTIVES):], shrink=0.8, label="log10 squared error", pad=0.01)
+    fig.colorbar(
+        image, ax=axes[len(OBJECTIVES) :], shrink=0.8, label="log10 squared error", pad=0.01
+    )
     save_png(fig, path)
 
 
@@ -101,7 +132,9 @@ def _weights_tv(mixture: GaussianMixture, frame: torch.Tensor) -> str:
 
 def _annealed_with(ctx: Context, path: Path, model: NoiseConditionalScoreNet, label: str) -> None:
     """Annealed Langevin with ``model`` and its stored settings, from the mixture's box."""
-    network_annealed_animation(ctx, path, model, 12, f"{label}: annealed Langevin with fit's network\n", _weights_tv)
+    network_annealed_animation(
+        ctx, path, model, 12, f"{label}: annealed Langevin with fit's network\n", _weights_tv
+    )
 
 
 def annealed_langevin_target(ctx: Context, path: Path, name: str) -> None:
@@ -140,5 +173,7 @@ def target_figures(names: list[str]) -> dict[str, Callable[[Context, Path], None
     unknown = sorted(set(names) - set(TARGETS))
     if unknown:
         raise ValueError(f"unknown target(s) {unknown}; expected names from {list(TARGETS)}")
-    return {f"annealed_langevin_{name}.gif": functools.partial(annealed_langevin_target, name=name)
-            for name in names}
+    return {
+        f"annealed_langevin_{name}.gif": functools.partial(annealed_langevin_target, name=name)
+        for name in names
+    }
