@@ -6,6 +6,8 @@ denoising / annealed denoising / sliced score matching, and (annealed) Langevin 
 """
 
 from .checkpoints import load_checkpoint, save_checkpoint
+from .fit import fit
+from .likelihood import ode_log_likelihood
 from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .metrics import (
     ModeStatistics,
@@ -18,7 +20,6 @@ from .metrics import (
 from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import NoiseSchedule, geometric_sigmas
-from .recipes import fit
 from .samplers import (
     SamplerDivergedError,
     Trajectory,
@@ -28,7 +29,6 @@ from .samplers import (
 )
 from .sde import (
     VESDE,
-    ode_log_likelihood,
     predictor_corrector_sampling,
     probability_flow_sampling,
     reverse_sde_sampling,

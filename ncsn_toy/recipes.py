@@ -18,7 +18,6 @@ the largest is about the largest distance between modes (NCSNv2, technique 1): 2
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,10 @@ import torch
 from torch import nn
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .mixtures import GaussianMixture, check_mixture
+from .fit import FIT_NETWORK, FIT_TRAIN, NCSN_OPTIONS, fit
+from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
-from .noise_levels import NoiseSchedule, data_std, geometric_sigmas, narrowest_std
+from .noise_levels import NoiseSchedule, data_std, geometric_sigmas
 from .runtime import repository_root
 from .targets import grid_points, plot_extent, target
 from .training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
@@ -41,20 +41,12 @@ __all__ = [
     "save_recipe",
     "load_or_train",
     "DEFAULT_CHECKPOINTS",
-    "fit",
     "train_fitted",
-    "FIT_TRAIN",
-    "FIT_NETWORK",
 ]
 
 DEFAULT_CHECKPOINTS = repository_root() / "checkpoints"  # the repository's folder
 SNAPSHOTS = 40  # learned fields recorded during training (for the training GIFs)
 SNAPSHOT_GRID = 17  # arrows per side of those fields
-NCSN_OPTIONS = {"sigma_input": "log", "divide_by_sigma": True}  # the variant that measures best
-# fit(): the committed variant with SiLU, whose smooth gates learn many modes several times faster than the
-# seed's LogSigmoid at small sigma; three times the steps of the committed recipes at half their batch (README)
-FIT_NETWORK = {**NCSN_OPTIONS, "activation": "silu"}
-FIT_TRAIN = TrainConfig(steps=12_000, batch_size=1024, lr=1e-2)
 
 
 @dataclass(frozen=True)
@@ -304,97 +296,6 @@ def load_or_train(
     return load_checkpoint(
         path, expect=NoiseConditionalScoreNet if RECIPES[name].noise_conditional else ScoreNet
     )
-
-
-def fit(
-    mixture: GaussianMixture, *, steps: int | None = None, seed: int = 0, progress: bool = False
-) -> NoiseConditionalScoreNet:
-    """Train a :class:`NoiseConditionalScoreNet` for any mixture, every setting derived from it.
-
-    The noise levels and annealed-Langevin settings come from :meth:`NoiseSchedule.from_mixture`
-    (NCSNv2 techniques 1, 2 and 4; sigma_L from the narrowest component); the network is the
-    committed variant (``NCSN_OPTIONS``: log sigma in, output / sigma, NCSNv2 technique 3) with
-    SiLU activations (``FIT_NETWORK``), trained with the NCSN objective (paper Eqs. 5-6) and
-    ``FIT_TRAIN``. It trains in the mixture's *network units* x' = (x - c) / u, c the mixture's
-    mean and u its narrowest standard deviation (the units of the committed recipes, whose
-    components have standard deviation 1), then folds that map into the first layer, so the
-    returned network takes x and sigma as they are. Hence ``fit`` is equivariant: shifting or
-    scaling the mixture shifts or scales the levels, the step size and the learned score.
-
-    Args:
-        mixture: the data distribution, any dimension.
-        steps: Adam steps (default ``FIT_TRAIN.steps``; fewer for quick runs).
-        seed: seeds the initial weights, the batches and the noise.
-        progress: show a tqdm progress bar.
-
-    Returns:
-        The trained network (EMA weights, eval mode), its ``sigmas`` the derived levels, with
-        ``metadata``: ``sampler``, ``step_size``, ``n_steps_each`` (for annealed Langevin over
-        ``model.sigmas``), ``schedule`` (every derived setting), ``mixture`` (its ``to_dict()``),
-        ``network_units``, ``train`` and ``final_loss``; and ``losses`` (every step's loss).
-    """
-    check_mixture(mixture)
-    schedule = NoiseSchedule.from_mixture(mixture)
-    config = dataclasses.replace(
-        FIT_TRAIN, seed=seed, steps=FIT_TRAIN.steps if steps is None else steps
-    )
-    exact = mixture.to_dict()  # float64 parameters
-    weights, means, covariances = (
-        torch.tensor(exact[key], dtype=torch.float64) for key in ("weights", "means", "covariances")
-    )  # (K,), (K, d), (K, d, d)
-    center = weights @ means  # (d,)
-    unit = narrowest_std(mixture)
-    in_units = GaussianMixture(weights, (means - center) / unit, covariances / unit**2)
-    sigmas = geometric_sigmas(
-        schedule.sigma_max / unit, schedule.sigma_min / unit, schedule.n_levels
-    )
-    model = seeded_init(
-        seed, lambda: NoiseConditionalScoreNet(dim=mixture.dim, sigmas=sigmas, **FIT_NETWORK)
-    )
-    result = train_noise_conditional(in_units, config, model, progress=progress)
-    model = _from_network_units(result.model, center, unit, schedule.sigmas())
-    model.metadata = {
-        "mixture": exact,
-        "schedule": schedule.to_dict(),
-        "network_units": {"center": center.tolist(), "scale": unit},
-        "train": config.to_dict(),
-        "final_loss": sum(result.losses[-100:]) / len(result.losses[-100:]),
-        "sampler": "annealed_langevin_dynamics",
-        "step_size": schedule.step_size,
-        "n_steps_each": schedule.n_steps_each,
-    }
-    model.losses = result.losses
-    return model
-
-
-def _from_network_units(
-    model: NoiseConditionalScoreNet, center: torch.Tensor, unit: float, sigmas: torch.Tensor
-) -> NoiseConditionalScoreNet:
-    """The network s(x, sigma) = s'((x - c) / u, sigma / u) / u for ``model`` = s' trained in network units.
-
-    With log sigma in and output / sigma, only the first layer changes:
-    W_x (x - c) / u + w_s log(sigma / u) + b = (W_x / u) x + w_s log sigma + (b - W_x c / u - w_s log u),
-    and s'(.) / (sigma / u) / u = s'(.) / sigma. ``sigmas`` (the levels in data units) replace the buffer.
-    """
-    if (
-        model.architecture["sigma_input"] != "log"
-        or not model.divide_by_sigma
-        or model.data_std is not None
-    ):
-        raise ValueError(
-            "network units need sigma_input='log', divide_by_sigma=True and no data_std"
-        )
-    first = model.net[0]
-    with torch.no_grad():
-        w_x, w_s = (
-            first.weight[:, : model.dim].double(),
-            first.weight[:, model.dim].double(),
-        )  # (h, d), (h,)
-        bias = first.bias.double() - w_x @ center / unit - w_s * math.log(unit)  # (h,)
-        first.weight[:, : model.dim] = (w_x / unit).to(first.weight.dtype)
-        first.bias.copy_(bias.to(first.bias.dtype))
-        model.sigmas.copy_(sigmas.to(model.sigmas.dtype))
-    return model
 
 
 def train_fitted(

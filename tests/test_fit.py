@@ -11,6 +11,7 @@ from ncsn_toy import (
     annealed_langevin_dynamics,
     two_gaussians,
 )
+from ncsn_toy.fit import NCSN_OPTIONS, fit
 from ncsn_toy.noise_levels import (
     NoiseSchedule,
     data_std,
@@ -20,7 +21,7 @@ from ncsn_toy.noise_levels import (
     shell_overlap_ratio,
     variance_ratio,
 )
-from ncsn_toy.recipes import NCSN_OPTIONS, RECIPES, fit
+from ncsn_toy.recipes import RECIPES
 from ncsn_toy.targets import TARGETS, target
 
 

@@ -13,10 +13,10 @@ from ncsn_toy import (
     Trajectory,
     two_gaussians,
 )
+from ncsn_toy.likelihood import ode_log_likelihood
 from ncsn_toy.noise_levels import geometric_sigmas
 from ncsn_toy.sde import (
     VESDE,
-    ode_log_likelihood,
     predictor_corrector_sampling,
     probability_flow_sampling,
     reverse_sde_sampling,

@@ -202,7 +202,8 @@ def _positive(value: int | None, option: str) -> None:
 
 # ------------------------------------------------------------------------------ commands
 def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
-    from ..recipes import RECIPES, fit, save_recipe, train_recipe
+    from ..fit import fit
+    from ..recipes import RECIPES, save_recipe, train_recipe
     from ..targets import target
 
     _positive(args.steps, "--steps")

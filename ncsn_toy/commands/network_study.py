@@ -17,9 +17,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..fit import NCSN_OPTIONS
 from ..metrics import relative_score_error
 from ..networks import NoiseConditionalScoreNet
-from ..recipes import NCSN_OPTIONS, RECIPES
+from ..recipes import RECIPES
 from ..samplers import annealed_langevin_dynamics
 from ..targets import target
 from ..training import seeded_init, train_noise_conditional

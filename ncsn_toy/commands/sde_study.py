@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..likelihood import ode_log_likelihood
 from ..metrics import mode_statistics
 from ..mixtures import GaussianMixture
 from ..recipes import RECIPES
 from ..sde import (
     VESDE,
-    ode_log_likelihood,
     predictor_corrector_sampling,
     probability_flow_sampling,
     reverse_sde_sampling,

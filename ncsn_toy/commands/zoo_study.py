@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..fit import fit
 from ..metrics import energy_distance, mode_statistics, relative_score_error
 from ..mixtures import GaussianMixture
 from ..noise_levels import NoiseSchedule, geometric_sigmas
-from ..recipes import DEFAULT_CHECKPOINTS, fit, load_or_train
+from ..recipes import DEFAULT_CHECKPOINTS, load_or_train
 from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
 from ..sde import VESDE, probability_flow_sampling, reverse_sde_sampling
 from ..targets import TARGETS, target, uniform_in_box

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..likelihood import ode_log_likelihood
 from ..metrics import energy_distance, mode_weights
 from ..noise_levels import geometric_sigmas
 from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
 from ..sde import (
     VESDE,
-    ode_log_likelihood,
     predictor_corrector_sampling,
     probability_flow_sampling,
     reverse_sde_sampling,

@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
+from ..fit import fit
 from ..metrics import mode_weights, relative_score_error
 from ..mixtures import GaussianMixture
 from ..networks import NoiseConditionalScoreNet
-from ..recipes import fit
 from ..targets import TARGETS, target, two_gaussians
 from .animations import network_annealed_animation
 from .parts import Context, extent, field_panel
