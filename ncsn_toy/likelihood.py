@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from . import _checks
-from .sde import LIKELIHOOD_METHODS, VESDE, ScoreFn, _Run, _sigmas
+from .sde import LIKELIHOOD_METHODS, VESDE, ScoreFn, enter_grid_step, sampling_grid, sde_run
 
 __all__ = ["ode_log_likelihood"]
 
@@ -39,62 +39,72 @@ def ode_log_likelihood(
 ) -> torch.Tensor:
     """log p_{sigma_min}(x), ``(n,)``, through the probability-flow ODE (Song et al. 2021, Eq. 39).
 
-    Integrates dx/dsigma = -sigma s and d delta/dsigma = sigma div s(x, sigma) up from sigma_min to
-    sigma_max on EDM's grid (Heun on every step, i.e. the trapezoid rule; or Euler) and returns
-    ``prior(x(sigma_max)) - delta``; ``prior`` defaults to ``sde.prior_log_prob`` (pass the exact
-    log p_{sigma_max} to take the prior's mismatch out). The divergence is exact (autograd, one
-    backward pass per dimension) or, with ``hutchinson``, the unbiased v^T (ds/dx) v with a fresh
-    Rademacher v per evaluation from ``generator``. ``score_fn`` must be differentiable in x.
+    Integrates dx/dsigma = -sigma s and d delta/dsigma = sigma div s(x, sigma) up from sigma_min
+    to sigma_max on EDM's grid (Heun on every step, i.e. the trapezoid rule; or Euler) and
+    returns ``prior(x(sigma_max)) - delta``; ``prior`` defaults to ``sde.prior_log_prob`` (pass
+    the exact log p_{sigma_max} to take the prior's mismatch out). The divergence is exact
+    (autograd, one backward pass per dimension) or, with ``hutchinson``, the unbiased
+    v^T (ds/dx) v with a fresh Rademacher v per evaluation from ``generator``. ``score_fn`` must
+    be differentiable in x.
     """
-    heun, hutchinson = (
-        _checks.one_of(method, LIKELIHOOD_METHODS, "method") == "heun",
-        _checks.flag(hutchinson, "hutchinson"),
-    )
-    sigmas = _sigmas(sde, n_steps, "edm", rho)[::-1]  # increasing
-    run = _Run("ODE log-likelihood", score_fn, x, "x", sigmas, n_steps, None, False)
-    gen = _checks.default_generator(generator, run.x.device) if hutchinson else None
-    y, delta = (
-        run.x,
-        torch.zeros(len(run.x), dtype=run.x.dtype, device=run.x.device),
-    )  # (n, d), (n,)
+    heun = _checks.one_of(method, LIKELIHOOD_METHODS, "method") == "heun"
+    hutchinson = _checks.flag(hutchinson, "hutchinson")
+    sigmas = sampling_grid(sde, n_steps, "edm", rho)[::-1]  # increasing
+    run = sde_run("ODE log-likelihood", score_fn, x, "x", sigmas, n_steps, None, False)
+    if hutchinson:
+        generator = _checks.default_generator(generator, run.x.device)
 
-    def field(
-        point: torch.Tensor, sigma: float, i: int, what: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(-sigma s, sigma div s) at ``point``, in step ``i``: (n, d), (n,)."""
+    def field(point: torch.Tensor, sigma: float, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(dx/dsigma, d delta/dsigma) = (-sigma s, sigma div s) at ``point``: (n, d), (n,)."""
         with torch.enable_grad():
             z = point.detach().requires_grad_(True)
-            s = run.score(z, sigma, i, what)  # (n, d)
-            if not s.requires_grad:
-                raise ValueError(
-                    "ode_log_likelihood needs a score function differentiable in x through autograd"
-                )
+            score = run.score(z, sigma, what)  # (n, d)
             if hutchinson:
-                v = (
-                    torch.randint(0, 2, z.shape, generator=gen, device=z.device)
-                    .to(z.dtype)
-                    .mul_(2)
-                    .sub_(1)
-                )
-                div = (torch.autograd.grad((s * v).sum(), z)[0] * v).sum(
-                    dim=1
-                )  # (n,); E_v v^T J v = tr J
+                div = _hutchinson_divergence(score, z, generator)
             else:
-                d = z.shape[1]
-                div = sum(
-                    torch.autograd.grad(s[:, j].sum(), z, retain_graph=j < d - 1)[0][:, j]
-                    for j in range(d)
-                )
-        return -sigma * s.detach(), sigma * div.detach()
+                div = _exact_divergence(score, z)
+        return -sigma * score.detach(), sigma * div.detach()
 
+    y = run.x  # (n, d)
+    delta = torch.zeros(len(y), dtype=y.dtype, device=y.device)  # (n,)
     for i in range(n_steps):
+        enter_grid_step(run, sigmas, i)
         h = sigmas[i + 1] - sigmas[i]
-        dx, dd = field(y, sigmas[i], i, "the update")
+        dx, d_delta = field(y, sigmas[i], "the update")
         if heun:
-            run.check(y + h * dx, i, "the Euler point")
-            dx2, dd2 = field(y + h * dx, sigmas[i + 1], i, "the Euler point")
-            dx, dd = (dx + dx2) / 2, (dd + dd2) / 2
-        y, delta = y + h * dx, delta + h * dd
-        run.check(torch.cat([y, delta[:, None]], dim=1), i, "the update")
+            # the trapezoid rule: the mean of the slopes at both ends
+            run.check(y + h * dx, "the Euler point")
+            dx_next, d_delta_next = field(y + h * dx, sigmas[i + 1], "the Euler point")
+            dx = (dx + dx_next) / 2
+            d_delta = (d_delta + d_delta_next) / 2
+        y = y + h * dx
+        delta = delta + h * d_delta
+        run.check(torch.cat([y, delta[:, None]], dim=1), "the update")
     log_prior = (sde.prior_log_prob if prior is None else prior)(y)  # (n,)
     return _checks.score_output(log_prior, delta, "prior").detach() - delta
+
+
+def _exact_divergence(score: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """div s = sum_j ds_j/dz_j, ``(n,)``: one backward pass per dimension."""
+    _require_graph(score)
+    d = z.shape[1]
+    return sum(
+        torch.autograd.grad(score[:, j].sum(), z, retain_graph=j < d - 1)[0][:, j] for j in range(d)
+    )
+
+
+def _hutchinson_divergence(
+    score: torch.Tensor, z: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """v^T (ds/dz) v with a Rademacher v, ``(n,)``: unbiased, E_v v^T J v = tr J (Hutchinson)."""
+    _require_graph(score)
+    v = torch.randint(0, 2, z.shape, generator=generator, device=z.device).to(z.dtype)
+    v = v.mul_(2).sub_(1)  # (n, d), +-1
+    return (torch.autograd.grad((score * v).sum(), z)[0] * v).sum(dim=1)
+
+
+def _require_graph(score: torch.Tensor) -> None:
+    if not score.requires_grad:
+        raise ValueError(
+            "ode_log_likelihood needs a score function differentiable in x through autograd"
+        )
