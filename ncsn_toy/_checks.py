@@ -93,9 +93,8 @@ def positive_float(value: object, name: str) -> float:
     return value
 
 
-MAX_SIGMA = (
-    1e150  # largest noise level: sigma^2 (and the covariances C_k + sigma^2 I) must fit in float64
-)
+# the largest noise level: sigma^2 (and the covariances C_k + sigma^2 I) must fit in float64
+MAX_SIGMA = 1e150
 
 
 def noise_level(value: object, name: str = "sigma") -> float:
@@ -125,12 +124,10 @@ def as_tensor(value: object, name: str, dtype: torch.dtype | None = None) -> tor
         tensor = value.detach()
     else:
         is_bool = False
-        with contextlib.suppress(
-            ValueError, TypeError
-        ):  # ragged or odd input: torch.as_tensor says so below
-            is_bool = (
-                np.asarray(value).dtype == np.bool_
-            )  # [True, False] would become [1.0, 0.0] on the way
+        # ragged or odd input: torch.as_tensor says so below
+        with contextlib.suppress(ValueError, TypeError):
+            # [True, False] would become [1.0, 0.0] on the way
+            is_bool = np.asarray(value).dtype == np.bool_
         if is_bool:
             raise TypeError(f"{name} must hold real numbers, got booleans")
         try:
@@ -175,11 +172,12 @@ def points(x: object, dim: int | None, name: str = "x") -> torch.Tensor:
 
 
 def sigma_levels(sigmas: object, name: str = "sigmas") -> torch.Tensor:
-    """Check noise levels: a non-empty 1-D tensor of finite, positive, strictly decreasing values."""
+    """Check noise levels: a non-empty 1-D tensor of finite, positive, decreasing values."""
     tensor = as_tensor(sigmas, name)
     if tensor.dim() != 1 or tensor.numel() == 0:
         raise ValueError(
-            f"{name} must be a non-empty 1-D sequence of noise levels, got shape {tuple(tensor.shape)}"
+            f"{name} must be a non-empty 1-D sequence of noise levels, "
+            f"got shape {tuple(tensor.shape)}"
         )
     finite(tensor, name)
     if bool((tensor <= 0).any()) or bool((tensor > MAX_SIGMA).any()):
@@ -202,7 +200,7 @@ def score_output(score: object, x: torch.Tensor, name: str = "the score function
 
 
 def score_function(score_fn: object, with_sigma: bool, name: str = "score_fn") -> Callable:
-    """Check that ``score_fn`` is callable, and not the network of the other kind (a common mix-up)."""
+    """Check that ``score_fn`` is callable, and not the network of the other kind (a mix-up)."""
     if not callable(score_fn):
         raise TypeError(f"{name} must be callable, got {type(score_fn).__name__}")
     kind = type(score_fn).__name__
@@ -220,9 +218,10 @@ def score_function(score_fn: object, with_sigma: bool, name: str = "score_fn") -
 
 
 def sigma_for(sigma: float, dtype: torch.dtype, name: str = "sigma") -> float:
-    """``sigma`` (> 0) such that sigma and 1 / sigma, and their squares, are numbers of ``dtype``."""
+    """``sigma`` (> 0) such that sigma, 1 / sigma and their squares are numbers of ``dtype``."""
     info = torch.finfo(dtype)
-    low, high = math.sqrt(info.tiny), math.sqrt(info.max)
+    low = math.sqrt(info.tiny)
+    high = math.sqrt(info.max)
     if not low <= sigma <= high:
         raise ValueError(
             f"{name} must be between {low:.3g} and {high:.3g} for {dtype} data, got {sigma:g}"
@@ -246,8 +245,8 @@ def record_steps(record: int | Sequence[int] | None, total: int) -> set[int]:
     if record is None:
         return set()
     if isinstance(record, numbers.Integral) and not isinstance(record, bool):
-        # at most every state: more frames would repeat them (and 10**9 of them would hang); the explorer
-        # asks for 50 frames of any run, also of a 20-step one
+        # at most every state: more frames would repeat them (and 10**9 of them would hang); the
+        # explorer asks for 50 frames of any run, also of a 20-step one
         n_frames = min(positive_int(record, "record"), total + 1)
         if n_frames == 1:
             return {total}
@@ -284,7 +283,8 @@ def covariances(covariances: object, n_components: int, dim: int) -> torch.Tenso
     if cov.dim() == 1:
         if cov.shape[0] != n_components:
             raise ValueError(
-                f"isotropic covariances must have shape (K,) = ({n_components},), got {tuple(cov.shape)}"
+                f"isotropic covariances must have shape (K,) = ({n_components},), "
+                f"got {tuple(cov.shape)}"
             )
         if bool((cov <= 0).any()):
             raise ValueError(f"isotropic variances must all be > 0, got {cov.tolist()}")

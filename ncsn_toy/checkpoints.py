@@ -41,7 +41,8 @@ MAX_DEPTH = 100  # metadata nesting (deeper is a mistake, or a list that contain
 _MODELS: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (ScoreNet, NoiseConditionalScoreNet)
 }
-_OPTIONS = {  # architecture options of each model and what each must be
+# the architecture options of each model, and what each must be
+_OPTIONS = {
     "ScoreNet": {"dim": int, "hidden": int, "n_hidden_layers": int, "activation": str},
     "NoiseConditionalScoreNet": {
         "dim": int,
@@ -89,28 +90,30 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: objec
     payload["sha256"] = _digest(payload)
 
     def write(tmp: str) -> None:
-        with open(
-            tmp, "wb"
-        ) as handle:  # a file object: the archive inside is named "archive", not tmp
+        # a file object: the archive inside is named "archive", not after tmp
+        with open(tmp, "wb") as handle:
             torch.save(payload, handle)
-        _build(
-            _read(Path(tmp), shown_as=Path(path)), Path(path)
-        )  # the proof: it loads back and rebuilds
+        # the proof: it loads back and rebuilds
+        _build(_read(Path(tmp), shown_as=Path(path)), Path(path))
 
     return atomic_write(path, write)
 
 
 def _plain(value: object, where: str = "architecture", depth: int = 0) -> object:
-    """``value`` as what ``torch.load(weights_only=True)`` reads back; ``TypeError`` naming ``where`` if it can't be."""
+    """``value`` as what ``torch.load(weights_only=True)`` reads back.
+
+    ``TypeError`` naming ``where`` if it cannot be.
+    """
     if depth > MAX_DEPTH:  # also what a list that contains itself comes to
         raise TypeError(f"{where} is nested more than {MAX_DEPTH} levels deep (or contains itself)")
-    if (
-        type(value) is str
-    ):  # interned: equal strings are one object, so pickle's memo (which goes by
-        return sys.intern(value)  # identity) writes the same bytes whoever built the metadata
+    if type(value) is str:
+        # interned: equal strings are one object, so pickle's memo (which goes by identity)
+        # writes the same bytes whoever built the metadata
+        return sys.intern(value)
     if value is None or type(value) in (bool, int, float):
         return value
-    if isinstance(value, enum.Enum):  # an IntEnum is an int, but it would not come back as one
+    if isinstance(value, enum.Enum):
+        # an IntEnum is an int, but it would not come back as one
         raise TypeError(f"{where} is an enum member ({value!r}); store its .value or .name instead")
     if isinstance(value, np.ndarray):
         return _plain(value.tolist(), where, depth)
@@ -127,11 +130,8 @@ def _plain(value: object, where: str = "architecture", depth: int = 0) -> object
                 f"{where} is a {value.layout} / nested / meta / quantized tensor; store a dense one"
             )
         return value.detach().cpu().clone().as_subclass(torch.Tensor)
-    for kind, plain in (
-        (numbers.Integral, int),
-        (float, float),
-        (str, str),
-    ):  # subclasses of the plain types
+    # subclasses of the plain types
+    for kind, plain in ((numbers.Integral, int), (float, float), (str, str)):
         if isinstance(value, kind):
             return _plain(plain(value), where, depth)
     if isinstance(value, os.PathLike):
@@ -147,8 +147,9 @@ def _plain(value: object, where: str = "architecture", depth: int = 0) -> object
         items = [_plain(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
     raise TypeError(
-        f"{where} is a {type(value).__name__}; checkpoint metadata may hold only str, numbers, bools, None, "
-        "tensors, lists, tuples and dicts with str keys (it is loaded with weights_only=True)"
+        f"{where} is a {type(value).__name__}; checkpoint metadata may hold only str, numbers, "
+        "bools, None, tensors, lists, tuples and dicts with str keys (it is loaded with "
+        "weights_only=True)"
     )
 
 
@@ -157,9 +158,8 @@ def _digest(payload: dict) -> str:
     hasher = hashlib.sha256()
 
     def feed(value: object, depth: int = 0) -> None:
-        if (
-            depth > MAX_DEPTH + 2
-        ):  # the payload and its metadata dict around metadata nested up to MAX_DEPTH
+        # the payload and its metadata dict around metadata nested up to MAX_DEPTH
+        if depth > MAX_DEPTH + 2:
             raise ValueError(f"its metadata is nested more than {MAX_DEPTH} levels deep")
         if isinstance(value, torch.Tensor):
             data = value.detach().cpu().contiguous().reshape(-1)
@@ -191,8 +191,9 @@ def load_checkpoint(
     expect: type[nn.Module] | None = None,
     map_location: str | torch.device = "cpu",
 ) -> nn.Module:
-    """Rebuild the network saved at ``path``, in eval mode and in the dtype it was saved in, with
-    ``model.metadata`` (a dict).
+    """Rebuild the network saved at ``path``, with ``model.metadata`` (a dict).
+
+    The model comes in eval mode and in the dtype it was saved in.
 
     Args:
         path: a file written by :func:`save_checkpoint`.
@@ -221,17 +222,14 @@ def load_checkpoint(
 
 def _build(payload: dict, path: Path) -> nn.Module:
     """The network a checked payload describes, in the saved dtype, with ``metadata``."""
-    cls, state, options = (
-        _MODELS[payload["model"]],
-        payload["state_dict"],
-        dict(payload["architecture"]),
-    )
+    cls = _MODELS[payload["model"]]
+    state = payload["state_dict"]
+    options = dict(payload["architecture"])
     if cls is NoiseConditionalScoreNet:
         options["sigmas"] = state["sigmas"]
     try:
-        model = cls(**options).to(
-            state["net.0.weight"].dtype
-        )  # keep the saved dtype (float64 stays float64)
+        # keep the saved dtype (float64 stays float64)
+        model = cls(**options).to(state["net.0.weight"].dtype)
         model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{path} is an ncsn_toy checkpoint but cannot be rebuilt: {err}") from err
@@ -245,21 +243,24 @@ def _check_path(path: object) -> None:
 
 
 def _read(path: Path, shown_as: Path | None = None) -> dict:
-    """The checked payload of the file at ``path`` (named ``shown_as`` in errors); ``ValueError`` if anything is off."""
+    """The checked payload of the file at ``path``; ``ValueError`` if anything is off.
+
+    Errors name the file ``shown_as`` (default ``path``).
+    """
     shown_as = shown_as or path
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated zip, random bytes, a pickle with code, ...
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[
-            :300
-        ]  # torch's messages run over lines
+        # on one line: torch's messages run over several
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
         raise ValueError(f"{shown_as} is not a readable ncsn_toy checkpoint ({reason})") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{shown_as} is not an ncsn_toy checkpoint (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:
         raise ValueError(
             f"{shown_as} has checkpoint format {payload.get('version')!r}; this code reads format "
-            f"{VERSION} (files of format 1 have no content hash: retrain with `python -m ncsn_toy train`)"
+            f"{VERSION} (files of format 1 have no content hash: retrain with "
+            "`python -m ncsn_toy train`)"
         )
     if payload.get("model") not in _MODELS:
         raise ValueError(
@@ -284,7 +285,9 @@ def _read(path: Path, shown_as: Path | None = None) -> dict:
 
 def _check_tensors(payload: dict, path: Path) -> None:
     """The architecture must be one this package saves, and agree with the tensors in the file."""
-    name, arch, state = payload["model"], payload["architecture"], payload["state_dict"]
+    name = payload["model"]
+    arch = payload["architecture"]
+    state = payload["state_dict"]
     expected_options = _OPTIONS[name]
     if set(arch) != set(expected_options):
         raise ValueError(
@@ -317,11 +320,11 @@ def _check_tensors(payload: dict, path: Path) -> None:
     widths = [arch["dim"] + conditional, *[arch["hidden"]] * arch["n_hidden_layers"], arch["dim"]]
     shapes = {}
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
-        shapes[f"net.{2 * i}.weight"], shapes[f"net.{2 * i}.bias"] = (fan_out, fan_in), (fan_out,)
+        shapes[f"net.{2 * i}.weight"] = (fan_out, fan_in)
+        shapes[f"net.{2 * i}.bias"] = (fan_out,)
     if conditional:
-        shapes["sigmas"] = (
-            (state["sigmas"].numel(),) if isinstance(state.get("sigmas"), torch.Tensor) else None
-        )
+        sigmas = state.get("sigmas")
+        shapes["sigmas"] = (sigmas.numel(),) if isinstance(sigmas, torch.Tensor) else None
     found = {key: tuple(value.shape) for key, value in state.items()}
     if found != shapes:
         raise ValueError(

@@ -62,22 +62,25 @@ def fit(
     """
     check_mixture(mixture)
     schedule = NoiseSchedule.from_mixture(mixture)
-    config = dataclasses.replace(
-        FIT_TRAIN, seed=seed, steps=FIT_TRAIN.steps if steps is None else steps
-    )
+    if steps is None:
+        steps = FIT_TRAIN.steps
+    config = dataclasses.replace(FIT_TRAIN, seed=seed, steps=steps)
     exact = mixture.to_dict()  # float64 parameters
-    weights, means, covariances = (
-        torch.tensor(exact[key], dtype=torch.float64) for key in ("weights", "means", "covariances")
-    )  # (K,), (K, d), (K, d, d)
+    weights = torch.tensor(exact["weights"], dtype=torch.float64)  # (K,)
+    means = torch.tensor(exact["means"], dtype=torch.float64)  # (K, d)
+    covariances = torch.tensor(exact["covariances"], dtype=torch.float64)  # (K, d, d)
+    # the network units x' = (x - center) / unit
     center = weights @ means  # (d,)
     unit = narrowest_std(mixture)
     in_units = GaussianMixture(weights, (means - center) / unit, covariances / unit**2)
-    sigmas = geometric_sigmas(
-        schedule.sigma_max / unit, schedule.sigma_min / unit, schedule.n_levels
-    )
-    model = seeded_init(
-        seed, lambda: NoiseConditionalScoreNet(dim=mixture.dim, sigmas=sigmas, **FIT_NETWORK)
-    )
+    sigma_max = schedule.sigma_max / unit
+    sigma_min = schedule.sigma_min / unit
+    sigmas = geometric_sigmas(sigma_max, sigma_min, schedule.n_levels)
+
+    def build() -> NoiseConditionalScoreNet:
+        return NoiseConditionalScoreNet(dim=mixture.dim, sigmas=sigmas, **FIT_NETWORK)
+
+    model = seeded_init(seed, build)
     result = train_noise_conditional(in_units, config, model, progress=progress)
     model = _from_network_units(result.model, center, unit, schedule.sigmas())
     model.metadata = {
@@ -97,11 +100,17 @@ def fit(
 def _from_network_units(
     model: NoiseConditionalScoreNet, center: torch.Tensor, unit: float, sigmas: torch.Tensor
 ) -> NoiseConditionalScoreNet:
-    """The network s(x, sigma) = s'((x - c) / u, sigma / u) / u for ``model`` = s' trained in network units.
+    """The network s(x, sigma) = s'((x - c) / u, sigma / u) / u, for ``model`` = s'.
+
+    s' was trained in network units.
 
     With log sigma in and output / sigma, only the first layer changes:
-    W_x (x - c) / u + w_s log(sigma / u) + b = (W_x / u) x + w_s log sigma + (b - W_x c / u - w_s log u),
-    and s'(.) / (sigma / u) / u = s'(.) / sigma. ``sigmas`` (the levels in data units) replace the buffer.
+
+        W_x (x - c) / u + w_s log(sigma / u) + b
+            = (W_x / u) x + w_s log sigma + (b - W_x c / u - w_s log u),
+
+    and s'(.) / (sigma / u) / u = s'(.) / sigma. ``sigmas`` (the levels in data units) replace
+    the buffer.
     """
     if (
         model.architecture["sigma_input"] != "log"
@@ -113,10 +122,8 @@ def _from_network_units(
         )
     first = model.net[0]
     with torch.no_grad():
-        w_x, w_s = (
-            first.weight[:, : model.dim].double(),
-            first.weight[:, model.dim].double(),
-        )  # (h, d), (h,)
+        w_x = first.weight[:, : model.dim].double()  # (h, d)
+        w_s = first.weight[:, model.dim].double()  # (h,)
         bias = first.bias.double() - w_x @ center / unit - w_s * math.log(unit)  # (h,)
         first.weight[:, : model.dim] = (w_x / unit).to(first.weight.dtype)
         first.bias.copy_(bias.to(first.bias.dtype))

@@ -57,7 +57,7 @@ class ModeStatistics(NamedTuple):
 def mode_statistics(
     mixture: GaussianMixture, x: torch.Tensor, *, sigma: float = 0.0
 ) -> ModeStatistics:
-    """Weights, means and covariances of each mode of the samples ``x``, by responsibilities under p_sigma.
+    """Weights, means and covariances of each mode of the samples ``x``, by responsibilities.
 
     For samples of p_sigma (noisy data) pass their ``sigma``: the responsibilities of p_sigma split
     the merged bumps where p_sigma's components cross, so each mode's spread comes out as the true
@@ -95,7 +95,8 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
     scale = (pooled - centre).abs().amax().item()  # 0 only if every point is the same
     if scale == 0:
         return 0.0
-    x, y = (x - centre) / scale, (y - centre) / scale
+    x = (x - centre) / scale
+    y = (y - centre) / scale
 
     def mean_distance(a: torch.Tensor, b: torch.Tensor, same: bool) -> float:
         total = 0.0
@@ -104,9 +105,10 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
         pairs = len(a) * (len(b) - 1) if same else len(a) * len(b)  # the diagonal is 0
         return total / pairs
 
-    distance = scale * (
-        2 * mean_distance(x, y, False) - mean_distance(x, x, True) - mean_distance(y, y, True)
-    )
+    between = mean_distance(x, y, False)
+    within_x = mean_distance(x, x, True)
+    within_y = mean_distance(y, y, True)
+    distance = scale * (2 * between - within_x - within_y)
     if not math.isfinite(distance):
         raise ValueError(
             f"the energy distance does not fit in float64 (the samples' scale is {scale:.3g})"
@@ -115,9 +117,14 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 2048) -> f
 
 
 class ScoreError(NamedTuple):
-    overall: float  # E ||s_theta - s||^2 / E ||s||^2 for x ~ p_sigma
-    high_density: float  # the same ratio for x uniform on the box, inside the 99% region (NaN: no point there)
-    low_density: float  # the same ratio for x uniform on the box, outside the 99% region (NaN: no point there)
+    """The relative score error of :func:`relative_score_error`, overall and where it lives."""
+
+    # E ||s_theta - s||^2 / E ||s||^2 for x ~ p_sigma
+    overall: float
+    # the same ratio for x uniform on the box, inside the 99% region (NaN: no point there)
+    high_density: float
+    # the same ratio for x uniform on the box, outside the 99% region (NaN: no point there)
+    low_density: float
 
 
 def relative_score_error(
@@ -133,14 +140,15 @@ def relative_score_error(
 
     ``overall`` is the error under the data, the quantity score matching minimises:
 
-        E_{x ~ p_sigma} ||s_theta(x) - grad log p_sigma(x)||^2 / E_{x ~ p_sigma} ||grad log p_sigma(x)||^2
+        E_{x ~ p_sigma} ||s_theta(x) - grad log p_sigma(x)||^2
+        / E_{x ~ p_sigma} ||grad log p_sigma(x)||^2
 
-    ``high_density`` and ``low_density`` show where that error lives (the paper's Fig. 2): the
-    same ratio for points spread uniformly over ``mixture.box(sigma=sigma)``, split by whether
-    they lie inside the highest-density region holding ``mass`` (default 99%) of p_sigma, i.e.
-    where p_sigma(x) is at least the (1 - mass) quantile of p_sigma(X), X ~ p_sigma. Where none of
-    the ``n`` box points falls on one side (a box that lies inside the region, as for one Gaussian
-    with ``mass`` near 1), that side has nothing to measure and is NaN; ``overall`` is always a number.
+    ``high_density`` and ``low_density`` show where that error lives (the paper's Fig. 2): the same
+    ratio for points spread uniformly over ``mixture.box(sigma=sigma)``, split by whether they lie
+    inside the highest-density region holding ``mass`` (default 99%) of p_sigma, i.e. where
+    p_sigma(x) is at least the (1 - mass) quantile of p_sigma(X), X ~ p_sigma. Where none of the
+    ``n`` box points falls on one side (a box that lies inside the region, as for one Gaussian with
+    ``mass`` near 1), that side has nothing to measure and is NaN; ``overall`` is always a number.
 
     Args:
         score_fn: ``(n, d) -> (n, d)``, evaluated at this sigma, e.g. ``lambda x: net(x, sigma)``.
@@ -161,9 +169,8 @@ def relative_score_error(
         raise ValueError(f"mass must be in (0, 1), got {mass}")
     gen = _checks.default_generator(generator)
     on_data = mixture.sample(n, generator=gen)
-    on_data = on_data + sigma * torch.randn(
-        on_data.shape, generator=gen, dtype=on_data.dtype
-    )  # ~ p_sigma
+    noise = torch.randn(on_data.shape, generator=gen, dtype=on_data.dtype)
+    on_data = on_data + sigma * noise  # (n, d) ~ p_sigma
     on_box = uniform_in_box(mixture, n, gen, sigma=sigma)  # (n, d)
     threshold = torch.quantile(mixture.log_prob(on_data, sigma).double(), 1 - mass).item()
     inside = mixture.log_prob(on_box, sigma) >= threshold  # (n,) bool

@@ -13,8 +13,9 @@ Two notes for readers comparing with other code:
 - The paper's own toy code widens each component to standard deviation sigma instead of
   sqrt(1 + sigma^2); we use the exact convolution above.
 - The score of a mixture is NOT the prior-weighted average sum_k w_k grad log N_k(x) of the
-  component scores (a mistake of the seed project's figure); it is the average weighted by the
-  responsibilities r_k(x) = w_k N_k(x) / p(x):  grad log p(x) = sum_k r_k(x) grad log N_k(x).
+  component scores (the mistake of a figure of the original notebook); it is the average
+  weighted by the responsibilities r_k(x) = w_k N_k(x) / p(x):
+  grad log p(x) = sum_k r_k(x) grad log N_k(x).
 
 References: Song & Ermon, "Generative Modeling by Estimating Gradients of the Data
 Distribution", NeurIPS 2019 (arXiv:1907.05600); Bishop, "Pattern Recognition and Machine
@@ -61,8 +62,9 @@ class GaussianMixture:
         covariances: ``None`` (identity for every component), ``(K,)`` isotropic variances
             (Sigma_k = c_k I), or ``(K, d, d)`` symmetric positive-definite matrices.
         dtype: dtype of the public attributes and of ``sample``; default float32, or float64
-            when ``means`` is a float64 tensor. Parameters are kept in float64 internally. ``log_prob``, ``score`` and
-            ``responsibilities`` compute in the dtype of their input ``x``.
+            when ``means`` is a float64 tensor. Parameters are kept in float64 internally.
+            ``log_prob``, ``score`` and ``responsibilities`` compute in the dtype of their
+            input ``x``.
 
     Every method takes a noise level ``sigma`` (a standard deviation, default 0) and describes
     p_sigma = p convolved with N(0, sigma^2 I), the mixture with covariances Sigma_k + sigma^2 I.
@@ -104,7 +106,9 @@ class GaussianMixture:
         dim = mu.shape[1]
         cov = _checks.covariances(covariances, n_components, dim)
 
-        self._w64, self._mu64, self._cov64 = w, mu, cov
+        self._w64 = w  # (K,), float64 like every internal parameter
+        self._mu64 = mu  # (K, d)
+        self._cov64 = cov  # (K, d, d)
         self._dtype = dtype
         self._levels: dict[tuple[float, torch.dtype, torch.device], _Level] = {}
         self.n_components: int = n_components
@@ -112,9 +116,8 @@ class GaussianMixture:
         self.weights: torch.Tensor = w.to(dtype)  # (K,)
         self.means: torch.Tensor = _checks.castable(mu, dtype, "means")  # (K, d)
         self.covariances: torch.Tensor = _checks.castable(cov, dtype, "covariances")  # (K, d, d)
-        self._chol = _checks.castable(
-            torch.linalg.cholesky(cov), dtype, "covariances' square roots"
-        )  # sampling
+        # Sigma_k = L_k L_k^T, for sampling
+        self._chol = _checks.castable(torch.linalg.cholesky(cov), dtype, "covariances' roots")
         if bool((torch.diagonal(self.covariances, dim1=1, dim2=2) < torch.finfo(dtype).tiny).any()):
             raise ValueError(
                 f"covariances are too small for {dtype} (below its smallest normal number); "
@@ -163,27 +166,31 @@ class GaussianMixture:
     def _log_joint(
         self, x: torch.Tensor, sigma: float
     ) -> tuple[torch.Tensor, torch.Tensor, _Level, torch.Tensor | None]:
-        """log w_k N(x; mu_k, C_k) ``(K, n)``, y_k = L_k^{-1} (x - mu_k) ``(K, d, n)``, the level and
-        ``None``. Far from the data, where |y_k|^2 is too large for its differences to be exact in
-        the dtype (or overflows), those points' log-joints come shifted by a per-point offset (softmax
-        does not mind), returned as the fourth value ``(n,)`` for log-sum-exp to add back."""
+        """The log-joints log w_k N(x; mu_k, C_k), ``(K, n)``, and what the score needs.
+
+        Returns the log-joints, y_k = L_k^{-1} (x - mu_k) ``(K, d, n)``, the level, and ``None``.
+        Far from the data, where |y_k|^2 is too large for its differences to be exact in the dtype
+        (or overflows), those points' log-joints come shifted by a per-point offset (softmax does
+        not mind), returned as the fourth value ``(n,)`` for log-sum-exp to add back.
+        """
         x = _checks.points(x, self.dim)
         level = self._level(sigma, x.dtype, x.device)
         white = torch.matmul(level.whiten, x.T[None] - level.means)  # (K, d, n), exact differences
         squared = white.square().sum(dim=1)  # (K, n)
         log_joint = level.log_norm - 0.5 * squared
-        exact_below = (
-            _CANCELLATION / torch.finfo(x.dtype).eps
-        )  # |y|^2 whose rounding error is _CANCELLATION
+        # the largest |y|^2 whose rounding error is _CANCELLATION
+        exact_below = _CANCELLATION / torch.finfo(x.dtype).eps
         if squared.amax().item() <= exact_below:  # the usual case: one reduction, no copy
             return log_joint, white, level, None
         far = ~(squared.amax(dim=0) <= exact_below)  # (n,); inf counts as far
         offset = torch.zeros_like(log_joint[0])  # (n,)
-        log_joint[:, far], offset[far] = self._far_log_joint(x[far], _checks.noise_level(sigma))
+        relative, far_offset = self._far_log_joint(x[far], _checks.noise_level(sigma))
+        log_joint[:, far] = relative
+        offset[far] = far_offset
         return log_joint, white, level, offset
 
     def _far_log_joint(self, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-joints relative to the heaviest component r, and log_joint_r, for x far from the data.
+        """Log-joints relative to the heaviest component r, and log_joint_r, for x far away.
 
         With x = s v (s = max_i |x_i|, so |v| <= sqrt(d)) and c_k = log w_k - log det(2 pi C_k) / 2:
             log_joint_k - log_joint_r = g_k - s (s q_k / 2 - v . h_k),
@@ -192,7 +199,8 @@ class GaussianMixture:
         |x|^2 never forms, and components with equal covariances (q_k = 0 exactly) still differ by
         their linear term. In float64; a difference that overflows is +-inf (+inf clamped).
         """
-        level, ref = self._compute_level(sigma), int(torch.argmax(self._w64))
+        level = self._compute_level(sigma)
+        ref = int(torch.argmax(self._w64))
         inverse = level.whiten_t @ level.whiten  # (K, d, d) C_k^{-1}
         pulls = torch.einsum("kde,ke->kd", inverse, self._mu64)  # (K, d) C_k^{-1} mu_k
         c = level.log_norm[:, 0] - 0.5 * (pulls * self._mu64).sum(dim=1)  # (K,)
@@ -200,16 +208,13 @@ class GaussianMixture:
         v = x.double() / s[:, None]  # (n, d)
         q = torch.einsum("nd,kde,ne->kn", v, inverse - inverse[ref], v)  # (K, n)
         relative = (c - c[ref])[:, None] - s * (0.5 * s * q - (pulls - pulls[ref]) @ v.T)  # (K, n)
-        relative[
-            self._w64 == 0
-        ] = -math.inf  # a zero weight: never responsible (not -inf minus -inf)
-        relative = relative.clamp(max=torch.finfo(x.dtype).max).to(
-            x.dtype
-        )  # +inf would make softmax NaN
+        # a zero weight: never responsible (not -inf minus -inf)
+        relative[self._w64 == 0] = -math.inf
+        # +inf would make softmax NaN
+        relative = relative.clamp(max=torch.finfo(x.dtype).max).to(x.dtype)
         y_ref = level.whiten[ref] @ (x.double() - self._mu64[ref]).T  # (d, n)
-        offset = level.log_norm[ref, 0] - 0.5 * y_ref.square().sum(
-            dim=0
-        )  # (n,), -inf once it overflows
+        # (n,), -inf once it overflows
+        offset = level.log_norm[ref, 0] - 0.5 * y_ref.square().sum(dim=0)
         return relative, offset.to(x.dtype)
 
     def _level(self, sigma: float, dtype: torch.dtype, device: torch.device) -> _Level:
@@ -248,15 +253,14 @@ class GaussianMixture:
         """
         n = _checks.positive_int(n, "n")
         gen = _checks.default_generator(generator, device)
-        component = torch.multinomial(
-            self._w64.to(device), n, replacement=True, generator=gen
-        )  # (n,)
+        weights = self._w64.to(device)
+        component = torch.multinomial(weights, n, replacement=True, generator=gen)  # (n,)
         noise = torch.randn(n, self.dim, generator=gen, dtype=self._dtype, device=device)  # (n, d)
         chol = self._chol.to(device)  # (K, d, d), Sigma_k = L_k L_k^T
         return self.means.to(device)[component] + torch.einsum("nde,ne->nd", chol[component], noise)
 
     def box(self, n_std: float = 3.0, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """The axis-aligned box holding every component of p_sigma within ``n_std`` standard deviations.
+        """The axis-aligned box holding every component of p_sigma within ``n_std`` std devs.
 
         For ``two_gaussians()`` and the defaults this is [-8, 8]^2, the paper's starting box.
         Returns ``(low, high)``, each ``(d,)``.
@@ -267,7 +271,9 @@ class GaussianMixture:
         low = (self._mu64 - n_std * std).min(dim=0).values
         high = (self._mu64 + n_std * std).max(dim=0).values
         name = f"the box for n_std={n_std:g}, sigma={sigma:g}"
-        return _checks.castable(low, self._dtype, name), _checks.castable(high, self._dtype, name)
+        low = _checks.castable(low, self._dtype, name)
+        high = _checks.castable(high, self._dtype, name)
+        return low, high
 
     def to_dict(self) -> dict[str, list]:
         """Plain-Python description (lists of floats), e.g. for a checkpoint or JSON."""
@@ -294,7 +300,10 @@ class GaussianMixture:
 
 
 def check_mixture(mixture: object) -> GaussianMixture:
-    """``mixture``, or a ``TypeError`` saying what it is instead: the check of every public function taking one."""
+    """``mixture``, or a ``TypeError`` saying what it is instead.
+
+    The check of every public function that takes a mixture.
+    """
     if not isinstance(mixture, GaussianMixture):
         raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
     return mixture

@@ -1,13 +1,15 @@
-"""The seed project's two score networks, with keyword options around them.
+"""The original notebook's two small score networks, with keyword options around them.
 
-``ScoreNet()`` is the seed's ``score_network`` (input (x, y)), ``NoiseConditionalScoreNet()`` its
-``score_network2`` (input (x, y, sigma)); constructed with no arguments both are exactly
+``ScoreNet()`` is the original notebook's ``score_network`` (input (x, y)),
+``NoiseConditionalScoreNet()`` its ``score_network2`` (input (x, y, sigma)); constructed with no
+arguments both are exactly
 
-    Linear(in, 64), LogSigmoid, Linear(64, 64), LogSigmoid, Linear(64, 64), LogSigmoid, Linear(64, 2)
+    Linear(in, 64), LogSigmoid, Linear(64, 64), LogSigmoid, Linear(64, 64), LogSigmoid,
+    Linear(64, 2)
 
 Options: ``hidden`` width, ``n_hidden_layers`` depth, ``activation``, and for the
 noise-conditional network how sigma enters:
-- ``sigma_input="raw"`` feeds sigma itself as the third input (the seed);
+- ``sigma_input="raw"`` feeds sigma itself as the third input (the original notebook);
   ``"log"`` feeds log sigma, which spreads geometric noise levels evenly over the input range;
 - ``divide_by_sigma=True`` returns net(x, sigma) / sigma, the output parametrisation of
   NCSNv2 (Song & Ermon 2020, "Improved Techniques for Training Score-Based Generative Models",
@@ -38,11 +40,11 @@ __all__ = [
 
 
 class NonFiniteOutputError(ValueError):
-    """A network's output is NaN or infinite: its input (x, sigma) or its weights are out of range."""
+    """A network's output is NaN or infinite: its input (x, sigma) or its weights are too large."""
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "logsigmoid": nn.LogSigmoid,  # the seed's choice
+    "logsigmoid": nn.LogSigmoid,  # the original notebook's choice
     "softplus": nn.Softplus,
     "silu": nn.SiLU,
     "elu": nn.ELU,
@@ -55,12 +57,11 @@ MAX_DEPTH = 1000  # hidden layers
 def _mlp(
     in_dim: int, out_dim: int, hidden: int, n_hidden_layers: int, activation: str
 ) -> nn.Sequential:
-    """Linear, act, (Linear, act) * (n_hidden_layers - 1), Linear: the seed's layout."""
+    """Linear, act, (Linear, act) * (n_hidden_layers - 1), Linear: the original notebook's."""
     hidden = _checks.positive_int(hidden, "hidden")
     n_hidden_layers = _checks.positive_int(n_hidden_layers, "n_hidden_layers")
-    if (
-        n_hidden_layers > MAX_DEPTH
-    ):  # ten million layers would take minutes to build; no toy needs more
+    # ten million layers would take minutes to build; no toy needs more
+    if n_hidden_layers > MAX_DEPTH:
         raise ValueError(f"n_hidden_layers must be at most {MAX_DEPTH}, got {n_hidden_layers}")
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -85,7 +86,7 @@ def _check_input(x: torch.Tensor, net: nn.Sequential, dim: int) -> torch.Tensor:
 
 
 class ScoreNet(nn.Module):
-    """s_theta(x): a score network without noise input (the seed's ``score_network``).
+    """s_theta(x): a score network without noise input (the original notebook's ``score_network``).
 
     Args:
         dim: data dimension d (input and output size).
@@ -119,16 +120,20 @@ class ScoreNet(nn.Module):
 
 
 class NoiseConditionalScoreNet(nn.Module):
-    """s_theta(x, sigma): a noise-conditional score network (the seed's ``score_network2``).
+    """s_theta(x, sigma): a noise-conditional score network.
+
+    The original notebook's ``score_network2``.
 
     Args:
         dim: data dimension d.
         hidden, n_hidden_layers, activation: as for :class:`ScoreNet`.
-        sigma_input: ``"raw"`` (sigma is the extra input, as in the seed) or ``"log"`` (log sigma).
+        sigma_input: ``"raw"`` (sigma is the extra input, as in the original notebook) or
+            ``"log"`` (log sigma).
         divide_by_sigma: return net(x, sigma) / sigma (NCSNv2's output scaling).
         data_std: if given, feed x / sqrt(sigma^2 + data_std^2) instead of x, so that the input has
             about unit scale at every noise level (the c_in of Karras et al. 2022, "Elucidating the
-            Design Space of Diffusion-Based Generative Models"); ``None`` feeds x as the seed does.
+            Design Space of Diffusion-Based Generative Models"); ``None`` feeds x as the original
+            notebook does.
         sigmas: the noise levels the network is trained for, strictly decreasing; stored as the
             buffer ``sigmas`` (saved with the weights). Default: the paper's 10 geometric levels
             from 20 to 1.
@@ -136,8 +141,8 @@ class NoiseConditionalScoreNet(nn.Module):
     ``forward(x, sigma)``: ``x`` is ``(n, d)``; ``sigma`` a Python float, a 0-d tensor or an
     ``(n,)`` tensor; returns ``(n, d)``. A scalar sigma (sampling) is folded into the first
     layer's bias, W [x; sigma] + b = W_x x + (b + w_sigma sigma), which gives the numbers of the
-    seed's concatenated input without building it; per-sample sigmas (training) are
-    concatenated as in the seed.
+    original notebook's concatenated input without building it; per-sample sigmas (training) are
+    concatenated as there.
     """
 
     sigmas: torch.Tensor
@@ -194,12 +199,14 @@ class NoiseConditionalScoreNet(nn.Module):
             feature = torch.log(sigma) if self.sigma_input == "log" else sigma
             if self.data_std is not None:
                 x = x / torch.hypot(sigma, torch.full_like(sigma, self.data_std))
-            h = first(torch.cat([x, feature], dim=1))  # (n, h), the seed's input (x, y, sigma)
+            # (n, h), the original notebook's input (x, y, sigma)
+            h = first(torch.cat([x, feature], dim=1))
         else:
             sigma = self._sigma_scalar(sigma)
             feature = math.log(sigma) if self.sigma_input == "log" else sigma
             # W [x; sigma] + b = W_x x + (b + w_sigma sigma): no (n, d + 1) input to build
-            w_x, w_sigma = first.weight[:, : self.dim], first.weight[:, self.dim]  # (h, d), (h,)
+            w_x = first.weight[:, : self.dim]  # (h, d)
+            w_sigma = first.weight[:, self.dim]  # (h,)
             if self.data_std is not None:
                 w_x = w_x / math.hypot(sigma, self.data_std)
             h = F.linear(x, w_x, first.bias + feature * w_sigma)  # (n, h)
@@ -240,10 +247,14 @@ class NoiseConditionalScoreNet(nn.Module):
 
 
 def _finite_output(out: torch.Tensor, name: str) -> torch.Tensor:
-    """``out``, or :class:`NonFiniteOutputError`: one reduction, so a NaN never leaves the network silently."""
+    """``out``, or :class:`NonFiniteOutputError`: a NaN never leaves the network silently.
+
+    One reduction per call.
+    """
     if not _checks.all_finite(out):
         raise NonFiniteOutputError(
-            f"{name} returned NaN or infinite values: its input (x, or sigma, e.g. above 1e30 or below 1e-30 in "
-            "float32) is beyond what its dtype can carry through the layers, or its weights are not finite"
+            f"{name} returned NaN or infinite values: its input (x, or sigma, e.g. above 1e30 or "
+            "below 1e-30 in float32) is beyond what its dtype can carry through the layers, or "
+            "its weights are not finite"
         )
     return out

@@ -4,15 +4,15 @@ One :class:`Recipe` per file in ``checkpoints/``. ``python -m ncsn_toy train`` r
 :func:`train_recipe` for each and saves the result with :func:`save_recipe`; figures and
 ``reproduce`` load them with :func:`load_or_train`.
 
-The choices below were measured (README, "How sigma enters the network"): the seed's exact
-network with its raw-sigma input does not reach a relative score error of 0.05 at every level on
-four modes, while the same layout fed log(sigma) and with its output divided by sigma (NCSNv2)
+The choices below were measured (README, "How sigma enters the network"): the original notebook's
+exact network with its raw-sigma input does not reach a relative score error of 0.05 at every level
+on four modes, while the same layout fed log(sigma) and with its output divided by sigma (NCSNv2)
 does. Large batches (2048) matter on four modes: the mode weights that annealed Langevin produces
 depend on the learned field between the modes, where the data is thin and the gradient noise of
-small batches leaves errors that vary from one training run to the next. The smallest noise
-level is 0.2, so the samples of p_0.2 have within-mode standard deviation sqrt(1 + 0.2^2) = 1.02;
-the largest is about the largest distance between modes (NCSNv2, technique 1): 20 for two modes
-(the paper's), 30 for four; 800 for the network of the score SDEs, whose prior must match p_sigma_max.
+small batches leaves errors that vary from one training run to the next. The smallest noise level is
+0.2, so the samples of p_0.2 have within-mode standard deviation sqrt(1 + 0.2^2) = 1.02; the largest
+is about the largest distance between modes (NCSNv2, technique 1): 20 for two modes (the paper's),
+30 for four; 800 for the network of the score SDEs, whose prior must match p_sigma_max.
 """
 
 from __future__ import annotations
@@ -62,19 +62,20 @@ class Recipe:
     sigma_min: float = 0.2  # ... smallest ...
     n_levels: int = 15  # ... and how many
     step_size: float = 0.1  # sampler step: eps of annealed Langevin, or alpha of Langevin
-    n_steps: int = 1000  # Langevin steps (ScoreNet), steps per level (noise-conditional) or probability-flow steps
-    fitted: bool = (
-        False  # made by fit(): settings derived from the mixture, trained in its network units
-    )
-    probability_flow: bool = (
-        False  # for the continuous-time samplers: sampled by the probability flow, n_steps steps
-    )
+    # Langevin steps (ScoreNet), steps per level (noise-conditional) or probability-flow steps
+    n_steps: int = 1000
+    # made by fit(): settings derived from the mixture, trained in its network units
+    fitted: bool = False
+    # for the continuous-time samplers: sampled by the probability flow, n_steps steps
+    probability_flow: bool = False
     rho: float = 7.0  # probability flow only: EDM's grid exponent of the multistep solver
 
     def build_mixture(self) -> GaussianMixture:
+        """The mixture the network is trained on."""
         return target(self.mixture)
 
     def sigmas(self) -> torch.Tensor:
+        """The ``(L,)`` noise levels of a noise-conditional network."""
         return geometric_sigmas(self.sigma_max, self.sigma_min, self.n_levels)
 
     def sampler_settings(self) -> dict:
@@ -100,7 +101,7 @@ class Recipe:
 
 
 def _fitted(name: str, mixture: str) -> Recipe:
-    """The recipe of ``fit(target(mixture))``: its derived levels and sampler settings, its training."""
+    """The recipe of ``fit(target(mixture))``: its derived levels, sampler settings and training."""
     schedule = NoiseSchedule.from_mixture(target(mixture))
     return Recipe(
         name,
@@ -149,10 +150,11 @@ RECIPES: dict[str, Recipe] = {
             step_size=0.016,
             n_steps=100,
         ),
-        # for the score SDEs (sde.py): the prior N(0, sigma_max^2 I) must match p_sigma_max, whose mean is (3, 3):
-        # from sigma_max = 20 the probability flow biases the weights by ~1.15 / sigma_max = 0.06 (README, "Why
-        # sigma_max = 800"). Levels up to 800 as the exact score's samplers start (commands/sde_study.SETTINGS),
-        # with EDM's input scaling (data_std) and twice the steps (README, "continuous sigma in training")
+        # for the score SDEs (sde.py): the prior N(0, sigma_max^2 I) must match p_sigma_max, whose
+        # mean is (3, 3): from sigma_max = 20 the probability flow biases the weights by ~1.15 /
+        # sigma_max = 0.06 (README, "Why sigma_max = 800"). Levels up to 800 as the exact score's
+        # samplers start (commands/sde_study.SETTINGS), with EDM's input scaling (data_std) and
+        # twice the steps (README, "continuous sigma in training")
         Recipe(
             "ncsn_sde_two_gaussians",
             "two_gaussians",
@@ -164,8 +166,9 @@ RECIPES: dict[str, Recipe] = {
             probability_flow=True,
             rho=10.0,
         ),
-        # the paper's Fig. 2 as the official code trains it (runners/toy_runner.py): 2 -> 128 -> 128 -> 2
-        # with Softplus, sliced score matching, Adam lr 1e-3, batch 128, 10 000 steps, no schedule, no EMA
+        # the paper's Fig. 2 as the official code trains it (runners/toy_runner.py): 2 -> 128 -> 128
+        # -> 2 with Softplus, sliced score matching, Adam lr 1e-3, batch 128, 10 000 steps, no
+        # schedule, no EMA
         Recipe(
             "score_net_ssm_two_gaussians",
             "two_gaussians",
@@ -281,8 +284,10 @@ def load_or_train(
     retrain: bool = False,
     progress: bool = True,
 ) -> nn.Module:
-    """The committed checkpoint ``name`` from ``directory``, or, with ``retrain``, a freshly
-    trained one (not saved). A missing file raises ``FileNotFoundError`` saying how to make it.
+    """The committed checkpoint ``name`` from ``directory``, or a freshly trained one.
+
+    With ``retrain`` the network is trained anew (not saved). A missing file raises
+    ``FileNotFoundError`` saying how to make it.
     """
     if name not in RECIPES:
         raise ValueError(f"unknown checkpoint {name!r}; expected one of {sorted(RECIPES)}")
@@ -291,17 +296,17 @@ def load_or_train(
     path = Path(directory) / f"{name}.pt"
     if not path.is_file():
         raise FileNotFoundError(
-            f"no checkpoint at {path}: run `python -m ncsn_toy train` to make it, or retrain (--retrain)"
+            f"no checkpoint at {path}: run `python -m ncsn_toy train` to make it, "
+            "or retrain (--retrain)"
         )
-    return load_checkpoint(
-        path, expect=NoiseConditionalScoreNet if RECIPES[name].noise_conditional else ScoreNet
-    )
+    expect = NoiseConditionalScoreNet if RECIPES[name].noise_conditional else ScoreNet
+    return load_checkpoint(path, expect=expect)
 
 
 def train_fitted(
     recipe: Recipe, *, steps: int | None = None, progress: bool = True
 ) -> NoiseConditionalScoreNet:
-    """:func:`fit` on the recipe's mixture, with the metadata :func:`save_recipe` needs (a ``fit`` recipe)."""
+    """:func:`fit` on a ``fit`` recipe's mixture, with the metadata :func:`save_recipe` needs."""
     if not recipe.fitted:
         raise ValueError(f"recipe {recipe.name!r} is not made by fit(); use train_recipe")
     model = fit(recipe.build_mixture(), steps=steps, seed=recipe.train.seed, progress=progress)

@@ -1,5 +1,4 @@
-"""How the package meets the machine: files that an interrupted run cannot lose, and threads
-chosen for the machine's load.
+"""How the package meets the machine: files an interrupted run cannot lose, threads for the load.
 
 - Every file the package writes (checkpoints, figures, JSON) goes through :func:`atomic_write`:
   a temporary file beside the target, renamed into place.
@@ -42,10 +41,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"))
     try:
         write(tmp)
-        with open(
-            tmp, "r+b"
-        ) as handle:  # make the bytes durable before the rename (Windows refuses to
-            os.fsync(handle.fileno())  # flush a read-only handle)
+        # make the bytes durable before the rename (through a writable handle: Windows refuses
+        # to flush a read-only one)
+        with open(tmp, "r+b") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
         _sync_folder(path.parent)
     except BaseException:
@@ -60,7 +59,8 @@ def _sync_folder(folder: Path) -> None:
         return
     try:
         descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # a folder we may write into but not read: the rename stands, only less durably
+    except OSError:
+        # a folder we may write into but not read: the rename stands, only less durably
         return
     try:
         os.fsync(descriptor)
@@ -77,18 +77,14 @@ def write_json(path: str | os.PathLike, data: object) -> Path:
 
 
 # ------------------------------------------------------------------------------------ threads
-THREAD_ENV_VARS = (
-    "NCSN_TOY_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-)  # a user's explicit choice
-MAX_THREADS_PER_CPU = (
-    8  # torch.set_num_threads(100_000) crashes the interpreter; more than this never helps
-)
+# a user's explicit choice of thread count
+THREAD_ENV_VARS = ("NCSN_TOY_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# torch.set_num_threads(100_000) crashes the interpreter; more than this never helps
+MAX_THREADS_PER_CPU = 8
 
 
 def busy_cores(window: float = 0.1) -> float:
-    """How many of this process's allowed cores *other* processes keep busy, measured over ``window`` seconds.
+    """How many of this process's allowed cores *other* processes keep busy, over ``window`` s.
 
     From the per-CPU counters of ``/proc/stat`` (time neither idle nor waiting for I/O) minus this
     process's own CPU time (``/proc/self/stat``: torch's worker threads keep spinning for a while
@@ -97,28 +93,24 @@ def busy_cores(window: float = 0.1) -> float:
     """
     cpus = {f"cpu{cpu}" for cpu in allowed_cpus()}
 
-    def sample() -> (
-        tuple[int, int, int] | None
-    ):  # (busy ticks of the allowed CPUs, their total ticks, ours)
+    def sample() -> tuple[int, int, int] | None:
+        """(busy ticks of the allowed CPUs, their total ticks, this process's ticks)."""
         try:
             with open("/proc/stat") as handle:
                 lines = [line.split() for line in handle if line.split()[0] in cpus]
             with open("/proc/self/stat") as handle:
-                fields = (
-                    handle.read().rsplit(")", 1)[1].split()
-                )  # after the command name, which may hold spaces
+                # the fields after the command name, which may hold spaces
+                fields = handle.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             return None
-        busy = total = 0
+        busy = 0
+        total = 0
         for line in lines:
             values = [int(v) for v in line[1:9]]  # user nice system idle iowait irq softirq steal
             total += sum(values)
             busy += sum(values) - values[3] - values[4]
-        return (
-            busy,
-            total,
-            int(fields[11]) + int(fields[12]),
-        )  # utime + stime of every thread of ours
+        ours = int(fields[11]) + int(fields[12])  # utime + stime of every thread of ours
+        return busy, total, ours
 
     before = sample()
     time.sleep(window)
@@ -155,8 +147,8 @@ class ThreadPolicy:
     variables ``NCSN_TOY_THREADS``, ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``. Otherwise
     :meth:`apply` sets :func:`choose_threads`, and :meth:`refresh` measures the load again between
     units of work (a figure, a table row, a test module) at most every ``interval`` seconds. A call
-    of ``torch.set_num_threads`` made after :meth:`apply` is respected too: :meth:`refresh` leaves the
-    count alone once it differs from what the policy last set.
+    of ``torch.set_num_threads`` made after :meth:`apply` is respected too: :meth:`refresh` leaves
+    the count alone once it differs from what the policy last set.
     """
 
     def __init__(self, threads: int | None = None, *, interval: float = 2.0) -> None:
@@ -168,19 +160,18 @@ class ThreadPolicy:
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
         ):
             raise ValueError(
-                f"threads (--threads or NCSN_TOY_THREADS) must be a positive integer, got {threads!r}"
+                "threads (--threads or NCSN_TOY_THREADS) must be a positive integer, "
+                f"got {threads!r}"
             )
-        if threads is not None and threads > MAX_THREADS_PER_CPU * (
-            os.cpu_count() or 1
-        ):  # torch crashes past some
+        most = MAX_THREADS_PER_CPU * (os.cpu_count() or 1)  # torch crashes past some
+        if threads is not None and threads > most:
             raise ValueError(
-                f"threads (--threads or NCSN_TOY_THREADS) must be at most {MAX_THREADS_PER_CPU} per CPU "
-                f"({MAX_THREADS_PER_CPU * (os.cpu_count() or 1)} here), got {threads}"
+                "threads (--threads or NCSN_TOY_THREADS) must be at most "
+                f"{MAX_THREADS_PER_CPU} per CPU ({most} here), got {threads}"
             )
         self.explicit = threads  # the user's number, or None
-        self.from_environment = threads is None and bool(
-            env
-        )  # OMP/MKL_NUM_THREADS: torch already obeys them
+        # OMP/MKL_NUM_THREADS: torch already obeys them
+        self.from_environment = threads is None and bool(env)
         self.interval = interval
         self._set: int | None = None  # what this policy last set
         self._checked = -math.inf  # time.monotonic() of the last measurement
@@ -198,7 +189,7 @@ class ThreadPolicy:
         return self._set
 
     def refresh(self) -> int:
-        """Between units of work: measure again if ``interval`` has passed; return the thread count."""
+        """Between units of work: measure again if ``interval`` has passed; return the count."""
         import torch
 
         current = torch.get_num_threads()
@@ -214,7 +205,9 @@ class ThreadPolicy:
 
 
 def repository_root() -> Path:
-    """The checkout this package runs from (where ``gif/``, ``checkpoints/`` and ``results/`` live), or,
-    for an installed copy outside a checkout, the current directory."""
+    """The checkout this package runs from, or the current directory outside a checkout.
+
+    The checkout is where ``gif/``, ``checkpoints/`` and ``results/`` live.
+    """
     checkout = Path(__file__).resolve().parents[1]
     return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()

@@ -1,7 +1,7 @@
 """The named 2-D problems, every one a Gaussian mixture, so that every score stays exact.
 
 - :func:`two_gaussians`: the paper's p = 1/5 N((-5,-5), I) + 4/5 N((5,5), I) (Sec. 3.2, Fig. 3).
-- :func:`four_gaussians`: four modes with unequal weights, where the seed's figure put them.
+- :func:`four_gaussians`: four modes with unequal weights, where the original notebook put them.
 - :func:`ring`: modes with equal weights on a circle (the "8 Gaussians" of the GAN literature).
 - :func:`grid`: modes with equal weights on a square grid (the "25 Gaussians").
 - :func:`spiral`: a chain of small Gaussians along an Archimedean spiral, weights growing along it.
@@ -13,9 +13,10 @@ Every builder takes keyword options (radius, spacing, std, number of modes, ...)
 ``dtype=torch.float64``.
 
 :func:`target` builds one by name (:data:`TARGETS` lists the names). :func:`plot_extent` and
-:func:`grid_points` give the square window a mixture is drawn in and the arrow positions inside
-it: the training snapshots of :mod:`ncsn_toy.recipes` and every figure use the same ones.
-:func:`uniform_in_box` draws the Langevin samplers' start, uniform over the data's box (the paper's).
+:func:`grid_points` give the square window a mixture is drawn in and the arrow positions inside it:
+the training snapshots of :mod:`ncsn_toy.recipes` and every figure use the same ones.
+:func:`uniform_in_box` draws the Langevin samplers' start, uniform over the data's box (as
+in the paper).
 
 References: Song & Ermon, "Generative Modeling by Estimating Gradients of the Data
 Distribution", NeurIPS 2019 (arXiv:1907.05600); the ring and grid follow Metz et al., "Unrolled
@@ -54,9 +55,9 @@ def two_gaussians(*, dtype: torch.dtype = torch.float32) -> GaussianMixture:
 
 
 def four_gaussians(*, dtype: torch.dtype = torch.float32) -> GaussianMixture:
-    """A four-mode 2-D mixture with unequal weights 0.1, 0.2, 0.3, 0.4 at (+-10, +-10), unit covariances.
+    """A four-mode 2-D mixture: weights 0.1, 0.2, 0.3, 0.4 at (+-10, +-10), unit covariances.
 
-    The modes sit where the seed project's four-mode figure put them; the weights differ so
+    The modes sit where the original notebook's four-mode figure put them; the weights differ so
     that getting them right is a real test of a sampler.
     """
     means = [[-10.0, 10.0], [10.0, -10.0], [-10.0, -10.0], [10.0, 10.0]]
@@ -73,15 +74,13 @@ def ring(
     2 radius sin(pi / 8) = 7.7 standard deviations apart: separate modes, as in the paper's mixture.
     """
     n_modes = _checks.positive_int(n_modes, "n_modes")
-    radius, std = _checks.positive_float(radius, "radius"), _checks.positive_float(std, "std")
+    radius = _checks.positive_float(radius, "radius")
+    std = _checks.positive_float(std, "std")
     angles = 2 * math.pi * torch.arange(n_modes, dtype=torch.float64) / n_modes  # (K,)
     means = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)  # (K, 2)
-    return GaussianMixture(
-        torch.full((n_modes,), 1.0 / n_modes, dtype=torch.float64),
-        means,
-        torch.full((n_modes,), std**2, dtype=torch.float64),
-        dtype=dtype,
-    )
+    weights = torch.full((n_modes,), 1.0 / n_modes, dtype=torch.float64)  # (K,)
+    variances = torch.full((n_modes,), std**2, dtype=torch.float64)  # (K,)
+    return GaussianMixture(weights, means, variances, dtype=dtype)
 
 
 def grid(
@@ -98,16 +97,14 @@ def grid(
     6 standard deviations apart.
     """
     n = _checks.positive_int(n_per_side, "n_per_side")
-    spacing, std = _checks.positive_float(spacing, "spacing"), _checks.positive_float(std, "std")
+    spacing = _checks.positive_float(spacing, "spacing")
+    std = _checks.positive_float(std, "std")
     ticks = spacing * (torch.arange(n, dtype=torch.float64) - (n - 1) / 2)  # (n,)
     gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
-    means = torch.stack([gx.flatten(), gy.flatten()], dim=1)  # (n*n, 2)
-    return GaussianMixture(
-        torch.full((n * n,), 1.0 / n**2, dtype=torch.float64),
-        means,
-        torch.full((n * n,), std**2, dtype=torch.float64),
-        dtype=dtype,
-    )
+    means = torch.stack([gx.flatten(), gy.flatten()], dim=1)  # (n * n, 2)
+    weights = torch.full((n * n,), 1.0 / n**2, dtype=torch.float64)  # (n * n,)
+    variances = torch.full((n * n,), std**2, dtype=torch.float64)  # (n * n,)
+    return GaussianMixture(weights, means, variances, dtype=dtype)
 
 
 def spiral(
@@ -126,11 +123,13 @@ def spiral(
     to theta_max = 2 pi turns, so consecutive arms are (outer - inner) / turns apart (9.5 standard
     deviations with the defaults). The means sit at equal arc length along it, mode 0 at the inner
     end: with the defaults 1.7 apart (2.4 standard deviations), so the beads merge into one ridge.
-    The weights grow linearly along the chain, w_k proportional to 1 + (weight_ratio - 1) k / (K - 1):
-    the outermost mode is ``weight_ratio`` times as heavy as the innermost (0.01 to 0.04 by default).
+    The weights grow linearly along the chain, w_k proportional to
+    1 + (weight_ratio - 1) k / (K - 1): the outermost mode is ``weight_ratio`` times as heavy as
+    the innermost (0.01 to 0.04 by default).
     """
     n_modes = _checks.positive_int(n_modes, "n_modes")
-    turns, std = _checks.positive_float(turns, "turns"), _checks.positive_float(std, "std")
+    turns = _checks.positive_float(turns, "turns")
+    std = _checks.positive_float(std, "std")
     inner = _checks.nonnegative_float(inner_radius, "inner_radius")
     outer = _checks.positive_float(outer_radius, "outer_radius")
     if outer <= inner:
@@ -140,25 +139,21 @@ def spiral(
     theta = torch.linspace(0.0, theta_max, 20_001, dtype=torch.float64)  # a fine parametrisation
     radius = inner + (outer - inner) * theta / theta_max
     speed = torch.sqrt(radius**2 + ((outer - inner) / theta_max) ** 2)  # |d mu / d theta|
-    arc = torch.cat(
-        [torch.zeros(1, dtype=torch.float64), torch.cumulative_trapezoid(speed, theta)]
-    )  # (20001,) arc length from the inner end
-    t = (
-        torch.linspace(0.0, 1.0, n_modes, dtype=torch.float64)
-        if n_modes > 1
-        else torch.zeros(1, dtype=torch.float64)
-    )
-    index = torch.searchsorted(arc, t * arc[-1]).clamp(max=len(arc) - 1)  # equal arc length apart
-    means = radius[index, None] * torch.stack(
-        [torch.cos(theta[index]), torch.sin(theta[index])], dim=1
-    )  # (K, 2)
+    start = torch.zeros(1, dtype=torch.float64)
+    # (20001,) the arc length from the inner end
+    arc = torch.cat([start, torch.cumulative_trapezoid(speed, theta)])
+    # (K,) where each mode sits along the chain, from 0 (inner end) to 1 (outer end)
+    if n_modes > 1:
+        t = torch.linspace(0.0, 1.0, n_modes, dtype=torch.float64)
+    else:
+        t = torch.zeros(1, dtype=torch.float64)
+    # (K,) the modes equal arc lengths apart
+    index = torch.searchsorted(arc, t * arc[-1]).clamp(max=len(arc) - 1)
+    direction = torch.stack([torch.cos(theta[index]), torch.sin(theta[index])], dim=1)  # (K, 2)
+    means = radius[index, None] * direction  # (K, 2)
     weights = 1 + (ratio - 1) * t  # (K,)
-    return GaussianMixture(
-        weights / weights.sum(),
-        means,
-        torch.full((n_modes,), std**2, dtype=torch.float64),
-        dtype=dtype,
-    )
+    variances = torch.full((n_modes,), std**2, dtype=torch.float64)  # (K,)
+    return GaussianMixture(weights / weights.sum(), means, variances, dtype=dtype)
 
 
 def anisotropic(
@@ -180,7 +175,8 @@ def anisotropic(
         raise ValueError(f"condition_number must be >= 1, got {cond}")
     major = _checks.positive_float(major_std, "major_std")
     angle = _checks.real_number(angle, "angle")
-    c, s = math.cos(angle), math.sin(angle)
+    c = math.cos(angle)
+    s = math.sin(angle)
     rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)  # (2, 2)
     variances = torch.tensor([major**2, major**2 / cond], dtype=torch.float64)  # (2,)
     covariance = rotation @ torch.diag(variances) @ rotation.T  # (2, 2)
@@ -216,21 +212,23 @@ def uniform_in_box(
     *,
     sigma: float = 0.0,
 ) -> torch.Tensor:
-    """``(n, d)`` points uniform over ``mixture.box(sigma=sigma)``, in the mixture's dtype: where the Langevin
-    samplers start ([-8, 8]^2 for :func:`two_gaussians`, the paper's Sec. 3.2 and Fig. 3). ``None``: seeded
-    with 0."""
-    mixture, n = check_mixture(mixture), _checks.positive_int(n, "n")
+    """``(n, d)`` points uniform over ``mixture.box(sigma=sigma)``, in the mixture's dtype.
+
+    Where the Langevin samplers start: [-8, 8]^2 for :func:`two_gaussians` (the paper's Sec. 3.2
+    and Fig. 3). ``generator=None`` uses a generator seeded with 0.
+    """
+    mixture = check_mixture(mixture)
+    n = _checks.positive_int(n, "n")
     low, high = mixture.box(sigma=sigma)  # (d,), (d,)
-    unit = torch.rand(
-        n, mixture.dim, generator=_checks.default_generator(generator), dtype=low.dtype
-    )  # (n, d)
+    generator = _checks.default_generator(generator)
+    unit = torch.rand(n, mixture.dim, generator=generator, dtype=low.dtype)  # (n, d)
     return low + (high - low) * unit
 
 
 def plot_extent(
     mixture: GaussianMixture, margin: float = 0.15
 ) -> tuple[float, float, float, float]:
-    """``(x0, x1, y0, y1)``: the square around ``mixture.box()``, widened by ``margin`` of its side."""
+    """``(x0, x1, y0, y1)``: the square around ``mixture.box()``, widened by ``margin``."""
     low, high = mixture.box()
     half = max((high - low).tolist()) * (1 + margin) / 2
     cx, cy = ((low + high) / 2).tolist()
@@ -238,9 +236,13 @@ def plot_extent(
 
 
 def grid_points(extent: Sequence[float], n: int) -> tuple[torch.Tensor, float]:
-    """An ``n x n`` grid of points inside ``extent`` (no point on its border): ``(n*n, 2)`` points and the spacing."""
+    """An ``n x n`` grid of points inside ``extent``, none on its border.
+
+    Returns the ``(n * n, 2)`` points and their spacing.
+    """
     x0, x1, y0, y1 = (float(v) for v in extent)
-    xs, ys = torch.linspace(x0, x1, n + 2)[1:-1], torch.linspace(y0, y1, n + 2)[1:-1]
+    xs = torch.linspace(x0, x1, n + 2)[1:-1]  # (n,)
+    ys = torch.linspace(y0, y1, n + 2)[1:-1]  # (n,)
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     spacing = float(xs[1] - xs[0]) if n > 1 else (x1 - x0)
     return torch.stack([gx.flatten(), gy.flatten()], dim=1), spacing

@@ -38,14 +38,11 @@ __all__ = [
 ]
 
 OBJECTIVES = ("dsm", "ssm")
-CHECK_EVERY = (
-    50  # steps between checks that the loss and the weights are finite (and progress-bar updates)
-)
+# steps between checks that the loss and the weights are finite (and progress-bar updates)
+CHECK_EVERY = 50
 SCHEDULES = ("cosine", "constant")
-SIGMA_SAMPLING = (
-    "levels",
-    "log_uniform",
-)  # noise levels of the NCSN loss: its sigmas, or log-uniform between them
+# noise levels of the NCSN loss: its sigmas, or log-uniform between them
+SIGMA_SAMPLING = ("levels", "log_uniform")
 
 
 @dataclass(frozen=True)
@@ -61,16 +58,13 @@ class TrainConfig:
     objective: str = "dsm"  # ScoreNet only: "dsm" (denoising) or "ssm" (sliced score matching)
     sigma: float = 0.1  # ScoreNet + "dsm": the noise level of denoising score matching
     n_projections: int = 1  # ScoreNet + "ssm": random directions per sample
-    sigma_sampling: str = (
-        "levels"  # NoiseConditionalScoreNet: "levels" (one of its sigmas) or "log_uniform"
-    )
+    sigma_sampling: str = "levels"  # NoiseConditionalScoreNet: "levels" or "log_uniform"
     seed: int = 0  # seeds the initial weights, the batches and the noise
     device: str = "cpu"  # where to train
 
     def __post_init__(self) -> None:
-        if (
-            _checks.positive_int(self.steps, "steps") > 10**9
-        ):  # tqdm and range() overflow long before
+        # tqdm and range() overflow long before 1e9
+        if _checks.positive_int(self.steps, "steps") > 10**9:
             raise ValueError(f"steps must be at most 1e9, got {self.steps}")
         _checks.positive_int(self.batch_size, "batch_size")
         _checks.positive_float(self.lr, "lr")
@@ -92,10 +86,12 @@ class TrainConfig:
 
 
 class TrainingDivergedError(FloatingPointError):
-    """Training produced a NaN or infinite loss or weights (usually: the learning rate is too large)."""
+    """Training produced a NaN or infinite loss or weights (usually: too large a learning rate)."""
 
 
 class TrainResult(NamedTuple):
+    """What a training run returns."""
+
     model: nn.Module  # the trained network (EMA weights), in eval mode
     losses: list[float]  # the loss of every step (of the raw, not the averaged, weights)
 
@@ -118,7 +114,7 @@ def train_score_net(
     progress: bool = True,
     callback: Callable[[int, nn.Module], None] | None = None,
 ) -> TrainResult:
-    """Train a :class:`ScoreNet` (default: the seed's) on samples of ``mixture``.
+    """Train a :class:`ScoreNet` (default: the original notebook's) on samples of ``mixture``.
 
     ``config.objective`` picks the loss: ``"dsm"`` is :func:`dsm_loss` at ``config.sigma`` (so
     the network learns the score of p_sigma), ``"ssm"`` is :func:`sliced_score_matching_loss`
@@ -152,14 +148,16 @@ def train_noise_conditional(
 ) -> TrainResult:
     """Train a :class:`NoiseConditionalScoreNet` with :func:`anneal_dsm_loss` over its ``sigmas``.
 
-    ``model`` defaults to the seed's network with the paper's noise levels; pass one built with
-    other options or ``sigmas`` to train that instead. ``callback`` as in :func:`train_score_net`.
+    ``model`` defaults to the original notebook's network with the paper's noise levels; pass one
+    built with other options or ``sigmas`` to train that instead. ``callback`` as in
+    :func:`train_score_net`.
     """
     _check_arguments(mixture, config)
     if model is None:
         model = seeded_init(config.seed, lambda: NoiseConditionalScoreNet(dim=mixture.dim))
 
-    sigmas = _checks.sigma_levels(model.sigmas).to(config.device)  # checked once, not every step
+    # checked once, not every step
+    sigmas = _checks.sigma_levels(model.sigmas).to(config.device)
 
     def loss_fn(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return _anneal_dsm_loss(
@@ -187,9 +185,8 @@ def _train(
     device = torch.device(config.device)
     model = model.to(device).train()
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, fused=True
-    )  # one fused kernel per step
+    # fused: one kernel per step
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     if config.lr_schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=config.steps, eta_min=config.lr * config.lr_final_fraction
@@ -199,7 +196,8 @@ def _train(
     # the EMA copy (buffers such as sigmas are constants and stay exact); updated with lerp_,
     # which is what torch.optim.swa_utils does, without its per-step module traversal
     ema = copy.deepcopy(model).requires_grad_(False)
-    averaged, current = list(ema.parameters()), list(model.parameters())
+    averaged = list(ema.parameters())
+    current = list(model.parameters())
     losses: list[float] = []
     bar = tqdm(
         range(1, config.steps + 1), desc=f"training {name}", disable=not progress, leave=False
@@ -208,15 +206,15 @@ def _train(
         x = mixture.sample(config.batch_size, generator=gen, device=device).to(torch.float32)
         try:
             loss = loss_fn(model, x, gen)
-        except (
-            NonFiniteOutputError
-        ) as err:  # the network blew up: training diverged before this step
+        except NonFiniteOutputError as err:
+            # the network blew up: training diverged before this step
             raise _diverged(step, config) from err
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-        with torch.no_grad():  # averaged <- decay * averaged + (1 - decay) * current, in one kernel
+        # averaged <- decay * averaged + (1 - decay) * current, in one kernel
+        with torch.no_grad():
             torch._foreach_lerp_(averaged, current, 1.0 - config.ema_decay)
         losses.append(loss.detach())
         if step % CHECK_EVERY == 0 or step == config.steps:
@@ -229,7 +227,7 @@ def _train(
 
 
 def _check_finite(recent: torch.Tensor, model: nn.Module, step: int, config: TrainConfig) -> None:
-    """Raise :class:`TrainingDivergedError` if a loss of the last ``len(recent)`` steps or a weight is not finite.
+    """Raise :class:`TrainingDivergedError` if a recent loss or a weight is not finite.
 
     Checked every ``CHECK_EVERY`` steps rather than every step: one reduction per check, and a
     diverged run is caught at most ``CHECK_EVERY`` steps late, naming the first bad step.
