@@ -1,8 +1,9 @@
-"""ncsn_toy: the toy experiment of Song & Ermon (2019), "Generative Modeling by Estimating
-Gradients of the Data Distribution" (NCSN), as a small, tested package.
+"""ncsn_toy: the toy experiment of NCSN (Song & Ermon 2019) as a small, tested package.
 
-Exact Gaussian-mixture scores at every noise level, the seed project's two score networks,
-denoising / annealed denoising / sliced score matching, and (annealed) Langevin samplers.
+"Generative Modeling by Estimating Gradients of the Data Distribution" (NeurIPS 2019): exact
+Gaussian-mixture scores at every noise level, the original notebook's two small score networks,
+denoising / annealed denoising / sliced score matching, Langevin and annealed Langevin samplers,
+the score SDEs of Song et al. (2021) with exact ODE likelihoods, and ``fit`` for any mixture.
 """
 
 from .checkpoints import load_checkpoint, save_checkpoint
