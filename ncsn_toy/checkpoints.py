@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .archive import TensorSpec, numel, read_archive
 from .mixtures import GaussianMixture
 from .networks import ACTIVATIONS, SIGMA_INPUTS, NoiseConditionalScoreNet, ScoreNet
 from .runtime import atomic_write
@@ -36,6 +37,8 @@ from .runtime import atomic_write
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_mixture"]
 
 FORMAT = "ncsn_toy-checkpoint"  # marks our files
+METADATA_TENSOR_BYTES = 16 * 2**20  # tensors in the metadata (the training snapshots: ~150 KB)
+MAX_NODES = 50_000  # values in a payload, a shared one counted each time hashing visits it
 VERSION = 2  # 2: with a content hash; 1 (ncsn_toy 0.1) had none
 MAX_DEPTH = 100  # metadata nesting (deeper is a mistake, or a list that contains itself)
 _MODELS: dict[str, type[nn.Module]] = {
@@ -73,9 +76,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: objec
     if isinstance(metadata.get("mixture"), GaussianMixture):
         metadata["mixture"] = metadata["mixture"].to_dict()
     metadata = _plain(metadata, "metadata")
-    state = {
-        sys.intern(key): value.detach().cpu().clone() for key, value in model.state_dict().items()
-    }
+    state = {sys.intern(key): _dense_copy(value) for key, value in model.state_dict().items()}
     for key, tensor in state.items():
         if not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"cannot save {name}: its tensor {key!r} holds NaN or infinite values")
@@ -129,7 +130,7 @@ def _plain(value: object, where: str = "architecture", depth: int = 0) -> object
             raise TypeError(
                 f"{where} is a {value.layout} / nested / meta / quantized tensor; store a dense one"
             )
-        return value.detach().cpu().clone().as_subclass(torch.Tensor)
+        return _dense_copy(value).as_subclass(torch.Tensor)
     # subclasses of the plain types
     for kind, plain in ((numbers.Integral, int), (float, float), (str, str)):
         if isinstance(value, kind):
@@ -153,18 +154,30 @@ def _plain(value: object, where: str = "architecture", depth: int = 0) -> object
     )
 
 
+def _dense_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy on the CPU, with a storage of its own: what a checkpoint holds."""
+    return tensor.detach().cpu().clone(memory_format=torch.contiguous_format)
+
+
 def _digest(payload: dict) -> str:
     """SHA-256 of everything in ``payload`` but its own hash, in a canonical encoding."""
     hasher = hashlib.sha256()
+    visits = 0
 
     def feed(value: object, depth: int = 0) -> None:
+        nonlocal visits
+        visits += 1
+        # a list shared a thousand times is visited a thousand times
+        if visits > MAX_NODES:
+            raise ValueError(f"its metadata holds more than {MAX_NODES} values")
         # the payload and its metadata dict around metadata nested up to MAX_DEPTH
         if depth > MAX_DEPTH + 2:
             raise ValueError(f"its metadata is nested more than {MAX_DEPTH} levels deep")
         if isinstance(value, torch.Tensor):
             data = value.detach().cpu().contiguous().reshape(-1)
             hasher.update(f"T{value.dtype}{tuple(value.shape)}:".encode())
-            hasher.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+            # the tensor's own bytes, through the buffer protocol: no copy
+            hasher.update(data.view(torch.uint8).numpy())
         elif isinstance(value, dict):
             hasher.update(f"d{len(value)}:".encode())
             for key in sorted(value, key=str):
@@ -245,32 +258,18 @@ def _check_path(path: object) -> None:
 def _read(path: Path, shown_as: Path | None = None) -> dict:
     """The checked payload of the file at ``path``; ``ValueError`` if anything is off.
 
-    Errors name the file ``shown_as`` (default ``path``).
+    The archive is inspected before ``torch.load`` builds a single tensor (:func:`_inspect`), so
+    a hostile file is refused cheaply. Errors name the file ``shown_as`` (default ``path``).
     """
     shown_as = shown_as or path
+    _inspect(path, shown_as)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated zip, random bytes, a pickle with code, ...
-        # on one line: torch's messages run over several
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        reason = _one_line(err)
         raise ValueError(f"{shown_as} is not a readable ncsn_toy checkpoint ({reason})") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{shown_as} is not an ncsn_toy checkpoint (no '{FORMAT}' marker)")
-    if payload.get("version") != VERSION:
-        raise ValueError(
-            f"{shown_as} has checkpoint format {payload.get('version')!r}; this code reads format "
-            f"{VERSION} (files of format 1 have no content hash: retrain with "
-            "`python -m ncsn_toy train`)"
-        )
-    if payload.get("model") not in _MODELS:
-        raise ValueError(
-            f"{shown_as}: unknown model {payload.get('model')!r}; expected one of {sorted(_MODELS)}"
-        )
-    for key in ("architecture", "state_dict", "metadata"):
-        if not isinstance(payload.get(key), dict):
-            raise ValueError(
-                f"{shown_as}: '{key}' must be a dict, got {type(payload.get(key)).__name__}"
-            )
+    # again on what was loaded: the file may have changed since it was inspected
+    _check_payload(payload, shown_as)
     try:
         digest = _digest(payload)
     except ValueError as err:  # a crafted file: metadata nested thousands deep
@@ -279,15 +278,70 @@ def _read(path: Path, shown_as: Path | None = None) -> dict:
         raise ValueError(
             f"{shown_as} is corrupted: its contents do not match the hash stored in it"
         )
-    _check_tensors(payload, shown_as)
+    for key, value in payload["state_dict"].items():
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{shown_as}: tensor {key!r} holds NaN or infinite values")
     return payload
 
 
-def _check_tensors(payload: dict, path: Path) -> None:
-    """The architecture must be one this package saves, and agree with the tensors in the file."""
-    name = payload["model"]
-    arch = payload["architecture"]
-    state = payload["state_dict"]
+def _inspect(path: Path, shown_as: Path) -> None:
+    """Refuse a hostile or broken file before ``torch.load`` allocates anything for it.
+
+    Checks, reading only the zip directory and data.pkl: at most ``MAX_ENTRIES`` uncompressed
+    entries of the names ``torch.save`` writes; a pickle of at most ``MAX_PICKLE_BYTES`` that
+    refers to nothing but tensors, storages and dicts; every tensor dense (its own storage, in
+    order, no stride tricks) over a storage entry of exactly its size; the payload of this
+    package, with the tensors its architecture implies (``check_payload``), and at most
+    ``METADATA_TENSOR_BYTES`` of tensors besides them. So loading allocates no more than the
+    file holds.
+    """
+    try:
+        payload, tensors = read_archive(path)
+    except Exception as err:  # not a zip, a crafted pickle, a storage of the wrong size, ...
+        reason = _one_line(err)
+        raise ValueError(f"{shown_as} is not a readable ncsn_toy checkpoint ({reason})") from err
+    _check_payload(payload, shown_as)
+    state_tensors = {id(t) for t in payload["state_dict"].values()}
+    extra = sum(t.nbytes for t in tensors if id(t) not in state_tensors)
+    if extra > METADATA_TENSOR_BYTES:
+        raise ValueError(
+            f"{shown_as} holds {extra} bytes of tensors besides the weights; a checkpoint of "
+            f"this package holds at most {METADATA_TENSOR_BYTES}"
+        )
+
+
+def _one_line(err: BaseException) -> str:
+    """An error as one short line (torch's messages run over several)."""
+    return " ".join(f"{type(err).__name__}: {err}".split())[:300]
+
+
+def _check_payload(payload: object, path: Path) -> None:
+    """A payload of this package: its marker, version, model, and an architecture that the
+    tensors in the file agree with (their number and shapes). Works on what :func:`_inspect`
+    reads (tensors as :class:`TensorSpec`) as on what ``torch.load`` builds."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an ncsn_toy checkpoint (no '{FORMAT}' marker)")
+    if payload.get("version") != VERSION:
+        raise ValueError(
+            f"{path} has checkpoint format {payload.get('version')!r}; this code reads format "
+            f"{VERSION} (files of format 1 have no content hash: retrain with "
+            "`python -m ncsn_toy train`)"
+        )
+    if payload.get("model") not in _MODELS:
+        raise ValueError(
+            f"{path}: unknown model {payload.get('model')!r}; expected one of {sorted(_MODELS)}"
+        )
+    for key in ("architecture", "state_dict", "metadata"):
+        if not isinstance(payload.get(key), dict):
+            raise ValueError(
+                f"{path}: '{key}' must be a dict, got {type(payload.get(key)).__name__}"
+            )
+    _check_architecture(payload["model"], payload["architecture"], path)
+    _check_state(payload["model"], payload["architecture"], payload["state_dict"], path)
+
+
+def _check_architecture(name: str, arch: dict, path: Path) -> None:
+    """The architecture options must be those of ``name``, of the right types and values."""
     expected_options = _OPTIONS[name]
     if set(arch) != set(expected_options):
         raise ValueError(
@@ -299,19 +353,22 @@ def _check_tensors(payload: dict, path: Path) -> None:
             raise ValueError(f"{path}: architecture option {key}={arch[key]!r} has the wrong type")
     if arch["activation"] not in ACTIVATIONS or arch.get("sigma_input", "raw") not in SIGMA_INPUTS:
         raise ValueError(f"{path}: unknown activation or sigma input in {arch}")
+    if min(arch["dim"], arch["hidden"], arch["n_hidden_layers"]) < 1:
+        raise ValueError(f"{path}: the architecture's sizes must be positive, got {arch}")
+
+
+def _check_state(name: str, arch: dict, state: dict, path: Path) -> None:
+    """The tensors must be exactly those the architecture implies, before anything is built."""
     for key, value in state.items():
         if not isinstance(key, str):
             raise ValueError(f"{path}: state keys must be strings, got {key!r}")
-        if not isinstance(value, torch.Tensor) or value.dtype not in (torch.float32, torch.float64):
+        tensor_like = isinstance(value, (torch.Tensor, TensorSpec))
+        if not tensor_like or value.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"{path}: state entry {key!r} is not a float32 or float64 tensor")
     if len({value.dtype for value in state.values()}) > 1:
         raise ValueError(f"{path}: tensors of mixed dtypes")
-    # the shapes the options imply, compared with the file's before anything is built
     n_linear = sum(key.endswith(".weight") for key in state)
-    if (
-        arch["n_hidden_layers"] + 1 != n_linear
-        or min(arch["dim"], arch["hidden"], arch["n_hidden_layers"]) < 1
-    ):
+    if arch["n_hidden_layers"] + 1 != n_linear:
         raise ValueError(
             f"{path}: architecture says {arch['n_hidden_layers']} hidden layers of width "
             f"{arch['hidden']}, but the file holds {n_linear} weight matrices"
@@ -324,15 +381,12 @@ def _check_tensors(payload: dict, path: Path) -> None:
         shapes[f"net.{2 * i}.bias"] = (fan_out,)
     if conditional:
         sigmas = state.get("sigmas")
-        shapes["sigmas"] = (sigmas.numel(),) if isinstance(sigmas, torch.Tensor) else None
+        shapes["sigmas"] = (numel(sigmas.shape),) if sigmas is not None else None
     found = {key: tuple(value.shape) for key, value in state.items()}
     if found != shapes:
         raise ValueError(
             f"{path}: the tensors {found} do not match the architecture {arch} ({shapes})"
         )
-    for key, value in state.items():
-        if not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{path}: tensor {key!r} holds NaN or infinite values")
 
 
 def checkpoint_mixture(model: nn.Module) -> GaussianMixture:
