@@ -154,7 +154,7 @@ def _level_sigma(s: SamplerSettings, level: int) -> float:
 
 
 def _edm_sigma(s: SamplerSettings, level: int) -> float:
-    """The probability flow's grid (EDM's, rho = 7) at a frame's level; 0 past its end."""
+    """The probability flow's grid (EDM's, rho = 7) at a frame's level; sigma_min past its end."""
     grid = VESDE(s.sigma_min, s.sigma_max).grid(s.n_levels)
     return grid[min(level, len(grid) - 1)]
 

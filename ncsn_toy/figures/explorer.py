@@ -253,7 +253,8 @@ class Explorer(widgets.HBox):
                 self.threads.refresh()
 
     def _run(self, values: dict, generation: int) -> None:
-        started = last_shown = time.monotonic()
+        started = time.monotonic()
+        last_shown = started  # when the progress bar was last updated
 
         def progress(done: int, total: int) -> None:
             nonlocal last_shown
