@@ -114,11 +114,13 @@ def _training_animation(
 
 
 def score_network_training(ctx: Context, path: Path) -> None:
+    """ScoreNet's field while it learns by denoising score matching, over the exact one."""
     model = ctx.model("score_net_two_gaussians")
     _training_animation(ctx, path, model, two_gaussians(), "ScoreNet (DSM)")
 
 
 def noise_conditional_training(ctx: Context, path: Path) -> None:
+    """The noise-conditional network's fields while it learns, one panel per recorded level."""
     model = ctx.model("ncsn_two_gaussians")
     _training_animation(ctx, path, model, two_gaussians(), "NCSN")
 
@@ -178,8 +180,10 @@ def network_annealed_animation(
 
 
 def annealed_langevin_two_gaussians(ctx: Context, path: Path) -> None:
+    """Annealed Langevin with the trained noise-conditional network on the paper's two modes."""
     network_annealed_animation(ctx, path, ctx.model("ncsn_two_gaussians"), 5)
 
 
 def annealed_langevin_four_gaussians(ctx: Context, path: Path) -> None:
+    """Annealed Langevin with the trained noise-conditional network on four modes."""
     network_annealed_animation(ctx, path, ctx.model("ncsn_four_gaussians"), 5)

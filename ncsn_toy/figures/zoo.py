@@ -159,14 +159,17 @@ def annealed_langevin_target(ctx: Context, path: Path, name: str) -> None:
 
 
 def annealed_langevin_ring(ctx: Context, path: Path) -> None:
+    """Annealed Langevin on the ring target with its committed network."""
     _annealed_with(ctx, path, ctx.model("ncsn_ring"), "ring")
 
 
 def annealed_langevin_grid(ctx: Context, path: Path) -> None:
+    """Annealed Langevin on the grid target with its committed network."""
     _annealed_with(ctx, path, ctx.model("ncsn_grid"), "grid")
 
 
 def annealed_langevin_spiral(ctx: Context, path: Path) -> None:
+    """Annealed Langevin on the spiral target with its committed network."""
     _annealed_with(ctx, path, ctx.model("ncsn_spiral"), "spiral")
 
 
