@@ -5,6 +5,7 @@ Registered, with the still images, in :data:`ncsn_toy.figures.FIGURES`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,15 +34,18 @@ __all__ = [
 
 def forward_noising(ctx: Context, path: Path) -> None:
     """Samples of p_sigma as sigma grows from 0 to 20: x + sigma z with fixed x and z."""
-    mixture, g = two_gaussians(), ctx.generator(1)
+    mixture = two_gaussians()
+    g = ctx.generator(1)
     x = mixture.sample(ctx.config.n_particles, generator=g)
     z = torch.randn(x.shape, generator=g)
     fig, axes = new_figure(1)
     panel = Panel(axes[0], (-40, 40, -40, 40), particles=True, resolution=ctx.config.resolution)
     add_colorbar(fig, panel)
-    anim = Animation(fig, [panel.image, panel.scatter, panel.ax.title])  # the density changes too
+    # the density changes in every frame too
+    anim = Animation(fig, [panel.image, panel.scatter, panel.ax.title])
     for t in np.linspace(0, 1, ctx.config.n_frames):
-        sigma = 20.0 * float(t) ** 2  # slow at first, where the picture changes most
+        # slow at first, where the picture changes most
+        sigma = 20.0 * float(t) ** 2
         panel.set_density(mixture.log_prob(panel.pixels, sigma))
         panel.set_particles(x + sigma * z)
         panel.set_title(f"forward noising: p_σ = p * N(0, σ² I), σ = {sigma:.2f}")
@@ -51,18 +55,22 @@ def forward_noising(ctx: Context, path: Path) -> None:
 
 def langevin_exact_score(ctx: Context, path: Path) -> None:
     """Langevin dynamics with the exact score from a uniform start: the weights come out wrong."""
-    mixture, g = two_gaussians(), ctx.generator(2)
+    mixture = two_gaussians()
+    g = ctx.generator(2)
     x0 = uniform_in_box(mixture, ctx.config.n_particles, g)
     traj = langevin_dynamics(mixture.score, x0, 0.1, 1000, g, record=ctx.config.n_frames)
-    sampler_animation(
-        ctx,
-        path,
-        mixture,
-        traj,
-        lambda step, _: f"Langevin, exact score (ε=0.1): step {step}/1000",
-        lambda _: 0.0,
-        lambda pts, _: mixture.score(pts),
-    )
+
+    def title(step: int, level: int) -> str:
+        return f"Langevin, exact score (ε=0.1): step {step}/1000"
+
+    def density_sigma(level: int) -> float:
+        # plain Langevin dynamics samples p itself
+        return 0.0
+
+    def field(points: torch.Tensor, level: int) -> torch.Tensor:
+        return mixture.score(points)
+
+    sampler_animation(ctx, path, mixture, traj, title, density_sigma, field)
 
 
 def _training_animation(
@@ -71,7 +79,8 @@ def _training_animation(
     """Replay the fields recorded while ``model`` was trained, over the exact ones."""
     snap = model.metadata["training"]
     sigmas = snap["sigmas"] or [model.metadata["train"]["sigma"]]
-    fields, losses = snap["fields"].float(), snap["losses"]  # (snapshots, levels, m, 2), (steps,)
+    fields = snap["fields"].float()  # (snapshots, levels, m, 2)
+    losses = snap["losses"]  # (steps,)
     fig, axes = new_figure(len(sigmas))
     grid = FieldGrid(snap["extent"], snap["grid"])
     panels = []
@@ -83,11 +92,17 @@ def _training_animation(
         panel.add_reference_field(sigma * mixture.score(grid.points, sigma))
         panels.append(panel)
     add_colorbar(fig, panels[0])
-    anim = Animation(fig, [a for p in panels for a in (p.arrows, p.ax.title)])
-    conditional = bool(snap["sigmas"])  # a NoiseConditionalScoreNet, or the one-level ScoreNet
+    changing = []
+    for panel in panels:
+        changing += [panel.arrows, panel.ax.title]
+    anim = Animation(fig, changing)
+    # a NoiseConditionalScoreNet, or the one-level ScoreNet
+    conditional = bool(snap["sigmas"])
     learned = "σ·s_θ(x, σ)" if conditional else "σ·s_θ(x)"
     for i, step in enumerate(snap["steps"]):
-        loss = f"loss {losses[max(step - 50, 0) : step].mean().item():.3g}" if step else "untrained"
+        # the mean loss over the 50 steps before the snapshot (there are none before the first)
+        recent = losses[max(step - 50, 0) : step]
+        loss = f"loss {recent.mean().item():.3g}" if step else "untrained"
         for j, (panel, sigma) in enumerate(zip(panels, sigmas, strict=True)):
             panel.set_field(fields[i, j] * sigma)
             panel.set_title(
@@ -99,11 +114,13 @@ def _training_animation(
 
 
 def score_network_training(ctx: Context, path: Path) -> None:
+    """ScoreNet's field while it learns by denoising score matching, over the exact one."""
     model = ctx.model("score_net_two_gaussians")
     _training_animation(ctx, path, model, two_gaussians(), "ScoreNet (DSM)")
 
 
 def noise_conditional_training(ctx: Context, path: Path) -> None:
+    """The noise-conditional network's fields while it learns, one panel per recorded level."""
     model = ctx.model("ncsn_two_gaussians")
     _training_animation(ctx, path, model, two_gaussians(), "NCSN")
 
@@ -116,33 +133,38 @@ def network_annealed_animation(
     heading: str = "annealed Langevin, trained NCSN: ",
     numbers: Callable[[GaussianMixture, torch.Tensor], str] | None = None,
 ) -> None:
-    """Annealed Langevin with ``model`` and the settings it stores, from its mixture's box, over the density
-    and the network's field sigma s(x, sigma) of each level. The title is ``heading`` + "σ = ... (level i/L),
-    step k/N"; ``numbers(mixture, frame)`` replaces its line of mode weights (see ``sampler_animation``)."""
+    """Annealed Langevin with ``model`` and the sampler settings it stores, from its mixture's box.
+
+    The particles move over the density and the network's field sigma s(x, sigma) of each level.
+    The title is ``heading`` + "σ = ... (level i/L), step k/N"; ``numbers(mixture, frame)``
+    replaces its line of mode weights (see :func:`~.parts.sampler_animation`).
+    """
     mixture = checkpoint_mixture(model)
-    sigmas, eps, steps = (
-        model.sigmas.tolist(),
-        model.metadata["step_size"],
-        model.metadata["n_steps_each"],
-    )
+    sigmas = model.sigmas.tolist()
+    step_size = model.metadata["step_size"]
+    n_steps_each = model.metadata["n_steps_each"]
     g = ctx.generator(seed)
     traj = annealed_langevin_dynamics(
         model,
         uniform_in_box(mixture, ctx.config.n_particles, g),
         model.sigmas,
-        eps,
-        steps,
+        step_size,
+        n_steps_each,
         g,
         record=ctx.config.n_frames,
     )
 
-    def field(points, level):
+    def field(points: torch.Tensor, level: int) -> torch.Tensor:
         with torch.no_grad():
             return sigmas[level] * model(points, sigmas[level])
 
-    def where(step, level):
-        total = len(sigmas) * steps
-        return f"{heading}σ = {nice(sigmas[level])} (level {level + 1}/{len(sigmas)}), step {step}/{total}"
+    def density_sigma(level: int) -> float:
+        return sigmas[level]
+
+    def where(step: int, level: int) -> str:
+        total = len(sigmas) * n_steps_each
+        sigma = nice(sigmas[level])
+        return f"{heading}σ = {sigma} (level {level + 1}/{len(sigmas)}), step {step}/{total}"
 
     sampler_animation(
         ctx,
@@ -150,16 +172,18 @@ def network_annealed_animation(
         mixture,
         traj,
         where,
-        lambda level: sigmas[level],
+        density_sigma,
         field,
         arrow_scale=0.5,
-        numbers=(lambda frame: numbers(mixture, frame)) if numbers else None,
+        numbers=functools.partial(numbers, mixture) if numbers else None,
     )
 
 
 def annealed_langevin_two_gaussians(ctx: Context, path: Path) -> None:
+    """Annealed Langevin with the trained noise-conditional network on the paper's two modes."""
     network_annealed_animation(ctx, path, ctx.model("ncsn_two_gaussians"), 5)
 
 
 def annealed_langevin_four_gaussians(ctx: Context, path: Path) -> None:
+    """Annealed Langevin with the trained noise-conditional network on four modes."""
     network_annealed_animation(ctx, path, ctx.model("ncsn_four_gaussians"), 5)

@@ -15,14 +15,9 @@ from .explore_samplers import samplers
 
 __all__ = ["controls", "stops", "SAMPLER_FIELDS"]
 
-SAMPLER_FIELDS = (
-    "sigma_max",
-    "sigma_min",
-    "n_levels",
-    "step_size",
-    "n_steps",
-    "denoise",
-)  # greyed when unused
+# the settings a sampler may not read: greyed out when the chosen sampler does not
+SAMPLER_FIELDS = ("sigma_max", "sigma_min", "n_levels", "step_size", "n_steps", "denoise")
+# the label of each control whose label is not its field's name
 NAMES = {
     "sigma_max": "sigma_max",
     "sigma_min": "sigma_min",
@@ -31,13 +26,16 @@ NAMES = {
     "n_steps": "steps per level",
     "n_particles": "particles",
     "denoise": "final denoising step",
-}  # labels
+}
+# the stops of every decade: 1, 1.5, 2, 3, 5, 7 x 10^k
+MANTISSAS = (1, 1.5, 2, 3, 5, 7)
 
 
 def stops(*values: float, low: float = float("inf"), high: float = 0.0) -> list[tuple[str, float]]:
     """Slider stops (label, value): 1, 1.5, 2, 3, 5, 7 x 10^k within [low, high], and ``values``."""
-    ladder = {round(m * 10.0**k, 12) for k in range(-6, 7) for m in (1, 1.5, 2, 3, 5, 7)}
-    chosen = sorted({v for v in ladder if low <= v <= high} | {float(v) for v in values})
+    ladder = {round(m * 10.0**k, 12) for k in range(-6, 7) for m in MANTISSAS}
+    in_range = {v for v in ladder if low <= v <= high}
+    chosen = sorted(in_range | {float(v) for v in values})
     return [(f"{v:.4g}", v) for v in chosen]
 
 
@@ -48,9 +46,9 @@ def controls(s: ExploreSettings, scores: tuple[str, ...]) -> dict[str, widgets.W
     presets = [entry.preset for entry in samplers().values()]
 
     def ladder(name: str, low: float, high: float) -> widgets.SelectionSlider:
-        options = stops(
-            getattr(s, name), *(p[name] for p in presets if name in p), low=low, high=high
-        )
+        """A slider over exact stops in [low, high], with the value of ``s`` and the presets'."""
+        preset_values = [preset[name] for preset in presets if name in preset]
+        options = stops(getattr(s, name), *preset_values, low=low, high=high)
         return widgets.SelectionSlider(
             options=options, value=float(getattr(s, name)), description=NAMES[name], **slider
         )

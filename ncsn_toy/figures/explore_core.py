@@ -46,12 +46,16 @@ __all__ = [
     "samplers",
 ]
 
-SCORES = {"exact": "exact score", "trained": "trained network"}  # value -> label in the drop-down
+# value -> label in the drop-down
+SCORES = {"exact": "exact score", "trained": "trained network"}
 
 
 @dataclass(frozen=True)
 class ExploreSettings:
-    """Everything one update of the explorer depends on. Defaults: the paper's annealed Langevin (Fig. 3)."""
+    """Everything one update of the explorer depends on.
+
+    The defaults are the paper's annealed Langevin on two Gaussians (Fig. 3).
+    """
 
     target: str = "two_gaussians"  # a name of TARGETS
     score: str = "exact"  # "exact" (closed form) or "trained" (checkpoints/ncsn_<target>.pt)
@@ -59,12 +63,10 @@ class ExploreSettings:
     sigma_max: float = 20.0  # largest noise level sigma_1 (annealed and continuous-time samplers)
     sigma_min: float = 1.0  # smallest noise level sigma_L; plain Langevin samples p_{sigma_min}
     n_levels: int = 10  # noise levels L (continuous-time samplers: time steps)
-    step_size: float = (
-        0.1  # eps: the step at the smallest level (plain Langevin: alpha at every step)
-    )
-    n_steps: int = (
-        100  # Langevin steps per level (plain Langevin: all its steps; PC: corrector steps)
-    )
+    # eps: the step at the smallest level (plain Langevin: alpha at every step)
+    step_size: float = 0.1
+    # Langevin steps per level (plain Langevin: all its steps; predictor-corrector: corrector steps)
+    n_steps: int = 100
     n_particles: int = 2000  # particles, and exact samples the energy distance compares them with
     seed: int = 0  # seeds the start, the sampler's noise and the reference samples
     denoise: bool = False  # finish with x + sigma_L^2 s(x, sigma_L) (where the sampler offers it)
@@ -100,7 +102,7 @@ class ExploreSettings:
 
 
 class Networks:
-    """The committed noise-conditional networks ``<directory>/ncsn_<target>.pt``, each loaded once."""
+    """The committed noise-conditional networks ``<directory>/ncsn_<target>.pt``, loaded once."""
 
     def __init__(self, directory: str | Path = DEFAULT_CHECKPOINTS) -> None:
         self.directory = Path(directory)
@@ -119,7 +121,8 @@ class Networks:
         return self._loaded[name]
 
 
-class Cancelled(Exception):
+# A request to stop, not an error (like StopIteration), hence no Error suffix in its name.
+class Cancelled(Exception):  # noqa: N818
     """Raised by a progress callback to stop a run whose settings are no longer wanted."""
 
 
@@ -134,9 +137,8 @@ class ExploreResult:
     frames: torch.Tensor  # (F, n, d) recorded particles
     steps: torch.Tensor  # (F,) global step of each frame (0 is the start)
     levels: torch.Tensor  # (F,) noise-level index of each frame
-    frame_sigmas: tuple[
-        float, ...
-    ]  # (F,) the sigma whose density and field each frame is drawn over
+    # (F,) the sigma whose density and field each frame is drawn over
+    frame_sigmas: tuple[float, ...]
     weights: torch.Tensor  # (K,) sampled mode weights (mean responsibilities)
     max_weight_error: float  # max_k |weights_k - w_k|
     energy_distance: float  # to as many exact samples of p
@@ -154,15 +156,17 @@ class ExploreResult:
         )
 
     def frame_title(self, frame: int) -> str:
-        s, level, step = self.settings, int(self.levels[frame]), int(self.steps[frame])
+        """The title of frame ``frame``: sampler, score, sigma, and how far the run is."""
+        s = self.settings
+        level = int(self.levels[frame])
+        step = int(self.steps[frame])
         entry = samplers()[s.sampler]
-        # a noise level of the Langevin family; the continuous-time samplers' grid has n_levels + 1 points and
-        # sigma already says where on it a frame is
-        where = (
-            f"level {level + 1}/{s.n_levels}, "
-            if "n_levels" in entry.uses and entry.start == "box"
-            else ""
-        )
+        # Only the Langevin family's frames name their noise level: the continuous-time samplers'
+        # grid has n_levels + 1 points, and sigma already says where on it a frame is.
+        if "n_levels" in entry.uses and entry.start == "box":
+            where = f"level {level + 1}/{s.n_levels}, "
+        else:
+            where = ""
         return (
             f"{s.sampler}, {SCORES[s.score]}: σ = {self.frame_sigmas[frame]:.3g}\n"
             f"{where}step {step}/{int(self.steps[-1])}"
@@ -172,9 +176,12 @@ class ExploreResult:
 def _start(
     entry: SamplerEntry, mixture: GaussianMixture, s: ExploreSettings, g: torch.Generator
 ) -> torch.Tensor:
-    if entry.start == "prior":  # N(0, sigma_max^2 I), the continuous-time samplers' prior
+    """The particles a run starts from, drawn with ``g``: ``(n_particles, d)``."""
+    if entry.start == "prior":
+        # N(0, sigma_max^2 I), the continuous-time samplers' prior
         return s.sigma_max * torch.randn(s.n_particles, mixture.dim, generator=g)
-    return uniform_in_box(mixture, s.n_particles, g)  # [-8, 8]^2 for the paper's two modes
+    # uniform over the data's box: [-8, 8]^2 for the paper's two modes
+    return uniform_in_box(mixture, s.n_particles, g)
 
 
 def score_function(
@@ -198,7 +205,7 @@ def explore(
     networks: Networks | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExploreResult:
-    """Run ``settings.sampler`` and measure it; the plain function behind every update of the explorer.
+    """Run ``settings.sampler`` and measure it: what every update of the explorer computes.
 
     Args:
         settings: what to run.
@@ -216,7 +223,8 @@ def explore(
     entry = samplers()[settings.sampler]
     mixture = target(settings.target)
     score = score_function(settings, mixture, networks or Networks())
-    total, calls = entry.evaluations(settings), 0
+    total = entry.evaluations(settings)
+    calls = 0
 
     def counted(x: torch.Tensor, sigma: float) -> torch.Tensor:
         nonlocal calls

@@ -1,4 +1,4 @@
-"""The explorer's picture: one recorded frame of an :class:`~.explore_core.ExploreResult` as PNG bytes.
+"""The explorer's picture: a recorded frame of an :class:`~.explore_core.ExploreResult` as a PNG.
 
 The gallery's renderer (:class:`~.plotting.Panel`): the particles over the density of p_sigma at
 the frame's noise level, with the field sigma * s(x, sigma) of the score the sampler used (the
@@ -37,7 +37,8 @@ class ExplorePicture:
     """
 
     def __init__(self, *, grid: int = 21, resolution: int = 160) -> None:
-        self.grid, self.resolution = grid, resolution
+        self.grid = grid
+        self.resolution = resolution
         self._extent: tuple[float, ...] | None = None
         self._level: tuple | None = None  # (target, score, sigma) whose density and field are set
 
@@ -51,7 +52,7 @@ class ExplorePicture:
         self._level = None
 
     def _layout(self, extent: tuple[float, ...]) -> None:
-        """A new figure when the plot window changes (another target); its static layers drawn once."""
+        """A new figure for a new plot window (another target), its static layers drawn once."""
         self.fig, axes = new_figure(1)
         self.panel = Panel(
             axes[0],
@@ -63,9 +64,8 @@ class ExplorePicture:
             resolution=self.resolution,
         )
         add_colorbar(self.fig, self.panel)
-        self.panel.set_title(
-            "\n"
-        )  # two lines, so that the layout leaves room for the titles to come
+        # two empty lines, so that the layout leaves room for the titles to come
+        self.panel.set_title("\n")
         ax = self.panel.ax
         self._layers = [
             self.panel.image,
@@ -76,10 +76,13 @@ class ExplorePicture:
         ]
         for artist in self._layers:
             artist.set_animated(True)  # drawn over the background, in this order, never into it
-        self.fig.canvas.draw()  # lay the figure out once, then keep that layout: the background and
-        self.fig.set_layout_engine("none")  # the layers drawn over it must share the axes' position
+        # Lay the figure out once, then keep that layout: the background and the layers drawn
+        # over it must share the axes' position.
+        self.fig.canvas.draw()
+        self.fig.set_layout_engine("none")
         self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        self._extent, self._level = extent, None
+        self._extent = extent
+        self._level = None
 
     def rgb(self, result: ExploreResult, frame: int) -> np.ndarray:
         """Frame ``frame`` of ``result`` as an ``(H, W, 3)`` uint8 array."""
@@ -88,14 +91,14 @@ class ExplorePicture:
         extent = plot_extent(result.mixture)
         if extent != self._extent:
             self._layout(extent)
-        panel, sigma = self.panel, result.frame_sigmas[frame]
+        panel = self.panel
+        sigma = result.frame_sigmas[frame]
         level = (result.settings.target, result.settings.score, sigma)
         if level != self._level:
             panel.set_density(result.mixture.log_prob(panel.pixels, sigma))
             with torch.no_grad():
-                panel.set_field(
-                    sigma * result.score(panel.grid.points, sigma)
-                )  # (m, 2): sigma * s(x, sigma)
+                # (m, 2): sigma * s(x, sigma)
+                panel.set_field(sigma * result.score(panel.grid.points, sigma))
             self._level = level
         particles = result.frames[frame]  # (n, d)
         measured = "/".join(f"{w:.2f}" for w in mode_weights(result.mixture, particles).tolist())

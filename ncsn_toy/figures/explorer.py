@@ -1,4 +1,4 @@
-"""The explorer: change sigma, the step size, the sampler, the target, and see the particles and the numbers answer.
+"""The explorer: change sigma, the step size, the sampler or the target, and see the samples answer.
 
 :func:`explorer` returns an ``ipywidgets`` interface (the same in a notebook and in the web page
 ``python -m ncsn_toy explore`` serves with Voilà): controls for every field of
@@ -9,9 +9,9 @@ of :func:`~.explore_core.explore` as a line that starts with "weights".
 Every change of a control asks for a new run. The first run happens before :func:`explorer`
 returns; the others in one background thread, so the page stays responsive while a trained
 network samples (a progress bar shows how far it is), and a newer request stops the running one
-at its next score evaluation. Scrubbing redraws a recorded
-frame without resampling. Settings that cannot run (sigma_min >= sigma_max, a step size that
-diverges, ...) show a readable message instead of the numbers; the page keeps working.
+at its next score evaluation. Scrubbing redraws a recorded frame without resampling. Settings
+that cannot run (sigma_min >= sigma_max, a step size that diverges, ...) show a readable message
+instead of the numbers; the page keeps working.
 """
 
 from __future__ import annotations
@@ -56,13 +56,15 @@ class Explorer(widgets.HBox):
         n_frames: int,
         threads: ThreadPolicy | None = None,
     ) -> None:
-        self.networks, self.n_frames, self.result, self.threads = networks, n_frames, None, threads
+        self.networks = networks
+        self.n_frames = n_frames
+        self.threads = threads
+        self.result: ExploreResult | None = None
         self._picture = ExplorePicture()
         self.controls = controls(settings, networks.scores(settings.target))
         width, _ = self._picture.size()
-        self.picture = widgets.Image(
-            format="png", layout=widgets.Layout(width=f"{width}px")
-        )  # pixel for pixel
+        # as wide as the picture it shows: pixel for pixel
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px"))
         self.frame = widgets.IntSlider(
             value=0,
             min=0,
@@ -74,10 +76,10 @@ class Explorer(widgets.HBox):
         )
         self.frame_label = widgets.Label()
         self.play = widgets.Play(value=0, min=0, max=0, interval=PLAY_MS, description="animate")
-        widgets.jslink((self.play, "value"), (self.frame, "value"))  # animates in the page itself
-        self.numbers = widgets.HTML(
-            layout=widgets.Layout(width=f"{width}px")
-        )  # wraps, unlike a Label
+        # animates in the page itself, without a round trip to the kernel
+        widgets.jslink((self.play, "value"), (self.frame, "value"))
+        # HTML wraps long lines, unlike a Label
+        self.numbers = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
         self.message = widgets.HTML()
         self.progress = widgets.FloatProgress(
             value=0.0,
@@ -110,16 +112,15 @@ class Explorer(widgets.HBox):
         self._wake = threading.Condition()  # guards the fields below
         self._wanted: dict | None = None  # control values of the newest request not yet started
         self._generation = 0  # number of requests so far; a run whose number is older stops
-        self._busy = self._closed = False
+        self._busy = False  # True while a run is in progress
+        self._closed = False  # True once close() was called: the worker stops
         self._hold = 0  # > 0 while several controls change at once (one request at the end)
         self._moving_frame = False  # True while the worker moves the scrubber to a new result
         self._thread = threading.Thread(target=self._loop, name="ncsn-explorer", daemon=True)
         self._thread.start()
+        handlers = {"sampler": self._on_sampler, "target": self._on_target}
         for name, widget in self.controls.items():
-            handler = {"sampler": self._on_sampler, "target": self._on_target}.get(
-                name, self._on_change
-            )
-            widget.observe(handler, names="value")
+            widget.observe(handlers.get(name, self._on_change), names="value")
         self.frame.observe(self._on_frame, names="value")
         self._grey_out()
 
@@ -129,33 +130,33 @@ class Explorer(widgets.HBox):
         return ExploreSettings(**self._values())
 
     def set(self, **values: object) -> None:
-        """Set several controls at once (one run for all of them), e.g. ``set(sigma_max=2, n_levels=5)``.
+        """Set several controls at once, with one run for all of them.
 
-        Applied in the order of the controls, so a sampler's preset comes before the values given
-        with it; a value between the stops of a slider is added to its stops.
+        For example ``set(sigma_max=2, n_levels=5)``. Applied in the order of the controls, so a
+        sampler's preset comes before the values given with it; a value between the stops of a
+        slider is added to its stops.
         """
         unknown = sorted(set(values) - set(self.controls))
         if unknown:
             raise ValueError(f"unknown settings {unknown}; expected some of {list(self.controls)}")
         with self._holding():
-            for name in (name for name in self.controls if name in values):
-                widget, value = self.controls[name], values[name]
-                known = (
-                    [v for _, v in widget.options]
-                    if isinstance(widget, widgets.SelectionSlider)
-                    else [value]
-                )
-                if value not in known:
-                    widget.options = stops(*known, value)
+            for name, widget in self.controls.items():
+                if name not in values:
+                    continue
+                value = values[name]
+                if isinstance(widget, widgets.SelectionSlider):
+                    known = [option_value for _, option_value in widget.options]
+                    if value not in known:
+                        widget.options = stops(*known, value)
                 widget.value = value
         self._grey_out()
         self.request()
 
     def _values(self) -> dict:
-        return {
-            **{name: widget.value for name, widget in self.controls.items()},
-            "n_frames": self.n_frames,
-        }
+        """The keyword arguments of :class:`ExploreSettings` the controls show."""
+        values = {name: widget.value for name, widget in self.controls.items()}
+        values["n_frames"] = self.n_frames
+        return values
 
     @contextlib.contextmanager
     def _holding(self) -> Iterator[None]:
@@ -201,21 +202,20 @@ class Explorer(widgets.HBox):
             self._wake.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until every requested run has finished; False if ``timeout`` seconds passed first."""
+        """Block until every requested run has finished; False if ``timeout`` seconds pass first."""
         with self._wake:
             return self._wake.wait_for(lambda: self._wanted is None and not self._busy, timeout)
 
     def close(self) -> None:
-        """Stop the worker thread (cancelling a run in progress) and close every widget of the interface."""
-        if not hasattr(
-            self, "_thread"
-        ):  # a construction that failed (ipywidgets closes it when collected)
+        """Stop the worker thread (cancelling a run in progress) and close every widget."""
+        if not hasattr(self, "_thread"):
+            # a construction that failed (ipywidgets closes it when collected)
             return super().close()
         with self._wake:
-            self._closed, self._wanted = True, None
-            self._generation += (
-                1  # a run in progress stops at its next score evaluation and shows nothing
-            )
+            self._closed = True
+            self._wanted = None
+            # a run in progress stops at its next score evaluation and shows nothing
+            self._generation += 1
             self._wake.notify_all()
         for widget in (
             *self.controls.values(),
@@ -237,33 +237,34 @@ class Explorer(widgets.HBox):
                 self._wake.wait_for(lambda: self._wanted is not None or self._closed)
                 if self._closed:
                     return
-                values, generation, self._wanted, self._busy = (
-                    self._wanted,
-                    self._generation,
-                    None,
-                    True,
-                )
+                values = self._wanted
+                generation = self._generation
+                self._wanted = None
+                self._busy = True
             try:
                 self._run(values, generation)
             finally:
                 with self._wake:
                     self._busy = False
                     self._wake.notify_all()
-            if (
-                self.threads is not None
-            ):  # the machine's load may have changed: measured (0.1 s, at most every
-                self.threads.refresh()  # 2 s) while the learner looks at the result, not before the next run
+            if self.threads is not None:
+                # The machine's load may have changed. Measuring it takes 0.1 s (at most every
+                # 2 s): done while the learner looks at the result, not before the next run.
+                self.threads.refresh()
 
     def _run(self, values: dict, generation: int) -> None:
-        started = last_shown = time.monotonic()
+        started = time.monotonic()
+        last_shown = started  # when the progress bar was last updated
 
         def progress(done: int, total: int) -> None:
             nonlocal last_shown
             if generation != self._generation:
                 raise Cancelled  # newer settings are waiting
             now = time.monotonic()
-            if now - last_shown >= PROGRESS_SECONDS:  # shown only for runs that take a while
-                self.progress.value, last_shown = min(done / max(total, 1), 1.0), now
+            if now - last_shown >= PROGRESS_SECONDS:
+                self.progress.value = min(done / max(total, 1), 1.0)
+                last_shown = now
+                # shown only for runs that take a while
                 if now - started >= 2 * PROGRESS_SECONDS:
                     self.progress.layout.visibility = "visible"
 
@@ -288,7 +289,8 @@ class Explorer(widgets.HBox):
                 return  # superseded while measuring
             last = len(result.frames) - 1
             png = self._picture.png(result, last)
-            self.result, self._moving_frame = result, True
+            self.result = result
+            self._moving_frame = True
             try:
                 self.frame.max = self.play.max = last
                 self.frame.value = self.play.value = last
@@ -306,7 +308,7 @@ class Explorer(widgets.HBox):
             self.numbers.value = ""
             self.message.value = f'<span style="color:#b00020">{html.escape(text)}</span>'
 
-    # ------------------------------------------------------------------ scrubbing, in the caller's thread
+    # ------------------------------------------------------------------ scrubbing, caller's thread
     def _on_frame(self, change: dict) -> None:
         with self._lock:
             if self._moving_frame or self.result is None:
@@ -325,19 +327,22 @@ def explorer(
     checkpoints: str | Path = DEFAULT_CHECKPOINTS,
     threads: ThreadPolicy | None = None,
 ) -> Explorer:
-    """The interactive explorer (an ``ipywidgets`` box): display it in a notebook, or serve it with
-    ``python -m ncsn_toy explore``.
+    """The interactive explorer, an ``ipywidgets`` box to display in a notebook.
+
+    ``python -m ncsn_toy explore`` serves the same box as a web page.
 
     Args:
         settings: what it shows first (default: the paper's annealed Langevin on two Gaussians,
             exact score, 2000 particles).
         checkpoints: the folder of the trained networks ``ncsn_<target>.pt``.
         threads: the thread policy, applied now and refreshed after every run (default: a new
-            :class:`~ncsn_toy.runtime.ThreadPolicy`; ``NCSN_TOY_THREADS`` or ``OMP_NUM_THREADS`` win).
+            :class:`~ncsn_toy.runtime.ThreadPolicy`; ``NCSN_TOY_THREADS`` or
+            ``OMP_NUM_THREADS`` win).
 
-    The first run happens here, before the interface is returned, so that it is part of the state a
-    page receives when it first draws the widgets (an update sent before Voilà's page has connected to
-    the kernel would be lost); later runs happen in the background (``.wait()`` blocks until shown).
+    The first run happens here, before the interface is returned, so that it is part of the state
+    a page receives when it first draws the widgets (an update sent before Voilà's page has
+    connected to the kernel would be lost); later runs happen in the background (``.wait()``
+    blocks until they are shown).
     """
     settings = ExploreSettings() if settings is None else settings
     if not isinstance(settings, ExploreSettings):

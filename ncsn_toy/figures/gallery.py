@@ -36,7 +36,8 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
     "sampler_pareto.png": sde.sampler_pareto,
     "probability_flow.gif": sde.probability_flow,
     "ode_likelihood.png": sde.ode_likelihood,
-    **zoo.ZOO_FIGURES,  # targets.png, score_error_objectives.png, annealed_langevin_{ring,grid,spiral}.gif
+    # targets.png, score_error_objectives.png, annealed_langevin_{ring,grid,spiral}.gif
+    **zoo.ZOO_FIGURES,
 }
 
 
@@ -58,16 +59,20 @@ def render(
     """
     config = config or RenderConfig()
     stems = {Path(name).stem: name for name in FIGURES}
-    names = [stems.get(name, name) for name in only] if only else list(FIGURES)  # "x" or "x.gif"
+    # a name may be given with or without its extension: "x" or "x.gif"
+    names = [stems.get(name, name) for name in only] if only else list(FIGURES)
     unknown = sorted(set(names) - set(FIGURES))
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; expected names from {list(FIGURES)}")
-    extra = zoo.target_figures(list(targets))  # annealed_langevin_<target>.gif
-    figures = {**extra, **FIGURES}  # a target of the gallery keeps the gallery's figure
+    # annealed_langevin_<target>.gif for each of ``targets``
+    extra = zoo.target_figures(list(targets))
+    # a target of the gallery keeps the gallery's figure
+    figures = {**extra, **FIGURES}
     names += [name for name in extra if name not in names]
     out = Path(out)
     folders = [str(out / name) for name in names if (out / name).is_dir()]
-    if folders:  # checked before any work: a figure cannot replace a folder
+    # checked before any work: a figure cannot replace a folder
+    if folders:
         raise ValueError(f"cannot write figures over folders: {', '.join(folders)}")
     ctx = Context(config)
     written = []

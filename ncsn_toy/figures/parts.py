@@ -60,11 +60,15 @@ class Context:
 
 
 def extent(mixture: GaussianMixture) -> tuple[float, float, float, float]:
-    """The plot area of a mixture: the square around its box, with a margin (as the training snapshots)."""
+    """The plot area of a mixture: the square around its box, with a margin.
+
+    The same area as the training snapshots' fields.
+    """
     return plot_extent(mixture)
 
 
 def weights_text(mixture: GaussianMixture, x: torch.Tensor) -> str:
+    """The mode weights of the particles ``x`` ``(n, d)`` beside the true ones, for a title."""
     measured = "/".join(f"{w:.2f}" for w in mode_weights(mixture, x).tolist())
     truth = "/".join(f"{w:.2f}" for w in mixture.weights.tolist())
     return f"weights {measured} (truth {truth})"
@@ -94,8 +98,9 @@ def sampler_animation(
     """Particles of a recorded trajectory over the density (and field) of the current noise level.
 
     Only the particles and the title change in every frame; the density and the field are redrawn
-    into the background when the level changes. The title is ``title(step, level) + numbers(frame)``;
-    ``numbers`` defaults to a second line with the particles' mode weights and the true ones.
+    into the background when the level changes. The title is
+    ``title(step, level) + numbers(frame)``; ``numbers`` defaults to a second line with the
+    particles' mode weights and the true ones.
     """
     fig, axes = new_figure(1)
     area = extent(mixture)
@@ -122,9 +127,7 @@ def sampler_animation(
             anim.redraw_background()
             shown_level = level
         panel.set_particles(frame)
-        panel.set_title(
-            title(step, level)
-            + (numbers(frame) if numbers else "\n" + weights_text(mixture, frame))
-        )
+        caption = numbers(frame) if numbers is not None else "\n" + weights_text(mixture, frame)
+        panel.set_title(title(step, level) + caption)
         anim.capture(ctx.config.frame_ms)
     anim.save(path)

@@ -48,18 +48,9 @@ PANEL_INCHES = 4.6  # width of one panel; at DPI 100 about 460 px
 DPI = 100
 DENSITY_BANDS = 10  # colour bands of the density, like a filled contour plot
 PALETTE_COLORS = 64  # colours of the shared GIF palette: plenty for flat plots, and small files
-DENSITY_CMAP = (
-    ListedColormap(  # the density behind every panel: white where p ~ 0, then the seed's orange
-        [
-            "#ffffff",
-            *[
-                matplotlib.colormaps["Oranges"](v)
-                for v in np.linspace(0.12, 0.95, DENSITY_BANDS - 1)
-            ],
-        ],
-        name="density",
-    )
-)
+# the density behind every panel: white where p ~ 0, then the original notebook's orange
+_ORANGE_BANDS = matplotlib.colormaps["Oranges"](np.linspace(0.12, 0.95, DENSITY_BANDS - 1))
+DENSITY_CMAP = ListedColormap(["#ffffff", *_ORANGE_BANDS], name="density")
 COLORS = {
     "particles": "#1f4e9c",  # samples / particles
     "arrows": "#222222",  # score arrows
@@ -73,14 +64,15 @@ class FieldGrid:
 
     def __init__(self, extent: Sequence[float], n: int = 21) -> None:
         self.extent = tuple(float(v) for v in extent)
-        self.points, self.spacing = grid_points(
-            self.extent, n
-        )  # (n*n, 2), the training snapshots' grid
+        # (n*n, 2) points, the same grid as the training snapshots'
+        self.points, self.spacing = grid_points(self.extent, n)
 
 
 def arrow_vectors(field: torch.Tensor, spacing: float, scale: float) -> np.ndarray:
-    """Arrows of length spacing * tanh(|v| / scale) along v: visible at every magnitude, never
-    overlapping, and zero where the field vanishes (at the modes)."""
+    """Arrows along the field v, of length spacing * tanh(|v| / scale): ``(m, 2)`` from ``(m, 2)``.
+
+    Visible at every magnitude, never overlapping, and zero where the field vanishes (at the modes).
+    """
     norm = field.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return (field / norm * torch.tanh(norm / scale) * 0.9 * spacing).numpy()
 
@@ -109,16 +101,22 @@ class Panel:
         arrow_color: str = COLORS["arrows"],
         resolution: int = 160,
     ) -> None:
-        self.ax, self.extent, self.grid, self.arrow_scale = ax, tuple(extent), grid, arrow_scale
+        self.ax = ax
+        self.extent = tuple(extent)
+        self.grid = grid
+        self.arrow_scale = arrow_scale
         x0, x1, y0, y1 = self.extent
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
         ax.set_xlabel("x")
         ax.set_ylabel("y")
-        self.image = self.arrows = self.scatter = None
+        self.image = None
+        self.arrows = None
+        self.scatter = None
         if density:
-            xs, ys = torch.linspace(x0, x1, resolution), torch.linspace(y0, y1, resolution)
+            xs = torch.linspace(x0, x1, resolution)
+            ys = torch.linspace(y0, y1, resolution)
             gx, gy = torch.meshgrid(xs, ys, indexing="xy")
             self.pixels = torch.stack([gx.flatten(), gy.flatten()], dim=1)  # (r*r, 2)
             self.resolution = resolution
@@ -143,10 +141,8 @@ class Panel:
 
     def set_density(self, log_density: torch.Tensor) -> None:
         """``log_density`` at ``self.pixels``; shown as p / max p (so every sigma is visible)."""
-        relative = torch.exp(log_density - log_density.max()).reshape(
-            self.resolution, self.resolution
-        )
-        self.image.set_data(relative.numpy())
+        relative = torch.exp(log_density - log_density.max())
+        self.image.set_data(relative.reshape(self.resolution, self.resolution).numpy())
 
     def set_field(self, field: torch.Tensor) -> None:
         """``field`` ``(m, 2)`` at ``self.grid.points``."""
@@ -160,7 +156,8 @@ class Panel:
         reference.set_UVC(v[:, 0], v[:, 1])
 
     def _quiver(self, color: str, zorder: int, alpha: float = 1.0):
-        points, zeros = self.grid.points.numpy(), np.zeros(len(self.grid.points))
+        points = self.grid.points.numpy()
+        zeros = np.zeros(len(self.grid.points))
         return self.ax.quiver(
             points[:, 0],
             points[:, 1],
@@ -189,9 +186,11 @@ def add_colorbar(
     fig: Figure, panel: Panel, axes: Sequence | None = None, label: str = "density p_σ(x) / max"
 ) -> None:
     """One colour bar for the density of ``panel``, beside ``axes`` (default: every panel)."""
-    axes = (
-        [ax for ax in fig.axes if ax.get_subplotspec() is not None] if axes is None else list(axes)
-    )
+    if axes is None:
+        # the panels, not the colour bars already added
+        axes = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
+    else:
+        axes = list(axes)
     fig.colorbar(panel.image, ax=axes, shrink=0.8, label=label, pad=0.01)
 
 
@@ -208,7 +207,9 @@ class Animation:
     """
 
     def __init__(self, fig: Figure, artists: Sequence) -> None:
-        self.fig, self.canvas, self.artists = fig, fig.canvas, list(artists)
+        self.fig = fig
+        self.canvas = fig.canvas
+        self.artists = list(artists)
         self.frames: list[np.ndarray] = []
         self.durations: list[int] = []
         self._background = None
@@ -236,19 +237,21 @@ class Animation:
             raise ValueError("no frames captured")
         durations = [*self.durations[:-1], max(self.durations[-1], hold_last_ms)]
         images = _quantise(self.frames)
-        return atomic_write(
-            path,
-            lambda tmp: images[0].save(
+
+        def write(tmp: str) -> None:
+            images[0].save(
                 tmp,
                 format="GIF",
                 save_all=True,
                 append_images=images[1:],
                 duration=durations,
                 loop=0,
+                # unchanged pixels become transparent: small files
                 optimize=True,
                 disposal=1,
-            ),
-        )  # optimize: unchanged pixels become transparent (small files)
+            )
+
+        return atomic_write(path, write)
 
 
 def _quantise(frames: list[np.ndarray]) -> list[Image.Image]:

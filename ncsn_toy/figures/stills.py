@@ -1,10 +1,11 @@
-"""The still images of the gallery (PNGs): score fields, the trained networks, the paper's Figs. 2 and 3.
+"""The gallery's still images (PNGs): score fields, trained networks, the paper's Figs. 2 and 3.
 
 Each is a function ``(ctx, path) -> None``, registered in :data:`ncsn_toy.figures.gallery.FIGURES`.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -27,20 +28,25 @@ __all__ = [
 
 
 def score_field_mixture(ctx: Context, path: Path) -> None:
-    """The exact score field, and the prior-weighted average the seed drew by mistake."""
+    """The exact score field, beside the prior-weighted average drawn by mistake.
+
+    The original notebook drew the components' scores averaged with the prior weights w_k; the
+    score weighs them with the responsibilities r_k(x) instead.
+    """
     mixture = two_gaussians()
     fig, axes = new_figure(2)
-    right = field_panel(axes[0], ctx, mixture, 0.0, arrow_scale=3.0)
-    right.set_field(mixture.score(right.grid.points))
-    right.set_title(
+    exact = field_panel(axes[0], ctx, mixture, 0.0, arrow_scale=3.0)
+    exact.set_field(mixture.score(exact.grid.points))
+    exact.set_title(
         "exact score ∇log p(x) = Σ_k r_k(x) ∇log N_k(x)\n(weighted by responsibilities)"
     )
     wrong = field_panel(axes[1], ctx, mixture, 0.0, arrow_scale=3.0, arrow_color="#b8312f")
     pts = wrong.grid.points
+    # (m, 2): sum_k w_k (-(x - mu_k)), the components' scores (identity covariances) by prior weight
     by_prior = -(mixture.weights[None, :, None] * (pts[:, None, :] - mixture.means)).sum(1)
     wrong.set_field(by_prior)
     wrong.set_title("wrong: Σ_k w_k ∇log N_k(x)\n(prior-weighted, the seed's figure)")
-    add_colorbar(fig, right)
+    add_colorbar(fig, exact)
     save_png(fig, path)
 
 
@@ -64,8 +70,11 @@ def score_field_components(ctx: Context, path: Path) -> None:
 
 def langevin_score_network(ctx: Context, path: Path) -> None:
     """ScoreNet's field before and after training, and Langevin dynamics with it."""
-    mixture, model = two_gaussians(), ctx.model("score_net_two_gaussians")
-    snap, sigma = model.metadata["training"], model.metadata["train"]["sigma"]
+    mixture = two_gaussians()
+    model = ctx.model("score_net_two_gaussians")
+    # the fields recorded while it was trained, and the noise level it was trained at
+    snap = model.metadata["training"]
+    sigma = model.metadata["train"]["sigma"]
     grid = FieldGrid(snap["extent"], snap["grid"])
     fig, axes = new_figure(3)
     panels = [
@@ -108,8 +117,10 @@ def langevin_score_network(ctx: Context, path: Path) -> None:
 
 def noise_conditional_fields(ctx: Context, path: Path) -> None:
     """The trained field σ·s(x, σ) at five of its noise levels, above the exact one."""
-    mixture, model = two_gaussians(), ctx.model("ncsn_two_gaussians")
+    mixture = two_gaussians()
+    model = ctx.model("ncsn_two_gaussians")
     sigmas = model.sigmas.tolist()
+    # five levels evenly spread from the largest to the smallest
     picks = sorted({round(i * (len(sigmas) - 1) / 4) for i in range(5)})
     fig, axes = new_figure(len(picks), 2)
     top = None
@@ -120,9 +131,8 @@ def noise_conditional_fields(ctx: Context, path: Path) -> None:
         with torch.no_grad():
             learned.set_field(sigma * model(learned.grid.points, sigma))
         exact.set_field(sigma * mixture.score(exact.grid.points, sigma))
-        error = relative_score_error(
-            lambda x, s=sigma: model(x, s), mixture, sigma, 4000, ctx.generator(4)
-        ).overall
+        at_sigma = functools.partial(model, sigma=sigma)
+        error = relative_score_error(at_sigma, mixture, sigma, 4000, ctx.generator(4)).overall
         learned.set_title(f"learned σ·s(x, σ), σ = {nice(sigma)}\nrelative error {error:.3f}")
         exact.set_title(f"exact σ·∇log p_σ(x), σ = {nice(sigma)}")
         top = top or learned
@@ -132,16 +142,18 @@ def noise_conditional_fields(ctx: Context, path: Path) -> None:
 
 def sampler_comparison(ctx: Context, path: Path) -> None:
     """The paper's Fig. 3: exact samples, Langevin and annealed Langevin with the exact score."""
-    mixture, g = two_gaussians(), ctx.generator(6)
+    mixture = two_gaussians()
+    g = ctx.generator(6)
     x0 = uniform_in_box(mixture, ctx.config.n_particles, g)
+    # drawn in this order from g: the exact samples, then each sampler's noise
+    exact = mixture.sample(ctx.config.n_particles, generator=g)
+    langevin = langevin_dynamics(mixture.score, x0, 0.1, 1000, g)
+    sigmas = geometric_sigmas(20.0, 1.0, 10)
+    annealed = annealed_langevin_dynamics(mixture.score, x0, sigmas, 0.1, 100, g)
     runs = {
-        "exact i.i.d. samples": mixture.sample(ctx.config.n_particles, generator=g),
-        "Langevin dynamics, exact score\n(ε = 0.1, T = 1000)": langevin_dynamics(
-            mixture.score, x0, 0.1, 1000, g
-        ),
-        "annealed Langevin, exact score\n(σ 20→1, L = 10, T = 100, ε = 0.1)": annealed_langevin_dynamics(
-            mixture.score, x0, geometric_sigmas(20.0, 1.0, 10), 0.1, 100, g
-        ),
+        "exact i.i.d. samples": exact,
+        "Langevin dynamics, exact score\n(ε = 0.1, T = 1000)": langevin,
+        "annealed Langevin, exact score\n(σ 20→1, L = 10, T = 100, ε = 0.1)": annealed,
     }
     fig, axes = new_figure(3)
     panels = [
@@ -157,7 +169,8 @@ def sampler_comparison(ctx: Context, path: Path) -> None:
 
 def score_error(ctx: Context, path: Path) -> None:
     """The paper's Fig. 2: the learned score is accurate only where the data is."""
-    mixture, model = two_gaussians(), ctx.model("score_net_two_gaussians")
+    mixture = two_gaussians()
+    model = ctx.model("score_net_two_gaussians")
     sigma = model.metadata["train"]["sigma"]
     fig, axes = new_figure(3)
     exact = field_panel(axes[0], ctx, mixture, sigma, arrow_scale=3.0)

@@ -1,11 +1,13 @@
-"""The zoo's figures: every target's exact samples over its density, and annealed Langevin with ``fit``'s networks.
+"""The zoo's figures: every named target, and annealed Langevin with the networks ``fit`` made.
 
-- :func:`targets`: ``targets.png``, one panel per name of ``TARGETS``.
+- :func:`targets`: ``targets.png``, exact samples over the density, one panel per name of
+  ``TARGETS``.
 - :func:`annealed_langevin_ring`, :func:`annealed_langevin_grid`, :func:`annealed_langevin_spiral`:
-  annealed Langevin with the committed ``ncsn_<target>`` networks (made by :func:`~ncsn_toy.recipes.fit`),
-  from the mixture's box, with their own levels and sampler settings.
-- :func:`score_error_objectives`: the paper's Fig. 2 for both objectives, denoising (the seed's
-  ``ScoreNet``) beside sliced score matching (the official code's network for that figure).
+  annealed Langevin with the committed ``ncsn_<target>`` networks (made by
+  :func:`~ncsn_toy.fit.fit`), from the mixture's box, with their own levels and sampler settings.
+- :func:`score_error_objectives`: the paper's Fig. 2 for both objectives, denoising (the original
+  notebook's ``ScoreNet``) beside sliced score matching (the official code's network for that
+  figure).
 - :func:`target_figures`: the same GIF for any target (``render --target NAME``), from
   ``checkpoints/ncsn_<NAME>.pt`` when it exists, else fitted on the spot.
 
@@ -15,6 +17,7 @@ Each figure is a function ``(ctx, path) -> None`` like those of :mod:`~ncsn_toy.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,8 +48,8 @@ ZOO_COLUMNS = 3  # panels per row of targets.png
 
 
 def targets(ctx: Context, path: Path) -> None:
-    """The zoo: exact i.i.d. samples of every named target over its exact density, one panel each."""
-    rows = -(-len(TARGETS) // ZOO_COLUMNS)
+    """The zoo: exact i.i.d. samples of every named target over its density, one panel each."""
+    rows = math.ceil(len(TARGETS) / ZOO_COLUMNS)
     fig, axes = new_figure(ZOO_COLUMNS, rows)
     g = ctx.generator(11)
     first = None
@@ -55,13 +58,14 @@ def targets(ctx: Context, path: Path) -> None:
         panel = Panel(ax, extent(mixture), particles=True, resolution=ctx.config.resolution)
         panel.set_density(mixture.log_prob(panel.pixels))
         panel.set_particles(mixture.sample(ctx.config.n_particles, generator=g))
-        w, k = mixture.weights, mixture.n_components
-        weights = (
-            "equal weights"
-            if bool((w == w[0]).all())
-            else f"weights {w.min().item():.2g}–{w.max().item():.2g}"
-        )
-        panel.set_title(f"{name}: {k} mode{'s' * (k > 1)}, {weights}")
+        w = mixture.weights
+        if bool((w == w[0]).all()):
+            weights = "equal weights"
+        else:
+            weights = f"weights {w.min().item():.2g}–{w.max().item():.2g}"
+        k = mixture.n_components
+        modes = "mode" if k == 1 else "modes"
+        panel.set_title(f"{name}: {k} {modes}, {weights}")
         first = first or panel
     for ax in axes[len(TARGETS) :]:
         ax.set_visible(False)
@@ -76,16 +80,17 @@ OBJECTIVES = {
 
 
 def score_error_objectives(ctx: Context, path: Path) -> None:
-    """The paper's Fig. 2 for both objectives: each learned field (top) and its squared error (bottom)."""
+    """The paper's Fig. 2 for both objectives: each learned field above its squared error."""
     mixture = two_gaussians()
     fig, axes = new_figure(len(OBJECTIVES), 2)
-    r, top, image = ctx.config.resolution, None, None
+    r = ctx.config.resolution
+    top = None  # the first field panel, whose density the colour bar shows
+    image = None  # the last error image, whose scale the second colour bar shows
     for col, (name, label) in enumerate(OBJECTIVES.items()):
         model = ctx.model(name)
         train = model.metadata["train"]
-        sigma = (
-            train["sigma"] if train["objective"] == "dsm" else 0.0
-        )  # the score each objective learns
+        # the score each objective learns: of p_sigma (denoising) or of p itself (sliced)
+        sigma = train["sigma"] if train["objective"] == "dsm" else 0.0
         learned = field_panel(axes[col], ctx, mixture, sigma, arrow_scale=3.0)
         with torch.no_grad():
             learned.set_field(model(learned.grid.points))
@@ -125,9 +130,12 @@ def score_error_objectives(ctx: Context, path: Path) -> None:
 
 
 def _weights_tv(mixture: GaussianMixture, frame: torch.Tensor) -> str:
-    """The total variation between the particles' mode weights and the true ones (dozens of weights do not
-    fit in a title)."""
-    return f", weights' TV {0.5 * (mode_weights(mixture, frame) - mixture.weights).abs().sum().item():.3f}"
+    """The total variation between the particles' mode weights and the true ones.
+
+    For targets with dozens of modes, whose weights do not fit in a title.
+    """
+    tv = 0.5 * (mode_weights(mixture, frame) - mixture.weights).abs().sum().item()
+    return f", weights' TV {tv:.3f}"
 
 
 def _annealed_with(ctx: Context, path: Path, model: NoiseConditionalScoreNet, label: str) -> None:
@@ -138,7 +146,10 @@ def _annealed_with(ctx: Context, path: Path, model: NoiseConditionalScoreNet, la
 
 
 def annealed_langevin_target(ctx: Context, path: Path, name: str) -> None:
-    """Annealed Langevin on target ``name`` with ``ncsn_<name>`` from the checkpoints (fitted if there is none)."""
+    """Annealed Langevin on target ``name`` with the network ``ncsn_<name>`` of the checkpoints.
+
+    Without that checkpoint (or with ``retrain``), the network is fitted on the spot.
+    """
     checkpoint = Path(ctx.config.checkpoints) / f"ncsn_{name}.pt"
     if ctx.config.retrain or not checkpoint.is_file():
         model = fit(target(name))
@@ -148,18 +159,22 @@ def annealed_langevin_target(ctx: Context, path: Path, name: str) -> None:
 
 
 def annealed_langevin_ring(ctx: Context, path: Path) -> None:
+    """Annealed Langevin on the ring target with its committed network."""
     _annealed_with(ctx, path, ctx.model("ncsn_ring"), "ring")
 
 
 def annealed_langevin_grid(ctx: Context, path: Path) -> None:
+    """Annealed Langevin on the grid target with its committed network."""
     _annealed_with(ctx, path, ctx.model("ncsn_grid"), "grid")
 
 
 def annealed_langevin_spiral(ctx: Context, path: Path) -> None:
+    """Annealed Langevin on the spiral target with its committed network."""
     _annealed_with(ctx, path, ctx.model("ncsn_spiral"), "spiral")
 
 
-ZOO_FIGURES: dict[str, Callable[[Context, Path], None]] = {  # for the gallery's FIGURES
+# the zoo's part of the gallery's FIGURES
+ZOO_FIGURES: dict[str, Callable[[Context, Path], None]] = {
     "targets.png": targets,
     "score_error_objectives.png": score_error_objectives,
     "annealed_langevin_ring.gif": annealed_langevin_ring,
