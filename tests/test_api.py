@@ -94,11 +94,16 @@ def test_every_command_has_help(command):
 
 
 def test_ruff_is_clean():
+    """`ruff check .` (lint, lines <= 100) and `ruff format --check .` (layout) both pass."""
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    result = subprocess.run(
-        [ruff, "check", "."], capture_output=True, text=True, cwd=ROOT, timeout=HANG_TIMEOUT
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    failures = []
+    for command in (["check", "--output-format", "concise", "."], ["format", "--check", "."]):
+        result = subprocess.run(
+            [ruff, *command], capture_output=True, text=True, cwd=ROOT, timeout=HANG_TIMEOUT
+        )
+        if result.returncode != 0:
+            failures.append(f"$ ruff {' '.join(command)}\n{result.stdout}{result.stderr}")
+    assert not failures, "\n".join(failures)
 
 
 def test_explorer_is_imported_lazily():

@@ -42,14 +42,15 @@ def test_bench_quick_prints_every_row():
     assert "| yes |" not in result.stdout
     assert "Best:" not in result.stdout
     assert "Beside a busy neighbour" in result.stdout
-    assert (
-        result.stdout.count("(1) |") >= 3
-    )  # beside the neighbour the policy chose one thread on each hot path
+    # beside the neighbour the policy chose one thread on each hot path
+    assert result.stdout.count("(1) |") >= 3
 
 
 def test_optimised_network_sampler_matches_the_plain_loop():
-    """Folded sigma bias, in-place updates and a reused noise buffer change no number
-    (up to float32 rounding: the same noise is drawn in the same order)."""
+    """Folded sigma bias, in-place updates and a reused noise buffer change no number.
+
+    Up to float32 rounding: the same noise is drawn in the same order.
+    """
     torch.manual_seed(0)
     model = NoiseConditionalScoreNet()
     x0 = 16 * torch.rand(500, 2, generator=torch.Generator().manual_seed(1)) - 8
@@ -69,9 +70,8 @@ def test_optimised_network_sampler_matches_the_plain_loop():
 
 def test_closed_form_sampler_matches_the_autograd_loop():
     mixture = two_gaussians(dtype=torch.float64)
-    x0 = (
-        16 * torch.rand(300, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 8
-    )
+    start_generator = torch.Generator().manual_seed(1)
+    x0 = 16 * torch.rand(300, 2, generator=start_generator, dtype=torch.float64) - 8
     sigmas = torch.tensor([20.0, 5.0, 1.0], dtype=torch.float64)
     ours = annealed_langevin_dynamics(
         mixture.score, x0, sigmas, 0.1, 4, torch.Generator().manual_seed(2)

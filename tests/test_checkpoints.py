@@ -127,9 +127,8 @@ def test_committed_checkpoints_match_their_recipe(name):
     assert model.metadata["mixture"] == recipe.build_mixture().to_dict()
     for key, value in recipe.sampler_settings().items():  # how to sample it travels with it
         assert model.metadata[key] == value, key
-    assert (
-        model.metadata["train"]["steps"] <= 12_000
-    )  # a few thousand Adam steps (fit: 12 000, SSM: 10 000)
+    # a few thousand Adam steps (fit: 12 000, SSM: 10 000)
+    assert model.metadata["train"]["steps"] <= 12_000
     assert (DEFAULT_CHECKPOINTS / f"{name}.pt").stat().st_size < 256 * 1024  # small
     if recipe.noise_conditional:
         torch.testing.assert_close(model.sigmas, recipe.sigmas())
@@ -265,8 +264,11 @@ def test_crafted_files_are_refused_quickly_and_by_name(tmp_path, change, match):
 
 
 def test_metadata_nested_thousands_deep_is_refused_by_name(tmp_path):
-    """A crafted file whose metadata is nested 3000 deep (unpickling is not recursive, hashing was): a
-    ValueError naming the file, not a RecursionError. Its stored hash does not matter: the check comes first."""
+    """A crafted file whose metadata is nested 3000 deep: a ValueError naming the file.
+
+    Unpickling it is not recursive but a recursive hash would be: the load must end in that
+    ValueError, not in a RecursionError. Its stored hash does not matter: the check comes first.
+    """
     import sys
 
     path = save_checkpoint(NoiseConditionalScoreNet(), tmp_path / "deep.pt")
@@ -322,9 +324,8 @@ def test_expect_checks_the_kind(tmp_path):
 
 
 def test_load_or_train_refuses_a_file_of_the_wrong_kind(tmp_path):
-    save_checkpoint(
-        ScoreNet(), tmp_path / "ncsn_two_gaussians.pt"
-    )  # a ScoreNet under a noise-conditional name
+    # a ScoreNet under a noise-conditional name
+    save_checkpoint(ScoreNet(), tmp_path / "ncsn_two_gaussians.pt")
     with pytest.raises(ValueError, match="NoiseConditionalScoreNet was expected"):
         load_or_train("ncsn_two_gaussians", tmp_path)
 

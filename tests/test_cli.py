@@ -1,5 +1,8 @@
-"""The command line: train and reproduce end to end on small sizes; outputs checked before any work;
-nothing committed is replaced unasked; errors are one line with exit status 2."""
+"""The command line: train and reproduce end to end on small sizes.
+
+Outputs are checked before any work; nothing committed is replaced unasked; errors are one line
+with exit status 2.
+"""
 
 import json
 import os
@@ -33,9 +36,8 @@ def test_train_writes_loadable_checkpoints(tmp_path):
 
 def test_train_never_replaces_a_checkpoint_unasked(tmp_path):
     name = "score_net_two_gaussians"
-    assert (
-        run_command("train", "--steps", "2", "--only", name, "--out", str(tmp_path)).returncode == 0
-    )
+    first = run_command("train", "--steps", "2", "--only", name, "--out", str(tmp_path))
+    assert first.returncode == 0
     before = (tmp_path / f"{name}.pt").read_bytes()
     result = run_command("train", "--steps", "3", "--only", name, "--out", str(tmp_path))
     assert_one_line_error(result, str(tmp_path / f"{name}.pt"), "--overwrite")
@@ -55,8 +57,10 @@ def test_train_without_out_keeps_the_committed_checkpoints():
 
 
 def test_train_target_with_a_recipe_trains_the_recipe(tmp_path):
-    """``--target two_gaussians`` must write what ``--only ncsn_two_gaussians`` writes (the gallery animates its
-    recorded training), not a fit() model; a target without a recipe is fitted."""
+    """``--target two_gaussians`` writes what ``--only ncsn_two_gaussians`` writes, not fit()'s.
+
+    The gallery animates the recipe's recorded training. A target without a recipe is fitted.
+    """
     by_target = run_command(
         "train",
         "--steps",
@@ -81,13 +85,14 @@ def test_train_target_with_a_recipe_trains_the_recipe(tmp_path):
 
 
 def test_retraining_gives_the_same_bytes(tmp_path):
-    """Seeded training and a fixed archive name inside the file: a retrain reproduces the file exactly."""
+    """Seeded training and a fixed archive name inside the file: a retrain gives the same file."""
     for out in ("a", "b"):
         result = run_command(
             "train", "--steps", "20", "--only", "ncsn_two_gaussians", "--out", str(tmp_path / out)
         )
         assert result.returncode == 0, result.stderr
-    first, second = (tmp_path / out / "ncsn_two_gaussians.pt" for out in ("a", "b"))
+    first = tmp_path / "a" / "ncsn_two_gaussians.pt"
+    second = tmp_path / "b" / "ncsn_two_gaussians.pt"
     assert first.read_bytes() == second.read_bytes()
 
 
@@ -104,9 +109,9 @@ def test_reproduce_fast_prints_the_tables_and_writes_json(tmp_path):
     ):
         assert heading in result.stdout
     assert "Quick check (--fast)" in result.stdout  # labelled as rough
-    assert result.stdout.count("quick check (--fast): rough numbers") == result.stdout.count(
-        "\n### "
-    )  # every table
+    # every table is labelled as rough
+    n_tables = result.stdout.count("\n### ")
+    assert result.stdout.count("quick check (--fast): rough numbers") == n_tables
     data = json.loads(out.read_text())
     labels = [row["sampler"] for row in data["samplers"]]
     assert any(label.startswith("Langevin, exact score") for label in labels)
@@ -116,9 +121,9 @@ def test_reproduce_fast_prints_the_tables_and_writes_json(tmp_path):
         assert all(d == d for d in row["distance"])
     # sane: every energy distance is a few units at most (two unit Gaussians 14 apart: the
     # distance between the worst sampler's output and the data is about 2)
-    distances = [d for row in data["samplers"] for d in row["distance"]] + [
-        d for row in data["sigma_input"] for d in row["distance"]
-    ]
+    sampler_distances = [d for row in data["samplers"] for d in row["distance"]]
+    sigma_input_distances = [d for row in data["sigma_input"] for d in row["distance"]]
+    distances = sampler_distances + sigma_input_distances
     assert max(distances) < 50, max(distances)
     assert f"wrote {out}" in result.stdout
 
@@ -126,9 +131,8 @@ def test_reproduce_fast_prints_the_tables_and_writes_json(tmp_path):
 def test_reproduce_keeps_the_committed_results():
     committed = ROOT / "results" / "reproduce.json"
     before = committed.read_bytes()
-    result = run_command(
-        "reproduce", "--seeds", "1"
-    )  # full mode, default --json: the committed file
+    # full mode, default --json: the committed file
+    result = run_command("reproduce", "--seeds", "1")
     assert_one_line_error(result, str(committed), "--overwrite")
     assert committed.read_bytes() == before
 

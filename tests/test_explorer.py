@@ -1,5 +1,8 @@
-"""The explorer: its settings-to-result function against the package called directly, its picture,
-its widget driven programmatically, its command line (the page in a real browser: test_explorer_browser.py)."""
+"""The explorer: its settings-to-result function against the package called directly.
+
+Also its picture, its widget driven programmatically and its command line (the page in a real
+browser is tested in test_explorer_browser.py).
+"""
 
 import html
 import io
@@ -38,7 +41,7 @@ SMALL = {"n_particles": 300, "n_frames": 6}
 
 
 def direct(s: ExploreSettings, score_fn=None):
-    """The same run, written out with the package's functions: start, sampler, reference, metrics."""
+    """The same run, written with the package's functions: start, sampler, reference, metrics."""
     mixture = target(s.target)
     score_fn = score_fn or mixture.score
     g = torch.Generator().manual_seed(s.seed)
@@ -82,9 +85,8 @@ def test_explore_matches_the_package_called_directly(sampler, changes, evaluatio
     x, weights, distance = direct(s)
     assert torch.equal(result.samples, x)  # bitwise: same generator, same order of draws
     assert torch.equal(result.weights, weights)
-    assert result.max_weight_error == pytest.approx(
-        (weights - target(s.target).weights).abs().max().item()
-    )
+    max_weight_error = (weights - target(s.target).weights).abs().max().item()
+    assert result.max_weight_error == pytest.approx(max_weight_error)
     assert result.energy_distance == pytest.approx(distance, rel=1e-12)
     assert result.evaluations == evaluations == samplers()[sampler].evaluations(s)
     assert torch.equal(result.frames[-1], x)
@@ -156,8 +158,11 @@ def test_trained_score_is_offered_only_where_a_checkpoint_exists(tmp_path):
     ],
 )
 def test_continuous_time_samplers_are_offered(label, sampler, options):
-    """Each sampler of ncsn_toy.sde is an entry: it starts from the prior N(0, sigma_max^2 I), its first
-    frame is drawn at sigma_max, its last at sigma_min, and it costs what score_evaluations says."""
+    """Each sampler of ncsn_toy.sde is an entry, started from the prior N(0, sigma_max^2 I).
+
+    Its first frame is drawn at sigma_max, its last at sigma_min, and it costs what
+    score_evaluations says.
+    """
     from ncsn_toy.sde import score_evaluations
 
     s = ExploreSettings(
@@ -168,9 +173,8 @@ def test_continuous_time_samplers_are_offered(label, sampler, options):
     assert result.frame_sigmas[-1] == pytest.approx(0.5)
     assert result.frames[0].std() > 5  # the prior, not the data's box
     assert result.evaluations == score_evaluations(sampler, 7, **options)
-    assert "level" not in result.frame_title(
-        len(result.steps) - 1
-    )  # its grid has 8 points: no 'level 8/7'
+    # its grid has 8 points: no 'level 8/7'
+    assert "level" not in result.frame_title(len(result.steps) - 1)
 
 
 def test_frame_titles_count_the_levels_of_the_langevin_family():
@@ -183,9 +187,8 @@ def test_frame_titles_count_the_levels_of_the_langevin_family():
 def test_a_frame_is_the_full_drawing_whatever_was_drawn_before():
     result = explore(ExploreSettings(n_levels=3, n_steps=5, **SMALL))
     picture = ExplorePicture(grid=9, resolution=40)
-    for frame in range(
-        len(result.frames)
-    ):  # every level, so later frames are drawn over what is left
+    # every level, so later frames are drawn over what is left
+    for frame in range(len(result.frames)):
         picture.rgb(result, frame)
     for frame in (0, 2, len(result.frames) - 1):
         fresh = ExplorePicture(grid=9, resolution=40).rgb(result, frame)
@@ -214,9 +217,8 @@ def without_seconds(numbers: str) -> str:
 
 
 def test_the_first_result_is_shown_before_explorer_returns():
-    widget = explorer(
-        ExploreSettings(**SMALL)
-    )  # no wait(): a page draws the widgets from this state
+    # no wait(): a page draws the widgets from this state
+    widget = explorer(ExploreSettings(**SMALL))
     try:
         assert widget.numbers.value.startswith("weights")
         assert widget.picture.value[:8] == b"\x89PNG\r\n\x1a\n"
@@ -235,10 +237,10 @@ def test_widget_is_built_and_shows_the_numbers_and_a_picture(box):
 
 
 def test_setting_controls_changes_the_numbers_and_the_picture(box):
-    numbers, picture = box.numbers.value, box.picture.value
-    box.controls[
-        "sigma_max"
-    ].value = 2.0  # "set sigma_max to 2 and watch the weights go wrong again"
+    numbers = box.numbers.value
+    picture = box.picture.value
+    # "set sigma_max to 2 and watch the weights go wrong again"
+    box.controls["sigma_max"].value = 2.0
     assert box.wait(WAIT)
     assert box.result.settings.sigma_max == 2.0
     assert box.numbers.value != numbers
@@ -253,7 +255,8 @@ def test_setting_controls_changes_the_numbers_and_the_picture(box):
 
 
 def test_scrubbing_redraws_without_resampling(box):
-    result, picture = box.result, box.picture.value
+    result = box.result
+    picture = box.picture.value
     box.frame.value = 0
     assert box.result is result
     assert box.picture.value != picture
@@ -293,9 +296,8 @@ def test_bad_settings_show_a_message_and_the_widget_keeps_working(box, bad, word
 def test_a_newer_request_wins(box):
     shown = []
     box.numbers.observe(lambda change: shown.append(change["new"]), names="value")
-    box.set(
-        score="trained", n_particles=5000, n_steps=1000
-    )  # 4000 network evaluations, seconds: stopped
+    # 4000 network evaluations, seconds: stopped
+    box.set(score="trained", n_particles=5000, n_steps=1000)
     box.set(score="exact", n_particles=100)
     assert box.wait(WAIT)
     assert box.result.settings == box.settings()
@@ -307,13 +309,16 @@ def test_closing_cancels_a_run_in_progress():
     box = explorer(ExploreSettings(**SMALL))
     assert box.wait(WAIT)
     calls = []
-    box.networks.get = lambda name, get=box.networks.get: (
-        calls.append(name) or get(name)
-    )  # the run has started
+    original_get = box.networks.get
+
+    def recording_get(name):
+        calls.append(name)  # the run has started
+        return original_get(name)
+
+    box.networks.get = recording_get
     shown = box.numbers.value
-    box.set(
-        score="trained", n_particles=5000, n_steps=100_000
-    )  # 400 000 network evaluations: minutes
+    # 400 000 network evaluations: minutes
+    box.set(score="trained", n_particles=5000, n_steps=100_000)
     deadline = time.monotonic() + WAIT
     while not calls and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -324,7 +329,7 @@ def test_closing_cancels_a_run_in_progress():
 
 
 def test_the_thread_policy_is_refreshed_after_a_run_not_before():
-    """Measuring the load sleeps 0.1 s: done while the result is looked at, it never delays an update."""
+    """Measuring the load sleeps 0.1 s: done while the result is looked at, it delays no update."""
     from ncsn_toy.runtime import ThreadPolicy
 
     seen = []  # the particles of the result shown when the policy measured again
@@ -347,13 +352,14 @@ def test_the_thread_policy_is_refreshed_after_a_run_not_before():
 
 
 def test_a_slow_run_shows_progress_and_the_page_stays_responsive(box, monkeypatch):
-    monkeypatch.setattr(
-        explorer_module, "PROGRESS_SECONDS", 0.0
-    )  # show the bar from the first evaluation
-    shown, fractions = [], []
+    # show the bar from the first evaluation
+    monkeypatch.setattr(explorer_module, "PROGRESS_SECONDS", 0.0)
+    shown = []
+    fractions = []
     box.progress.layout.observe(lambda change: shown.append(change["new"]), names="visibility")
     box.progress.observe(lambda change: fractions.append(change["new"]), names="value")
-    result, picture = box.result, box.picture.value
+    result = box.result
+    picture = box.picture.value
     box.set(score="trained", n_particles=5000, n_steps=1000)  # 4000 network evaluations: seconds
     deadline = time.monotonic() + WAIT
     while not fractions and time.monotonic() < deadline:  # until the run has started
@@ -370,9 +376,8 @@ def test_a_slow_run_shows_progress_and_the_page_stays_responsive(box, monkeypatc
 
 
 def test_explore_command_line(capsys):
-    parser = (
-        build_parser()
-    )  # the whole command runs in test_explorer_browser.py; its parsing and checks here
+    # the whole command runs in test_explorer_browser.py; its parsing and checks here
+    parser = build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["explore", "--help"])
     assert "--no-browser" in capsys.readouterr().out

@@ -1,7 +1,7 @@
-"""The explorer as a web page, in a real browser: `python -m ncsn_toy explore` + headless Chromium (Playwright).
+"""The explorer as a web page in a real browser: `python -m ncsn_toy explore` + headless Chromium.
 
-Playwright drives the system's Chromium (Debian: `apt-get install chromium`); browsers downloaded by
-Playwright itself are not used. Without /usr/bin/chromium the test is skipped, and only then.
+Playwright drives the system's Chromium (Debian: `apt-get install chromium`); browsers downloaded
+by Playwright itself are not used. Without /usr/bin/chromium the test is skipped, and only then.
 """
 
 import contextlib
@@ -29,8 +29,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Timeouts stop a hang, nothing else: the server answers in about 2 s, the page shows its first numbers
-# in about 5 s and each update in well under 1 s on 2 cores; every limit below is far above that.
+# Timeouts stop a hang, nothing else: the server answers in about 2 s, the page shows its first
+# numbers in about 5 s and each update in well under 1 s on 2 cores; every limit below is far above
+# that.
 START_S = 180
 STOP_S = 60  # Voilà stops its kernel in about 2 s
 PAGE_MS = 180_000
@@ -39,8 +40,8 @@ NUMBERS = ".ncsn-numbers"
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.is_file(),
-    reason=f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium` (Debian) to run the browser "
-    "test (CI's .ci/run does)",
+    reason=f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium` (Debian) "
+    "to run the browser test (CI's .ci/run does)",
 )
 
 
@@ -52,16 +53,19 @@ def command_line(pid: int) -> bytes | None:
 
 
 def descendants(pid: int) -> dict[int, bytes]:
-    """Every process below ``pid`` with its command line (Linux /proc), so that teardown leaves none behind."""
-    found, todo = {}, [pid]
+    """Every process below ``pid`` with its command line (Linux /proc).
+
+    Teardown uses it so that it leaves no process behind.
+    """
+    found = {}
+    todo = [pid]
     while todo:
         parent = todo.pop()
         try:
-            children = [
-                int(c) for c in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-            ]
+            listing = Path(f"/proc/{parent}/task/{parent}/children").read_text()
         except OSError:
             continue
+        children = [int(c) for c in listing.split()]
         found.update({child: command_line(child) for child in children})
         todo += children
     return found
@@ -69,9 +73,10 @@ def descendants(pid: int) -> dict[int, bytes]:
 
 @contextlib.contextmanager
 def explore_server(log: Path):
-    """`python -m ncsn_toy explore --no-browser --port P`; yields the process and the address it prints.
+    """`python -m ncsn_toy explore --no-browser --port P`: yields the process and its address.
 
-    Stopped (and everything below it) on the way out, whatever happened.
+    The address is the one the command prints. The process (and everything below it) is stopped
+    on the way out, whatever happened.
     """
     port = free_port()
     with open(log, "w") as out:
@@ -91,8 +96,9 @@ def explore_server(log: Path):
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             start_new_session=True,
+            # Ctrl-C as in a terminal
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # Ctrl-C as in a terminal
+        )
     tree: dict[int, bytes] = {}
     try:
         deadline = time.monotonic() + START_S
@@ -115,13 +121,10 @@ def explore_server(log: Path):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for (
-            pid,
-            command,
-        ) in tree.items():  # anything of ours still alive (it should not be) is killed
-            if (
-                command is not None and command_line(pid) == command
-            ):  # the same process, not a reused pid
+        # anything of ours still alive (it should not be) is killed
+        for pid, command in tree.items():
+            # the same process, not a reused pid
+            if command is not None and command_line(pid) == command:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -139,35 +142,36 @@ def test_the_page_answers_a_new_sampler_in_a_real_browser_and_ctrl_c_stops_it(tm
         assert process.wait(STOP_S) == 0
     assert "stopping the explorer" in log.read_text()
     assert "Traceback" not in log.read_text()
-    assert all(
-        command_line(pid) != command for pid, command in below.items()
-    )  # all stopped with it
+    # all stopped with it
+    assert all(command_line(pid) != command for pid, command in below.items())
     assert errors == [], errors  # the page logged no error
     assert all("127.0.0.1" not in url for url in external)
     assert (tmp_path / "explorer.png").stat().st_size > 10_000
 
 
 def browse(server: str, screenshot: Path) -> tuple[list[str], list[str]]:
-    """Open the page, wait for the numbers, choose another sampler, wait for new numbers and picture.
+    """Open the page, wait for numbers, choose another sampler, wait for new numbers and picture.
 
     Returns the errors the page logged and the addresses on other hosts it asked for.
     """
-    errors, external = [], []
+    errors = []
+    external = []
+
+    def record_console(message):
+        if message.type == "error":
+            errors.append(message.text)
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PAGE_MS
         )
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on(
-                "console",
-                lambda message: errors.append(message.text) if message.type == "error" else None,
-            )
+            page.on("console", record_console)
             page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
 
-            def hermetic(
-                route,
-            ):  # other hosts (Voilà links a CDN stylesheet it also bundles) get an empty answer
+            # other hosts (Voilà links a CDN stylesheet it also bundles) get an empty answer
+            def hermetic(route):
                 if route.request.url.startswith(server):
                     route.continue_()
                 else:
@@ -176,26 +180,24 @@ def browse(server: str, screenshot: Path) -> tuple[list[str], list[str]]:
 
             page.route("**/*", hermetic)
             page.goto(server, timeout=PAGE_MS)
-            numbers, picture = page.locator(NUMBERS), page.locator(".ncsn-picture")
+            numbers = page.locator(NUMBERS)
+            picture = page.locator(".ncsn-picture")
             page.wait_for_function(
                 f"() => document.querySelector('{NUMBERS}')?.innerText.startsWith('weights')",
                 timeout=PAGE_MS,
             )
-            first, first_src, first_pixels = (
-                numbers.inner_text(),
-                picture.get_attribute("src"),
-                picture.screenshot(),
-            )
-            assert (
-                "1000 score evaluations" in first
-            )  # the paper's annealed Langevin, 10 levels x 100 steps
+            first = numbers.inner_text()
+            first_src = picture.get_attribute("src")
+            first_pixels = picture.screenshot()
+            # the paper's annealed Langevin, 10 levels x 100 steps
+            assert "1000 score evaluations" in first
 
             sampler = page.locator(".widget-dropdown:has(label:text-is('sampler')) select")
-            sampler.select_option(
-                label="consistent annealed sampling"
-            )  # its preset: 100 levels, one step each
+            # its preset: 100 levels, one step each
+            sampler.select_option(label="consistent annealed sampling")
             page.wait_for_function(
-                f"() => document.querySelector('{NUMBERS}')?.innerText.includes(' 100 score evaluations')",
+                f"() => document.querySelector('{NUMBERS}')"
+                "?.innerText.includes(' 100 score evaluations')",
                 timeout=UPDATE_MS,
             )
             page.wait_for_function(

@@ -31,7 +31,8 @@ def rendered(tmp_path_factory):
 
 def frames_of(path):
     with Image.open(path) as im:
-        frames, durations = [], []
+        frames = []
+        durations = []
         for i in range(getattr(im, "n_frames", 1)):
             im.seek(i)
             frames.append(np.asarray(im.convert("RGB")))
@@ -111,7 +112,7 @@ def test_committed_figures_are_complete_and_small():
 
 
 def test_titles_say_what_they_show(tmp_path, monkeypatch):
-    """The one-level ScoreNet is not titled as a noise-conditional s(x, sigma); no title shows a NaN."""
+    """The one-level ScoreNet is not titled as noise-conditional s(x, sigma); no title shows NaN."""
     from ncsn_toy.figures.plotting import Panel
 
     titles = []

@@ -28,12 +28,10 @@ from ncsn_toy.targets import TARGETS, target
 def transformed(mixture: GaussianMixture, scale: float, shift: list[float]) -> GaussianMixture:
     """The mixture of scale * X + shift, from the float64 parameters."""
     exact = mixture.to_dict()
-    means = scale * torch.tensor(exact["means"], dtype=torch.float64) + torch.tensor(
-        shift, dtype=torch.float64
-    )
-    return GaussianMixture(
-        exact["weights"], means, scale**2 * torch.tensor(exact["covariances"], dtype=torch.float64)
-    )
+    offset = torch.tensor(shift, dtype=torch.float64)
+    means = scale * torch.tensor(exact["means"], dtype=torch.float64) + offset
+    covariances = scale**2 * torch.tensor(exact["covariances"], dtype=torch.float64)
+    return GaussianMixture(exact["weights"], means, covariances)
 
 
 def random_mixture(seed: int, k: int = 4, d: int = 2) -> GaussianMixture:
@@ -56,9 +54,8 @@ def random_mixture(seed: int, k: int = 4, d: int = 2) -> GaussianMixture:
 @pytest.mark.parametrize("scale", [10.0, 0.1])
 def test_scaling_the_mixture_scales_the_levels(mixture, scale):
     base = NoiseSchedule.from_mixture(mixture)
-    scaled = NoiseSchedule.from_mixture(
-        transformed(mixture, scale, [3.0] * mixture.dim)
-    )  # shifted too
+    # shifted too
+    scaled = NoiseSchedule.from_mixture(transformed(mixture, scale, [3.0] * mixture.dim))
     assert scaled.n_levels == base.n_levels
     assert scaled.n_steps_each == base.n_steps_each
     assert scaled.sigma_max == pytest.approx(scale * base.sigma_max, rel=1e-9)
@@ -70,19 +67,23 @@ def test_scaling_the_mixture_scales_the_levels(mixture, scale):
 
 
 def test_the_levels_come_from_the_mixture():
-    """Recomputed here from the definitions: technique 1, the narrowest component, a ratio <= sqrt(2)."""
+    """Recomputed from the definitions: technique 1, the narrowest component, a ratio <= sqrt(2)."""
     mixture = random_mixture(7, k=3)
     schedule = NoiseSchedule.from_mixture(mixture)
     exact = mixture.to_dict()
     means = torch.tensor(exact["means"], dtype=torch.float64)
     cov = torch.tensor(exact["covariances"], dtype=torch.float64)
     eig = torch.linalg.eigvalsh(cov)  # (K, 2), ascending
-    expected = max(
-        math.sqrt(float((means[k] - means[j]).square().sum() + cov[k].trace() + cov[j].trace()))
-        + 3 * math.sqrt(float(eig[k, -1] + eig[j, -1]))
-        for k in range(3)
-        for j in range(3)
-    )
+    # technique 1, about the largest distance between two data points: over pairs of components,
+    # the root mean square distance between their points plus 3 standard deviations along their
+    # widest directions
+    candidates = []
+    for k in range(3):
+        for j in range(3):
+            mean_square = (means[k] - means[j]).square().sum() + cov[k].trace() + cov[j].trace()
+            widest = math.sqrt(float(eig[k, -1] + eig[j, -1]))
+            candidates.append(math.sqrt(float(mean_square)) + 3 * widest)
+    expected = max(candidates)
     assert schedule.sigma_max == pytest.approx(expected, rel=1e-12)
     assert schedule.sigma_min == pytest.approx(0.2 * math.sqrt(float(eig[:, 0].min())), rel=1e-12)
     assert schedule.ratio <= math.sqrt(2) + 1e-12
@@ -119,23 +120,25 @@ def test_data_std_is_the_mixtures_spread(name):
     )
     assert data_std(mixture) == pytest.approx(dist.variance.mean().sqrt().item(), rel=1e-12)
     if name == "two_gaussians":
-        assert data_std(mixture) == pytest.approx(
-            math.sqrt(17)
-        )  # per coordinate 1 + 0.8 * 2^2 + 0.2 * 8^2 (mean 3)
+        # per coordinate 1 + 0.8 * 2^2 + 0.2 * 8^2 (mean 3)
+        assert data_std(mixture) == pytest.approx(math.sqrt(17))
 
 
 def test_shell_overlap_ratio_solves_technique_2():
     assert math.isinf(shell_overlap_ratio(2))  # thick shells in the plane: every ratio overlaps
-    phi = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+    def phi(x):
+        """The standard normal distribution function."""
+        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
     for d in (8, 32, 128, 3072):
-        g, root = shell_overlap_ratio(d), math.sqrt(2 * d)
-        assert phi(root * (g - 1) + 3 * g) - phi(root * (g - 1) - 3 * g) == pytest.approx(
-            0.5, abs=1e-9
-        )
+        g = shell_overlap_ratio(d)
+        root = math.sqrt(2 * d)
+        overlap = phi(root * (g - 1) + 3 * g) - phi(root * (g - 1) - 3 * g)
+        assert overlap == pytest.approx(0.5, abs=1e-9)
     assert shell_overlap_ratio(128) < shell_overlap_ratio(32) < shell_overlap_ratio(8)
-    assert NoiseSchedule.from_mixture(
-        GaussianMixture([1.0], torch.zeros(1, 128))
-    ).ratio <= shell_overlap_ratio(128)
+    point_in_128_dims = GaussianMixture([1.0], torch.zeros(1, 128))
+    assert NoiseSchedule.from_mixture(point_in_128_dims).ratio <= shell_overlap_ratio(128)
 
 
 def test_variance_ratio_matches_the_sampler_on_a_gaussian():
@@ -145,17 +148,20 @@ def test_variance_ratio_matches_the_sampler_on_a_gaussian():
     sqrt(2 / n) = 0.3%, so 5 standard errors is 1.5%.
     """
     sigmas = torch.tensor([2.0, 1.0], dtype=torch.float64)  # ratio 2
-    zero = lambda x, s: -x / s**2
-    x0 = 2.0 * torch.randn(
-        200_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
-    )
+
+    def point_mass_score(x, s):
+        """The score of a point mass at 0 under noise of std s."""
+        return -x / s**2
+
+    start_generator = torch.Generator().manual_seed(0)
+    x0 = 2.0 * torch.randn(200_000, 2, generator=start_generator, dtype=torch.float64)
     for relative, steps in ((0.05, 10), (0.4, 30)):
+        generator = torch.Generator().manual_seed(1)
         x = annealed_langevin_dynamics(
-            zero, x0, sigmas[1:], relative * 1.0, steps, torch.Generator().manual_seed(1)
+            point_mass_score, x0, sigmas[1:], relative * 1.0, steps, generator
         )
-        assert x.var(dim=0).mean().item() == pytest.approx(
-            variance_ratio(relative, 2.0, steps), rel=0.015
-        )
+        expected = variance_ratio(relative, 2.0, steps)
+        assert x.var(dim=0).mean().item() == pytest.approx(expected, rel=0.015)
 
 
 def test_langevin_step_is_the_largest_within_tolerance():
@@ -191,7 +197,8 @@ def small_fit():
 
 
 def test_fit_end_to_end_holds_its_settings(small_fit):
-    model, schedule = small_fit, NoiseSchedule.from_mixture(two_gaussians())
+    model = small_fit
+    schedule = NoiseSchedule.from_mixture(two_gaussians())
     assert isinstance(model, NoiseConditionalScoreNet)
     assert not model.training
     torch.testing.assert_close(model.sigmas, schedule.sigmas())
@@ -211,8 +218,10 @@ def test_fit_end_to_end_holds_its_settings(small_fit):
 
 
 def test_fit_is_equivariant_under_shift_and_scale(small_fit):
-    """fit trains in the mixture's own units, so the fit of 10 X + c is the fit of X, moved:
-    s_10(10 x + c, 10 sigma) = s(x, sigma) / 10 up to float32 rounding."""
+    """fit trains in the mixture's own units, so the fit of 10 X + c is the fit of X, moved.
+
+    s_10(10 x + c, 10 sigma) = s(x, sigma) / 10 up to float32 rounding.
+    """
     moved = fit(transformed(two_gaussians(), 10.0, [100.0, -50.0]), steps=40)
     torch.testing.assert_close(moved.sigmas, 10 * small_fit.sigmas)
     x = 6 * torch.randn(200, 2, generator=torch.Generator().manual_seed(3))
@@ -233,11 +242,12 @@ def test_fit_is_seeded(small_fit):
 
 
 def test_fit_lowers_the_loss_and_the_score_error():
-    """A short fit must already learn: the score error at a middle level falls below the untrained one."""
+    """A short fit already learns: the score error at a middle level falls below the untrained."""
     from ncsn_toy import relative_score_error
 
     mixture = two_gaussians()
-    untrained, trained = fit(mixture, steps=1), fit(mixture, steps=300)
+    untrained = fit(mixture, steps=1)
+    trained = fit(mixture, steps=300)
     sigma = trained.sigmas[len(trained.sigmas) // 2].item()
     before = relative_score_error(lambda x: untrained(x, sigma), mixture, sigma, 2000).overall
     after = relative_score_error(lambda x: trained(x, sigma), mixture, sigma, 2000).overall
@@ -301,9 +311,12 @@ def test_the_dimension_mixture_keeps_the_paper_separation():
 
 @pytest.mark.parametrize("name", ["ncsn_ring", "ncsn_grid", "ncsn_spiral"])
 def test_committed_fitted_checkpoints_hold_fit_settings_and_meet_the_target(name):
-    """Made by fit(target(...)): the derived schedule in the metadata and as the sigmas; relative score
-    error <= 0.05 at every level, on 20,000 points per level (measured at most 0.03, README; the
-    Monte Carlo error of the estimate is a few percent of its value, so it cannot decide the outcome)."""
+    """Made by fit(target(...)): the derived schedule is in the metadata and is the sigmas.
+
+    The target: relative score error <= 0.05 at every level, on 20,000 points per level. The
+    committed networks measure at most 0.03 (README); the Monte Carlo error of the estimate is a
+    few percent of its value, so it cannot decide the outcome.
+    """
     from ncsn_toy import load_checkpoint, relative_score_error
     from ncsn_toy.recipes import DEFAULT_CHECKPOINTS
 

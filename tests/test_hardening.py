@@ -1,4 +1,4 @@
-"""Bad input found by probing the whole API: every class of it gets a clear error, quickly, and no NaN."""
+"""Bad input found by probing the whole API: each kind gets a clear error, quickly, and no NaN."""
 
 import math
 
@@ -149,8 +149,10 @@ def cyclic() -> list:
     ],
 )
 def test_bad_input_is_a_clear_error(call, error, match):
-    """Refused before any work: the sizes that would hang are checked first (no timing here: a hang
-    would show as a suite that never ends, and CI stops one)."""
+    """Refused before any work: the sizes that would hang are checked first.
+
+    No timing here: a hang would show as a suite that never ends, and CI stops one.
+    """
     with pytest.raises(error, match=match):
         call()
 
@@ -174,9 +176,8 @@ def test_a_model_that_could_not_be_rebuilt_is_not_saved_over_a_good_file(tmp_pat
     path = save_checkpoint(NoiseConditionalScoreNet(), tmp_path / "m.pt")
     before = path.read_bytes()
     broken = NoiseConditionalScoreNet()
-    broken.sigmas.copy_(
-        broken.sigmas.flip(0)
-    )  # increasing levels: no NoiseConditionalScoreNet takes them
+    # increasing levels: no NoiseConditionalScoreNet takes them
+    broken.sigmas.copy_(broken.sigmas.flip(0))
     with pytest.raises(ValueError, match="cannot be rebuilt"):
         save_checkpoint(broken, path)
     assert path.read_bytes() == before
@@ -194,7 +195,7 @@ def test_a_crafted_state_key_that_is_not_a_string(tmp_path):
 
 
 def test_data_std_far_beyond_sigma_stays_finite():
-    """x / sqrt(sigma^2 + data_std^2) is formed with hypot: no overflow of the squares (1e36 in float32)."""
+    """x / sqrt(sigma^2 + data_std^2) uses hypot: no overflow of the squares (1e36 in float32)."""
     model = NoiseConditionalScoreNet(data_std=1e18)
     out = model(X0, 1.0)
     assert torch.isfinite(out).all()
@@ -212,8 +213,11 @@ def test_a_zero_weight_component_far_away():
 
 @pytest.mark.parametrize(("shift", "scale"), [(1e8, 1.0), (0.0, 1e160), (-1e8, 1e-100)])
 def test_energy_distance_is_shift_and_scale_exact(shift, scale):
-    """D^2(a (x + b), a (y + b)) = a D^2(x, y): formed on centred and scaled samples, it keeps the digits
-    that the shifted samples still carry (a shift of 1e8 leaves 8 of float64's 16)."""
+    """D^2(a (x + b), a (y + b)) = a D^2(x, y), to the digits the shifted samples still carry.
+
+    Formed on centred and scaled samples, it keeps those digits (a shift of 1e8 leaves 8 of
+    float64's 16).
+    """
     g = torch.Generator().manual_seed(0)
     x = torch.randn(400, 2, generator=g, dtype=torch.float64)
     y = torch.randn(300, 2, generator=g, dtype=torch.float64) + 0.3
@@ -275,9 +279,8 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path):
 
 
 def _overflowing(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
-    raise NonFiniteOutputError(
-        "the network overflowed"
-    )  # what a network does on points that ran away
+    # what a network does on points that ran away
+    raise NonFiniteOutputError("the network overflowed")
 
 
 @pytest.mark.parametrize(
@@ -305,7 +308,10 @@ def _overflowing(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     ],
 )
 def test_a_network_that_overflows_mid_run_is_the_run_diverging(name, run):
-    """The sampler reports it (SamplerDivergedError, naming itself and the step), the network's error as the cause."""
+    """The sampler reports it: SamplerDivergedError, naming itself and the step.
+
+    The network's error is its cause.
+    """
     with pytest.raises(SamplerDivergedError, match=name) as info:
         run()
     assert "step 1/" in str(info.value)
@@ -321,7 +327,7 @@ def test_a_network_that_overflows_mid_run_is_the_run_diverging(name, run):
     ],
 )
 def test_a_network_overflow_in_the_probability_flow_names_the_evaluation(calls, where):
-    """Heun evaluates at each step's start, then at its Euler point: the call that overflows is named."""
+    """Heun evaluates at a step's start, then at its Euler point: the overflowing call is named."""
     count = []
 
     def overflows_at_call(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -333,9 +339,8 @@ def test_a_network_overflow_in_the_probability_flow_names_the_evaluation(calls, 
 
 
 def test_a_real_network_overflowing_in_langevin_names_the_step():
-    start = torch.full(
-        (4, 2), 3e38
-    )  # finite, but beyond what the network's layers can carry in float32
+    # finite, but beyond what the network's layers can carry in float32
+    start = torch.full((4, 2), 3e38)
     with pytest.raises(SamplerDivergedError, match="at step 1/2") as info:
         langevin_dynamics(seeded_init(0, ScoreNet), start, 0.1, 2)
     assert isinstance(info.value.__cause__, NonFiniteOutputError)

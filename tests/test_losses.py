@@ -34,22 +34,27 @@ def test_dsm_loss_with_the_exact_noisy_score(sigma, d):
     """
     n = 50_000
     x = gaussian_data(n, d, seed=10 + d)  # a seed other than the noise's: x and z independent
-    loss = dsm_loss(
-        lambda y: -y / (1 + sigma**2), x, sigma, generator=torch.Generator().manual_seed(1)
-    )
+
+    def exact_noisy_score(y):
+        return -y / (1 + sigma**2)
+
+    loss = dsm_loss(exact_noisy_score, x, sigma, generator=torch.Generator().manual_seed(1))
     c = 1 / (sigma**2 * (1 + sigma**2))
     se = math.sqrt(0.5 * d) * c / math.sqrt(n)
     assert abs(loss.item() - 0.5 * c * d) < 4 * se
 
 
 def test_dsm_loss_is_smallest_at_the_exact_score():
-    x, sigma = gaussian_data(20_000, 2, seed=0), 1.0
-    exact = lambda y: -y / (1 + sigma**2)
+    x = gaussian_data(20_000, 2, seed=0)
+    sigma = 1.0
 
-    def loss(scale):  # the same noise for every candidate (common random numbers)
-        return dsm_loss(
-            lambda y: scale * exact(y), x, sigma, generator=torch.Generator().manual_seed(3)
-        )
+    def exact(y):
+        return -y / (1 + sigma**2)
+
+    # the same noise for every candidate (common random numbers)
+    def loss(scale):
+        generator = torch.Generator().manual_seed(3)
+        return dsm_loss(lambda y: scale * exact(y), x, sigma, generator=generator)
 
     assert loss(1.0) < loss(0.9)
     assert loss(1.0) < loss(1.1)
@@ -61,10 +66,14 @@ def test_anneal_dsm_loss_with_the_exact_noisy_score():
     Levels are uniform, so the mean is the average of 0.5 d c_l and the variance is
     E_l[0.5 d c_l^2] + Var_l[0.5 d c_l] (law of total variance).
     """
-    n, d = 50_000, 2
+    n = 50_000
+    d = 2
     sigmas = torch.tensor([20.0, 5.0, 1.0, 0.2], dtype=torch.float64)
     x = gaussian_data(n, d, seed=4)
-    model = lambda y, s: -y / (1 + s[:, None] ** 2)
+
+    def model(y, s):
+        return -y / (1 + s[:, None] ** 2)
+
     loss = anneal_dsm_loss(model, x, sigmas, generator=torch.Generator().manual_seed(5))
     c = 1 / (1 + sigmas**2)
     variance = (0.5 * d * c**2).mean() + (0.5 * d * c).var(unbiased=False)
@@ -79,12 +88,14 @@ def test_sliced_score_matching_with_a_linear_score(n_projections):
     Per data point the estimate averages P projections: variance 2 tr(A_s^2) / P for the
     v-term (A_s the symmetric part) plus 0.5 tr((A^T A)^2) for the |s|^2 term.
     """
-    n, d = 40_000, 3
+    n = 40_000
+    d = 3
     g = torch.Generator().manual_seed(0)
     a = torch.randn(d, d, generator=g, dtype=torch.float64)
     x = gaussian_data(n, d, seed=1)
     loss = sliced_score_matching_loss(lambda y: -y @ a.T, x, n_projections, generator=g)
-    a_sym, ata = (a + a.T) / 2, a.T @ a
+    a_sym = (a + a.T) / 2
+    ata = a.T @ a
     expected = -torch.trace(a) + 0.5 * (a**2).sum()
     variance = 2 * torch.trace(a_sym @ a_sym) / n_projections + 0.5 * torch.trace(ata @ ata)
     assert abs(loss.item() - expected.item()) < 4 * math.sqrt(variance.item() / n)
@@ -102,9 +113,8 @@ def test_sliced_score_matching_equals_exact_score_matching_for_a_network():
     jacobians = torch.stack(
         [torch.autograd.functional.jacobian(lambda p: model(p[None])[0], p) for p in x]
     )
-    exact = (
-        torch.diagonal(jacobians, dim1=1, dim2=2).sum(1) + 0.5 * model(x).square().sum(1)
-    ).mean()
+    traces = torch.diagonal(jacobians, dim1=1, dim2=2).sum(1)
+    exact = (traces + 0.5 * model(x).square().sum(1)).mean()
     sym = (jacobians + jacobians.transpose(1, 2)) / 2
     # the mean of n * P independent v^T J v terms: variance sum_x 2 tr(J_s^2) / P / n^2
     se = math.sqrt((2 * (sym**2).sum()).item() / n_projections) / len(x)

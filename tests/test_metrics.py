@@ -50,28 +50,32 @@ def test_mode_statistics_of_exact_samples():
 
 def test_energy_distance_of_point_masses():
     """X = 0 and Y = a almost surely: D^2 = 2|a| - 0 - 0, exactly (the U-statistic is exact)."""
-    x, y = torch.zeros(50, 1), torch.full((40, 1), 3.0)
+    x = torch.zeros(50, 1)
+    y = torch.full((40, 1), 3.0)
     assert energy_distance(x, y) == pytest.approx(6.0)
     assert energy_distance(x, torch.zeros(30, 1)) == pytest.approx(0.0)
 
 
 def test_energy_distance_of_shifted_gaussians():
-    """1-D N(0, 1) against N(mu, 1): D^2 = 2 E|N(mu, 2)| - 2 E|N(0, 2)| with
+    """1-D N(0, 1) against N(mu, 1), whose energy distance has a closed form.
+
+    D^2 = 2 E|N(mu, 2)| - 2 E|N(0, 2)| with
     E|N(m, s^2)| = s sqrt(2/pi) exp(-m^2 / (2 s^2)) + m (1 - 2 Phi(-m / s)).
     Ten independent replicates; tolerance 4 standard errors of their mean (sample std / sqrt(10)),
     which also checks that the U-statistic is unbiased.
     """
-    mu, s = 1.0, math.sqrt(2.0)
+    mu = 1.0
+    s = math.sqrt(2.0)
     phi = 0.5 * (1 + math.erf(-mu / s / math.sqrt(2)))
     abs_shifted = s * math.sqrt(2 / math.pi) * math.exp(-(mu**2) / (2 * s**2)) + mu * (1 - 2 * phi)
     exact = 2 * abs_shifted - 2 * s * math.sqrt(2 / math.pi)
     g = torch.Generator().manual_seed(0)
-    estimates = torch.tensor(
-        [
-            energy_distance(torch.randn(800, 1, generator=g), mu + torch.randn(700, 1, generator=g))
-            for _ in range(10)
-        ]
-    )
+    replicates = []
+    for _ in range(10):
+        x = torch.randn(800, 1, generator=g)
+        y = mu + torch.randn(700, 1, generator=g)
+        replicates.append(energy_distance(x, y))
+    estimates = torch.tensor(replicates)
     assert abs(estimates.mean().item() - exact) < 4 * estimates.std().item() / math.sqrt(10)
 
 
@@ -152,16 +156,19 @@ def test_bad_input(call, error, match):
 
 @pytest.mark.parametrize("sigma", [1.0, 5.0, 20.0])
 def test_mode_statistics_of_noisy_samples_use_the_responsibilities_of_p_sigma(sigma):
-    """Samples of p_sigma have per-mode std sqrt(1 + sigma^2). Tolerance: 4 standard errors of a std
-    estimated from the smaller mode's n = 0.2 * 20 000 points, std / sqrt(2 n) (the other three
-    estimates are more precise)."""
+    """Samples of p_sigma have per-mode std sqrt(1 + sigma^2).
+
+    Tolerance: 4 standard errors of a std estimated from the smaller mode's n = 0.2 * 20 000
+    points, std / sqrt(2 n) (the other three estimates are more precise).
+    """
     mixture = two_gaussians()
     x = mixture.sample(20_000, generator=torch.Generator().manual_seed(0))
     noisy = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     exact = math.sqrt(1 + sigma**2)
     stds = mode_statistics(mixture, noisy, sigma=sigma).stds
     assert (stds - exact).abs().max() < 4 * exact / math.sqrt(2 * 0.2 * 20_000)
-    # the mean responsibility is unbiased; its standard error is at most that of a proportion, sqrt(0.2 0.8 / n)
+    # the mean responsibility is unbiased; its standard error is at most that of a proportion,
+    # sqrt(0.2 0.8 / n)
     weights_se = math.sqrt(0.2 * 0.8 / 20_000)
     torch.testing.assert_close(
         mode_weights(mixture, noisy, sigma=sigma), mixture.weights, atol=4 * weights_se, rtol=0
@@ -169,8 +176,11 @@ def test_mode_statistics_of_noisy_samples_use_the_responsibilities_of_p_sigma(si
 
 
 def test_a_side_of_the_region_without_points_is_nan_as_documented():
-    """One Gaussian, the 99.9% region: its box (3 std) lies inside, so no box point is outside: nothing to
-    measure there (NaN, as the docstring says); the other two are numbers (a 10% short score: 0.01)."""
+    """One Gaussian and its 99.9% region: low_density is NaN, the other two are numbers.
+
+    The box (3 std) lies inside the region, so no box point is outside it: nothing to measure
+    there (NaN, as the docstring says). The other two measure a 10% short score: 0.01.
+    """
     mixture = GaussianMixture([1.0], [[0.0]])
     error = relative_score_error(lambda z: 0.9 * mixture.score(z), mixture, 0.0, n=5000, mass=0.999)
     assert math.isnan(error.low_density)

@@ -82,7 +82,8 @@ def test_far_field_is_finite_and_exact(dtype, sigma):
     mixture = random_mixture(3, 2, seed=3, dtype=dtype)
     angles = torch.linspace(0, 2 * math.pi, 17, dtype=dtype)[:-1]
     x = 1e4 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)  # |x| = 1e4
-    score, log_p = mixture.score(x, sigma), mixture.log_prob(x, sigma)
+    score = mixture.score(x, sigma)
+    log_p = mixture.log_prob(x, sigma)
     resp = mixture.responsibilities(x, sigma)
     assert torch.isfinite(score).all()
     assert torch.isfinite(log_p).all()
@@ -96,38 +97,37 @@ def test_far_field_is_finite_and_exact(dtype, sigma):
 def far_reference(
     mixture: GaussianMixture, x: torch.Tensor, sigma: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Responsibilities and score of p_sigma at huge x, recomputed independently with exact integers.
+    """Responsibilities and score of p_sigma at huge x, recomputed independently and exactly.
 
-    log w_k N_k(x) - log w_j N_j(x) for equal covariances C = c I is log(w_k / w_j) + (x . (mu_k - mu_j)
-    - (|mu_k|^2 - |mu_j|^2) / 2) / c: linear in x, so Python's exact rational arithmetic evaluates it
-    at any magnitude without squaring |x|.
+    log w_k N_k(x) - log w_j N_j(x) for equal covariances C = c I is
+    log(w_k / w_j) + (x . (mu_k - mu_j) - (|mu_k|^2 - |mu_j|^2) / 2) / c: linear in x, so Python's
+    exact rational arithmetic evaluates it at any magnitude without squaring |x|.
     """
     from fractions import Fraction
 
     c = Fraction(float(mixture.covariances[0, 0, 0])) + Fraction(sigma) ** 2
     mu = [[Fraction(float(v)) for v in row] for row in mixture.means.double()]
     w = mixture.weights.double().tolist()
-    resp, score = [], []
+    resp = []
+    score = []
     for point in x.double().tolist():
         p = [Fraction(v) for v in point]
-        logits = [
-            math.log(w[k])
-            + float(
-                (sum(a * b for a, b in zip(p, mu[k], strict=True)) - sum(b * b for b in mu[k]) / 2)
-                / c
-            )
-            for k in range(len(w))
-        ]
+        # log w_k N_k(p) up to a term shared by every k
+        logits = []
+        for k in range(len(w)):
+            projection = sum(a * b for a, b in zip(p, mu[k], strict=True))
+            half_square = sum(b * b for b in mu[k]) / 2
+            logits.append(math.log(w[k]) + float((projection - half_square) / c))
         top = max(logits)
         r = [math.exp(v - top) for v in logits]
         r = [v / sum(r) for v in r]
         resp.append(r)
-        score.append(
-            [
-                float(-sum(Fraction(r[k]) * (p[i] - mu[k][i]) for k in range(len(w))) / c)
-                for i in range(len(p))
-            ]
-        )
+        # the score: -sum_k r_k (p - mu_k) / c
+        point_score = []
+        for i in range(len(p)):
+            pull = sum(Fraction(r[k]) * (p[i] - mu[k][i]) for k in range(len(w)))
+            point_score.append(float(-pull / c))
+        score.append(point_score)
     return torch.tensor(resp, dtype=torch.float64), torch.tensor(score, dtype=torch.float64)
 
 
@@ -137,19 +137,24 @@ def far_reference(
 def test_score_and_responsibilities_stay_exact_where_the_squared_distance_overflows(
     dtype, magnitude, sigma
 ):
-    """|x|^2 overflows float32 from |x| ~ 1e19; the responsibilities need only differences of squared
-    distances, which are linear in x for equal covariances. Checked against exact rational arithmetic,
-    including points on the line where the two modes' log-joints differ by log 4 only."""
+    """|x|^2 overflows float32 from |x| ~ 1e19; the responsibilities need only its differences.
+
+    Differences of squared distances are linear in x for equal covariances. Checked against exact
+    rational arithmetic, including points on the line where the two modes' log-joints differ by
+    log 4 only.
+    """
     mixture = two_gaussians(dtype=dtype)
     x = magnitude * torch.tensor(
         [[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0], [-0.6, 0.8], [1.0, 0.0]], dtype=dtype
     )
     resp_ref, score_ref = far_reference(mixture, x, sigma)
-    resp, score = mixture.responsibilities(x, sigma), mixture.score(x, sigma)
+    resp = mixture.responsibilities(x, sigma)
+    score = mixture.score(x, sigma)
     assert torch.isfinite(resp).all()
     assert torch.isfinite(score).all()
-    # the direct formula is used while it leaves at most _CANCELLATION nats of rounding in a log-joint,
-    # which moves a responsibility r by at most r (1 - r) _CANCELLATION <= _CANCELLATION / 4
+    # the direct formula is used while it leaves at most _CANCELLATION nats of rounding in a
+    # log-joint, which moves a responsibility r by at most
+    # r (1 - r) _CANCELLATION <= _CANCELLATION / 4
     atol = _CANCELLATION / 4 + 1e-6
     torch.testing.assert_close(resp.double(), resp_ref, rtol=0, atol=atol)
     torch.testing.assert_close(score.double(), score_ref, rtol=1e-6, atol=0)
@@ -157,15 +162,13 @@ def test_score_and_responsibilities_stay_exact_where_the_squared_distance_overfl
         mode_weights(mixture, x).double(), resp_ref.mean(0), rtol=0, atol=atol
     )
     log_p = mixture.log_prob(x, sigma)
-    assert not torch.isnan(
-        log_p
-    ).any()  # -inf once the log density is below the dtype's range, never NaN
+    # -inf once the log density is below the dtype's range, never NaN
+    assert not torch.isnan(log_p).any()
 
 
 def test_the_score_beyond_the_dtype_is_a_clear_error():
-    mixture = GaussianMixture(
-        [0.5, 0.5], [[0.0, 0.0], [1.0, 0.0]], [1e-4, 1.0]
-    )  # a narrow component
+    # a narrow component
+    mixture = GaussianMixture([0.5, 0.5], [[0.0, 0.0], [1.0, 0.0]], [1e-4, 1.0])
     with pytest.raises(ValueError, match="too far from the data"):
         mixture.score(torch.tensor([[3e38, 0.0]]))
 
@@ -179,7 +182,7 @@ def test_extreme_sigma_is_a_clear_error(sigma):
 
 
 def test_huge_sigma_within_range_is_correct():
-    """At sigma = 1e100 the score is -(x - mean) / (1 + sigma^2): zero in float32, tiny in float64."""
+    """At sigma = 1e100 the score is -(x - mean) / (1 + sigma^2): 0 in float32, tiny in float64."""
     x = torch.tensor([[1e3, -2e3]], dtype=torch.float64)
     expected = -(x - torch.tensor([3.0, 3.0], dtype=torch.float64)) / (1 + 1e200)
     torch.testing.assert_close(two_gaussians(dtype=torch.float64).score(x, 1e100), expected)
@@ -206,7 +209,7 @@ def test_isotropic_and_identity_covariances_equal_full_matrices():
 
 
 def test_score_is_responsibility_weighted_not_prior_weighted():
-    """The seed's figure averaged component scores with the prior weights; that is wrong."""
+    """The original notebook's figure averaged component scores with the prior weights: wrong."""
     mixture = two_gaussians(dtype=torch.float64)
     x = torch.tensor([[4.0, 4.0], [-4.0, -6.0], [0.0, 0.0]], dtype=torch.float64)
     component_scores = -(x[:, None, :] - mixture.means)  # (n, K, d), identity covariances
@@ -236,7 +239,9 @@ def test_sample_moments(seed):
     mixture = random_mixture(3, 2, seed=11 + seed)
     n = 100_000
     x = mixture.sample(n, generator=torch.Generator().manual_seed(seed)).double()
-    w, mu, cov = mixture.weights.double(), mixture.means.double(), mixture.covariances.double()
+    w = mixture.weights.double()
+    mu = mixture.means.double()
+    cov = mixture.covariances.double()
     mean = (w[:, None] * mu).sum(0)
     second = (w[:, None, None] * (cov + mu[:, :, None] * mu[:, None, :])).sum(0)
     covariance = second - mean[:, None] * mean[None, :]

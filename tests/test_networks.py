@@ -1,4 +1,4 @@
-"""The two score networks: exactly the seed's by default; options; sigma handling."""
+"""The two score networks: exactly the original notebook's by default; options; sigma handling."""
 
 import pytest
 import torch
@@ -7,8 +7,8 @@ from torch import nn
 from ncsn_toy import NoiseConditionalScoreNet, ScoreNet, geometric_sigmas
 
 
-def seed_network(in_dim: int) -> nn.Sequential:
-    """The seed project's score_network (in_dim=2) / score_network2 (in_dim=3), verbatim."""
+def original_network(in_dim: int) -> nn.Sequential:
+    """The original notebook's score_network (in_dim=2) / score_network2 (in_dim=3), verbatim."""
     return nn.Sequential(
         nn.Linear(in_dim, 64),
         nn.LogSigmoid(),
@@ -21,30 +21,34 @@ def seed_network(in_dim: int) -> nn.Sequential:
 
 
 @pytest.mark.parametrize(("model_class", "in_dim"), [(ScoreNet, 2), (NoiseConditionalScoreNet, 3)])
-def test_default_is_exactly_the_seed_network(model_class, in_dim):
-    model, seed = model_class(), seed_network(in_dim)
-    assert repr(model.net) == repr(seed)
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in seed.parameters())
-    model.net.load_state_dict(seed.state_dict())  # the seed's weights load as they are
+def test_default_is_exactly_the_original_network(model_class, in_dim):
+    model = model_class()
+    original = original_network(in_dim)
+    assert repr(model.net) == repr(original)
+    n_parameters = sum(p.numel() for p in original.parameters())
+    assert sum(p.numel() for p in model.parameters()) == n_parameters
+    model.net.load_state_dict(original.state_dict())  # the original weights load as they are
 
 
-def test_score_net_matches_seed_forward():
+def test_score_net_matches_the_original_forward():
     torch.manual_seed(0)
-    model, seed = ScoreNet(), seed_network(2)
-    model.net.load_state_dict(seed.state_dict())
+    model = ScoreNet()
+    original = original_network(2)
+    model.net.load_state_dict(original.state_dict())
     x = torch.randn(10, 2)
-    torch.testing.assert_close(model(x), seed(x))
+    torch.testing.assert_close(model(x), original(x))
 
 
 @pytest.mark.parametrize("sigma_kind", ["float", "0-d", "(n,)"])
-def test_noise_conditional_matches_seed_concatenation(sigma_kind):
-    """Folding sigma into the first bias gives the numbers of the seed's torch.cat input."""
+def test_noise_conditional_matches_the_original_concatenation(sigma_kind):
+    """Folding sigma into the first bias gives the numbers of the original torch.cat input."""
     torch.manual_seed(0)
-    model, seed = NoiseConditionalScoreNet(), seed_network(3)
-    model.net.load_state_dict(seed.state_dict())
+    model = NoiseConditionalScoreNet()
+    original = original_network(3)
+    model.net.load_state_dict(original.state_dict())
     x = 5 * torch.randn(50, 2)
     sigma = {"float": 2.5, "0-d": torch.tensor(2.5), "(n,)": torch.full((50,), 2.5)}[sigma_kind]
-    expected = seed(torch.cat([x, torch.full((50, 1), 2.5)], dim=1))
+    expected = original(torch.cat([x, torch.full((50, 1), 2.5)], dim=1))
     # float32 sums in another order: agreement to a few ulps of O(1) activations
     torch.testing.assert_close(model(x, sigma), expected, rtol=1e-5, atol=1e-5)
 

@@ -1,4 +1,4 @@
-"""The tutorial notebook: committed clean, runs top to bottom in fast and full mode, changes no file."""
+"""The tutorial notebook: committed clean, runs top to bottom in both modes, changes no file."""
 
 import json
 import subprocess
@@ -14,7 +14,7 @@ NOTEBOOK = ROOT / "NCSN_toy_Example.ipynb"
 
 
 def committed_notebook() -> dict:
-    """The notebook as committed (git's index), not the working copy a user may have run and saved."""
+    """The notebook as committed (git's index), not a working copy a user may have run and saved."""
     result = subprocess.run(
         ["git", "show", f":{NOTEBOOK.name}"], capture_output=True, text=True, cwd=ROOT
     )
@@ -75,8 +75,11 @@ def images(nb):
 
 @pytest.fixture
 def watched_files(tmp_path, monkeypatch):
-    """The repository's committed results, and a private temporary folder for the kernel: a notebook
-    run must change neither (its figures drawn again go to a temporary folder that it removes)."""
+    """The repository's committed results, and a private temporary folder for the kernel.
+
+    A notebook run must change neither (its figures drawn again go to a temporary folder that it
+    removes).
+    """
     private = tmp_path / "tmp"
     private.mkdir()
     monkeypatch.setenv("TMPDIR", str(private))  # the kernel inherits it: tempfile uses it
@@ -103,14 +106,16 @@ def test_notebook_runs_top_to_bottom_in_fast_mode_and_repeats(monkeypatch, watch
     assert not [o for o in outputs_of(nb) if o.get("output_type") == "error"]
     assert len(images(nb)) >= len(FIGURES)  # every figure is drawn again (smaller) and shown inline
     assert "fast=True" in "\n".join(printed(nb))
-    assert printed(run_notebook(monkeypatch, fast=True)) == printed(
-        nb
-    )  # seeded: a second run prints the same
+    # seeded: a second run prints the same
+    again = run_notebook(monkeypatch, fast=True)
+    assert printed(again) == printed(nb)
 
 
 def test_notebook_in_full_mode_shows_each_figure_once(monkeypatch, watched_files, tmp_path):
-    """With the committed checkpoints the figures are the committed ones: shown by the Markdown images
-    only, so the executed notebook stays small (the issue's bound: 5 MB)."""
+    """With the committed checkpoints the figures are the committed ones, shown by Markdown only.
+
+    So the executed notebook stays small: under 5 MB.
+    """
     nb = run_notebook(monkeypatch, fast=False)
     assert "fast=False" in "\n".join(printed(nb))
     assert images(nb) == []

@@ -25,8 +25,10 @@ def clean_environment(monkeypatch):
 
 
 def test_a_busy_neighbour_is_seen_and_leaves_one_thread(restore_threads):
-    """With another process spinning, at least half a core is busy and at most cores - 1 threads are chosen
-    (whatever else the machine is doing: more load can only lower the choice)."""
+    """With another process spinning, at least half a core is busy and at most cores - 1 threads.
+
+    Whatever else the machine is doing: more load can only lower the choice.
+    """
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
@@ -38,15 +40,18 @@ def test_a_busy_neighbour_is_seen_and_leaves_one_thread(restore_threads):
 
 
 def _quietest(readings: int = 3) -> float:
-    """The least of a few readings: a moment's load elsewhere on the machine only raises one of them."""
+    """The least of a few readings: a moment's load elsewhere on the machine raises only one."""
     return min(busy_cores(0.2) for _ in range(readings))
 
 
 @pytest.mark.parametrize("how", ["a Python thread", "torch's workers"])
 def test_our_own_threads_do_not_count_as_a_neighbour(how, restore_threads):
-    """Our own CPU time (a thread of ours spinning through the whole window; torch's workers, which keep
-    spinning after a parallel region) is subtracted: the reading stays within half a core of the reading
-    without it, where a neighbour process doing the same adds a whole core (>= 0.5 in the test above)."""
+    """Our own CPU time is subtracted from the load.
+
+    Our own: a thread of ours spinning through the whole window, or torch's workers, which keep
+    spinning after a parallel region. The reading stays within half a core of the reading without
+    it, where a neighbour process doing the same adds a whole core (>= 0.5 in the test above).
+    """
     quiet = _quietest()
     stop = threading.Event()
 
@@ -80,9 +85,8 @@ def test_environment_wins(restore_threads, clean_environment, monkeypatch):
     assert ThreadPolicy().apply() == 1
     torch.set_num_threads(2)
     monkeypatch.delenv("NCSN_TOY_THREADS")
-    monkeypatch.setenv(
-        "OMP_NUM_THREADS", "2"
-    )  # torch read it at start-up; the policy leaves the count alone
+    # torch read it at start-up; the policy leaves the count alone
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert ThreadPolicy().apply() == 2
 
 
@@ -96,7 +100,12 @@ def test_a_later_user_choice_is_respected_by_refresh(restore_threads, clean_envi
 
 def test_refresh_measures_again_after_the_interval(restore_threads, clean_environment, monkeypatch):
     calls = []
-    monkeypatch.setattr("ncsn_toy.runtime.choose_threads", lambda window=0.1: calls.append(1) or 1)
+
+    def counting_choose_threads(window=0.1):
+        calls.append(1)
+        return 1
+
+    monkeypatch.setattr("ncsn_toy.runtime.choose_threads", counting_choose_threads)
     policy = ThreadPolicy(interval=3600.0)
     policy.apply()
     policy.refresh()
@@ -124,9 +133,11 @@ def test_repository_root_is_this_checkout():
 
 
 def test_atomic_write_syncs_through_a_writable_handle(tmp_path, monkeypatch):
-    """Windows refuses os.fsync on a read-only handle: every descriptor synced must be open for writing
-    (checked here with fcntl, as Windows would), the file must be synced before its rename, and the rename
-    itself (the folder) after it."""
+    """Windows refuses os.fsync on a read-only handle: every synced descriptor is open for writing.
+
+    Checked here with fcntl, as Windows would. The file must be synced before its rename, and the
+    rename itself (the folder) after it.
+    """
     import os
 
     import ncsn_toy.runtime as runtime

@@ -34,12 +34,14 @@ SE = math.sqrt(0.8 * 0.2 / N_PARTICLES)  # standard error of a proportion near 0
 
 
 def test_langevin_keeps_the_initial_share():
-    """Plain Langevin (eps = 0.1, T = 1000) cannot cross between modes 14 standard deviations
-    apart, so each particle stays in the basin it starts in. The basin boundary is where the
-    responsibilities are equal, x + y = -log(4) / 10 = -c; for a start uniform on [-8, 8]^2
-    the (5, 5) basin holds 1/2 + (16 c - c^2 / 2) / 256 = 0.5087 of it (not 0.8).
-    Tolerance: 4 standard errors of a proportion (measured with 2 x 200,000 particles:
-    0.5102 and 0.5102, initial basin share 0.5097).
+    """Plain Langevin (eps = 0.1, T = 1000) keeps the share of the start, not the weights.
+
+    It cannot cross between modes 14 standard deviations apart, so each particle stays in the
+    basin it starts in. The basin boundary is where the responsibilities are equal,
+    x + y = -log(4) / 10 = -c; for a start uniform on [-8, 8]^2 the (5, 5) basin holds
+    1/2 + (16 c - c^2 / 2) / 256 = 0.5087 of it (not 0.8). Tolerance: 4 standard errors of a
+    proportion (measured with 2 x 200,000 particles: 0.5102 and 0.5102, initial basin share
+    0.5097).
     """
     mixture = two_gaussians()
     x0 = uniform_start(N_PARTICLES, seed=0)
@@ -69,12 +71,15 @@ def test_annealed_langevin_recovers_the_weights():
 
 # ---------------------------------------------------------------------------- step conventions
 def test_langevin_step_convention_via_its_stationary_variance():
-    """x <- x + (a / 2) s(x) + sqrt(a) z on N(0, 1) is x <- (1 - a / 2) x + sqrt(a) z, an AR(1)
-    chain with stationary variance a / (1 - (1 - a/2)^2) = 1 / (1 - a / 4): 1.1429 for a = 0.5
-    (the convention x + a s + sqrt(2a) z would give 1.333). The sample variance of m draws has
-    standard error v sqrt(2 / m); 4 of them.
+    """The step is x <- x + (a / 2) s(x) + sqrt(a) z, seen through its stationary variance.
+
+    On N(0, 1) it is x <- (1 - a / 2) x + sqrt(a) z, an AR(1) chain with stationary variance
+    a / (1 - (1 - a/2)^2) = 1 / (1 - a / 4): 1.1429 for a = 0.5 (the convention
+    x + a s + sqrt(2a) z would give 1.333). The sample variance of m draws has standard error
+    v sqrt(2 / m); 4 of them.
     """
-    a, n = 0.5, 20_000
+    a = 0.5
+    n = 20_000
     x = langevin_dynamics(
         lambda y: -y,
         torch.zeros(n, 2, dtype=torch.float64),
@@ -88,9 +93,15 @@ def test_langevin_step_convention_via_its_stationary_variance():
 
 
 def test_annealed_step_sizes_follow_the_paper():
-    """With a zero score, x_final - x0 = sum_i sum_t sqrt(alpha_i) z: variance
-    T * sum_i alpha_i, alpha_i = eps sigma_i^2 / sigma_L^2. 4 standard errors of a variance."""
-    sigmas, eps, t, n = torch.tensor([4.0, 2.0, 1.0]), 0.01, 5, 20_000
+    """Level i steps with alpha_i = eps sigma_i^2 / sigma_L^2, seen with a zero score.
+
+    With a zero score, x_final - x0 = sum_i sum_t sqrt(alpha_i) z: variance T * sum_i alpha_i.
+    4 standard errors of a variance.
+    """
+    sigmas = torch.tensor([4.0, 2.0, 1.0])
+    eps = 0.01
+    t = 5
+    n = 20_000
     calls = []
 
     def zero_score(x, sigma):
@@ -111,7 +122,8 @@ def test_annealed_step_sizes_follow_the_paper():
 
 
 def test_denoising_step():
-    mixture, sigmas = two_gaussians(), geometric_sigmas(20.0, 1.0, 4)
+    mixture = two_gaussians()
+    sigmas = geometric_sigmas(20.0, 1.0, 4)
     x0 = uniform_start(100, seed=3)
     plain = annealed_langevin_dynamics(
         mixture.score, x0, sigmas, 0.1, 5, generator=torch.Generator().manual_seed(0)
@@ -135,7 +147,8 @@ def test_determinism(sampler):
             mixture.score, x0, geometric_sigmas(20.0, 1.0, 3), 0.1, 10, generator=generator
         )
 
-    a, b = run(torch.Generator().manual_seed(7)), run(torch.Generator().manual_seed(7))
+    a = run(torch.Generator().manual_seed(7))
+    b = run(torch.Generator().manual_seed(7))
     c = run(torch.Generator().manual_seed(8))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
@@ -158,7 +171,8 @@ def test_no_autograd_graph_with_a_network():
 
 
 def test_recording_frames():
-    mixture, sigmas = two_gaussians(), geometric_sigmas(20.0, 1.0, 3)
+    mixture = two_gaussians()
+    sigmas = geometric_sigmas(20.0, 1.0, 3)
     x0 = uniform_start(30, seed=0)
     g = torch.Generator().manual_seed(0)
     out = annealed_langevin_dynamics(
@@ -317,11 +331,14 @@ def test_the_score_shape_is_checked_at_every_step(bad_call):
     assert len(calls) == bad_call
 
 
-# ---------------------------------------------------------------------------- consistent annealed sampling
+# ---------------------------------------------------------------- consistent annealed sampling
 def test_consistent_annealed_sampling_keeps_the_noise_level_consistent():
-    """For data at a point (x = 0), s(x, sigma) = -x / sigma^2 is the exact score of N(0, sigma^2 I).
-    Starting from N(0, sigma_1^2 I), each step keeps x ~ N(0, sigma_{i+1}^2 I) exactly; the last
-    step adds no noise, leaving x ~ N(0, ((1 - eta) sigma_L)^2 I). 4 standard errors of a variance.
+    """Each step leaves exactly the next level's noise when the score is exact.
+
+    For data at a point (x = 0), s(x, sigma) = -x / sigma^2 is the exact score of
+    N(0, sigma^2 I). Starting from N(0, sigma_1^2 I), each step keeps x ~ N(0, sigma_{i+1}^2 I)
+    exactly; the last step adds no noise, leaving x ~ N(0, ((1 - eta) sigma_L)^2 I). 4 standard
+    errors of a variance.
     """
     sigmas = geometric_sigmas(10.0, 0.5, 20)
     eta = 0.3
@@ -339,7 +356,9 @@ def test_consistent_annealed_sampling_keeps_the_noise_level_consistent():
 
 def test_consistent_annealed_sampling_recovers_the_weights():
     """Exact score, 100 levels 20 -> 1, eps = 0.1: measured 0.7999 with 3 x 5000 particles.
-    Tolerance: a 0.02 bias bound (as for annealed Langevin) plus 4 standard errors."""
+
+    Tolerance: a 0.02 bias bound (as for annealed Langevin) plus 4 standard errors.
+    """
     mixture = two_gaussians()
     x = consistent_annealed_sampling(
         mixture.score,

@@ -1,4 +1,4 @@
-"""Score SDEs (ncsn_toy.sde): exact answers on a Gaussian, the step rules recomputed by hand, contracts."""
+"""Score SDEs (ncsn_toy.sde): exact answers on a Gaussian, step rules redone by hand, contracts."""
 
 import itertools
 import math
@@ -26,9 +26,8 @@ from ncsn_toy.training import TrainConfig, seeded_init, train_noise_conditional
 
 F64 = torch.float64
 MU = torch.tensor([1.0, -2.0], dtype=F64)  # (d,)
-SIGMA = torch.tensor(
-    [[2.0, 0.6], [0.6, 0.5]], dtype=F64
-)  # (d, d), full covariance, eigenvalues 2.2 and 0.3
+# (d, d), full covariance, eigenvalues 2.2 and 0.3
+SIGMA = torch.tensor([[2.0, 0.6], [0.6, 0.5]], dtype=F64)
 
 
 def gaussian() -> GaussianMixture:
@@ -41,15 +40,20 @@ def sqrtm(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def exact_flow(x: torch.Tensor, high: float, low: float) -> torch.Tensor:
-    """The probability-flow ODE's exact solution for N(MU, SIGMA): x - mu scales by
-    (SIGMA + low^2 I)^(1/2) (SIGMA + high^2 I)^(-1/2) (the matrices commute)."""
+    """The probability-flow ODE's exact solution for N(MU, SIGMA), from sigma = high to low.
+
+    x - mu scales by (SIGMA + low^2 I)^(1/2) (SIGMA + high^2 I)^(-1/2) (the matrices commute).
+    """
     eye = torch.eye(2, dtype=F64)
     flow = sqrtm(SIGMA + low**2 * eye) @ torch.linalg.inv(sqrtm(SIGMA + high**2 * eye))
     return MU + (x - MU) @ flow.T
 
 
 def covariance_tolerance(cov: torch.Tensor, n: int, k: float = 4.0) -> torch.Tensor:
-    """k standard errors of a sample covariance of n Gaussian draws: sqrt((C_ij^2 + C_ii C_jj) / n)."""
+    """k standard errors of a sample covariance of n Gaussian draws.
+
+    One standard error is sqrt((C_ij^2 + C_ii C_jj) / n).
+    """
     return k * torch.sqrt((cov**2 + torch.outer(cov.diagonal(), cov.diagonal())) / n)
 
 
@@ -59,11 +63,11 @@ def test_vesde_sigma_grids_and_prior():
     assert sde.sigma(0.0) == pytest.approx(0.2)
     assert sde.sigma(1.0) == pytest.approx(20.0)
     geometric = torch.tensor(sde.grid(7, "geometric"))
-    torch.testing.assert_close(
-        geometric, geometric_sigmas(20.0, 0.2, 8, dtype=F64).float()
-    )  # NCSN's levels
+    # NCSN's levels
+    torch.testing.assert_close(geometric, geometric_sigmas(20.0, 0.2, 8, dtype=F64).float())
     edm = sde.grid(6, rho=7.0)  # EDM Eq. 5 by hand: (a + i/N (b - a))^rho
-    a, b = 20.0 ** (1 / 7), 0.2 ** (1 / 7)
+    a = 20.0 ** (1 / 7)
+    b = 0.2 ** (1 / 7)
     assert edm == pytest.approx([(a + i / 6 * (b - a)) ** 7 for i in range(7)], rel=1e-12)
     assert edm[0] == 20.0
     assert edm[-1] == 0.2
@@ -78,35 +82,39 @@ def test_vesde_sigma_grids_and_prior():
     assert torch.equal(sde.prior_sample(5, 2), sde.prior_sample(5, 2))  # seeded default
 
 
-# ---------------------------------------------------------------------------- exact answers on a Gaussian
+# ------------------------------------------------------------------ exact answers on a Gaussian
 def test_probability_flow_follows_the_exact_flow_with_second_order_convergence():
-    """Heun's and the multistep solver's global error falls 4x per doubling of the steps, Euler's 2x
-    (ratios between 1/5 and 1/3, and 0.4 and 0.6: the asymptotic 1/4 and 1/2 up to the next order)."""
+    """Heun's and the multistep solver's global error falls 4x per doubling of steps, Euler's 2x.
+
+    The ratios are checked between 1/5 and 1/3, and 0.4 and 0.6: the asymptotic 1/4 and 1/2 up to
+    the next order.
+    """
     sde = VESDE(0.2, 50.0)
     x_t = sde.prior_sample(200, 2, torch.Generator().manual_seed(0), dtype=F64)
     exact = exact_flow(x_t, 50.0, 0.2)
 
     def error(n, method):
-        return (
-            (probability_flow_sampling(gaussian().score, x_t, sde, n, method) - exact)
-            .abs()
-            .max()
-            .item()
-        )
+        x = probability_flow_sampling(gaussian().score, x_t, sde, n, method)
+        return (x - exact).abs().max().item()
 
-    heun, euler = [error(n, "heun") for n in (80, 160)], [error(n, "euler") for n in (80, 160)]
+    heun = [error(n, "heun") for n in (80, 160)]
+    euler = [error(n, "euler") for n in (80, 160)]
     multistep = [error(n, "multistep") for n in (80, 160)]
     assert 1 / 5 < heun[1] / heun[0] < 1 / 3
     assert 0.4 < euler[1] / euler[0] < 0.6
-    # DPM-Solver++(2M) is second order too (its first-order first and last steps add O(h^2) local errors)
+    # DPM-Solver++(2M) is second order too (its first-order first and last steps add O(h^2) local
+    # errors)
     assert 1 / 5 < multistep[1] / multistep[0] < 1 / 3
     assert multistep[1] < euler[1] / 5
     assert heun[1] < 1e-3 * exact.abs().max().item()
 
 
 def test_multistep_is_exact_for_a_point_mass():
-    """For data at one point mu, D(x, sigma) = mu exactly, and the exponential-integrator step
-    x <- D + (s_{i+1} / s_i)(x - D) solves the ODE exactly: x - mu scales by sigma_min / sigma_max."""
+    """For data at one point mu the multistep solver is exact: x - mu scales by sigma_min/sigma_max.
+
+    There D(x, sigma) = mu exactly, and the exponential-integrator step
+    x <- D + (s_{i+1} / s_i)(x - D) solves the ODE exactly.
+    """
     point = GaussianMixture([1.0], MU[None], torch.full((1,), 1e-12, dtype=F64))
     sde = VESDE(0.2, 50.0)
     x_t = sde.prior_sample(100, 2, torch.Generator().manual_seed(3), dtype=F64)
@@ -119,34 +127,29 @@ def test_samplers_map_the_prior_onto_the_noisy_gaussian(sampler):
     """From N(0, S^2 I), S = 1000, both end at N(mu, SIGMA + sigma_min^2 I) (sigma_min = 0.2).
 
     Tolerances: 4 standard errors of the sample mean (sqrt(C_ii / n)) and covariance (see
-    covariance_tolerance), n = 6000, around the law of the discretised chain. For the ODE that is the
-    target itself, up to 0.2 standard errors: the prior's mismatch moves the mean by
-    (C_min)^(1/2) (C_S)^(-1/2) mu, |.| < 1.5 * 2.3 / 1000 = 0.004, and Heun's error with 100 steps is
-    below 1e-3 (previous test). For the SDE it is the exact recursion of the chain's mean and
-    covariance (computed below), whose bias (Euler-Maruyama: 0.018 on the variance 2.04 with 1000
-    steps) is checked to be below one standard error, elementwise.
+    covariance_tolerance), n = 6000, around the law of the discretised chain. For the ODE that is
+    the target itself, up to 0.2 standard errors: the prior's mismatch moves the mean by
+    (C_min)^(1/2) (C_S)^(-1/2) mu, |.| < 1.5 * 2.3 / 1000 = 0.004, and Heun's error with 100
+    steps is below 1e-3 (previous test). For the SDE it is the exact recursion of the chain's mean
+    and covariance (computed below), whose bias (Euler-Maruyama: 0.018 on the variance 2.04 with
+    1000 steps) is checked to be below one standard error, elementwise.
     """
     n = 6000
-    sde, target = VESDE(0.2, 1000.0), SIGMA + 0.04 * torch.eye(2, dtype=F64)
+    sde = VESDE(0.2, 1000.0)
+    target = SIGMA + 0.04 * torch.eye(2, dtype=F64)
     x_t = sde.prior_sample(n, 2, torch.Generator().manual_seed(1), dtype=F64)
     if sampler == "ode":
         x = probability_flow_sampling(gaussian().score, x_t, sde, 100)
     else:
         x = reverse_sde_sampling(gaussian().score, x_t, sde, 1000, torch.Generator().manual_seed(2))
-        mean, cov = (
-            torch.zeros(2, dtype=F64),
-            1000.0**2 * torch.eye(2, dtype=F64),
-        )  # the chain, exactly
-        for high, low in zip(
-            sde.grid(1000, "geometric")[:-1], sde.grid(1000, "geometric")[1:], strict=True
-        ):
-            step = torch.eye(2, dtype=F64) - (high**2 - low**2) * torch.linalg.inv(
-                SIGMA + high**2 * torch.eye(2)
-            )
-            mean, cov = (
-                MU + step @ (mean - MU),
-                step @ cov @ step.T + (high**2 - low**2) * torch.eye(2),
-            )
+        # the chain, exactly
+        mean = torch.zeros(2, dtype=F64)
+        cov = 1000.0**2 * torch.eye(2, dtype=F64)
+        for high, low in itertools.pairwise(sde.grid(1000, "geometric")):
+            inverse = torch.linalg.inv(SIGMA + high**2 * torch.eye(2))
+            step = torch.eye(2, dtype=F64) - (high**2 - low**2) * inverse
+            mean = MU + step @ (mean - MU)
+            cov = step @ cov @ step.T + (high**2 - low**2) * torch.eye(2)
         assert ((cov - target).abs() < 0.25 * covariance_tolerance(target, n)).all()
         assert ((x.mean(dim=0) - mean).abs() < 4 * torch.sqrt(cov.diagonal() / n)).all()
         assert ((torch.cov(x.T) - cov).abs() < covariance_tolerance(cov, n)).all()
@@ -155,36 +158,40 @@ def test_samplers_map_the_prior_onto_the_noisy_gaussian(sampler):
 
 
 def test_ode_log_likelihood_of_a_gaussian():
-    """With the exact log p_{sigma_max} as prior it is log p_{sigma_min}(x), to a Heun error that
-    falls 4x per doubling (ratio between 1/5 and 1/3); with the default prior it is the closed form
-    of the exact flow: log N(x_S; 0, S^2 I) + log det (C_S)^(1/2) (C_min)^(-1/2)."""
-    mixture, sde = gaussian(), VESDE(0.2, 50.0)
+    """The ODE's log-likelihood of a Gaussian, against log p_{sigma_min} and the exact flow.
+
+    With the exact log p_{sigma_max} as prior it is log p_{sigma_min}(x), to a Heun error that
+    falls 4x per doubling (ratio between 1/5 and 1/3); with the default prior it is the closed
+    form of the exact flow: log N(x_S; 0, S^2 I) + log det (C_S)^(1/2) (C_min)^(-1/2).
+    """
+    mixture = gaussian()
+    sde = VESDE(0.2, 50.0)
     x = mixture.sample(300, torch.Generator().manual_seed(3)) + 0.2 * torch.randn(300, 2, dtype=F64)
     exact = mixture.log_prob(x, 0.2)
-    errors = [
-        (
-            ode_log_likelihood(mixture.score, x, sde, n, prior=lambda y: mixture.log_prob(y, 50.0))
-            - exact
-        )
-        .abs()
-        .max()
-        .item()
-        for n in (64, 128)
-    ]
+
+    def exact_prior(y):
+        return mixture.log_prob(y, 50.0)
+
+    errors = []
+    for n in (64, 128):
+        log_p = ode_log_likelihood(mixture.score, x, sde, n, prior=exact_prior)
+        errors.append((log_p - exact).abs().max().item())
     assert 1 / 5 < errors[1] / errors[0] < 1 / 3
     assert errors[1] < 0.01
     eye = torch.eye(2, dtype=F64)
     log_det = 0.5 * (torch.logdet(SIGMA + 2500.0 * eye) - torch.logdet(SIGMA + 0.04 * eye))
     closed = sde.prior_log_prob(exact_flow(x, 0.2, 50.0)) + log_det
-    assert (ode_log_likelihood(mixture.score, x, sde, 128) - closed).abs().max().item() < errors[
-        1
-    ] * 1.5
+    with_default_prior = ode_log_likelihood(mixture.score, x, sde, 128)
+    assert (with_default_prior - closed).abs().max().item() < errors[1] * 1.5
 
 
 def test_hutchinson_is_unbiased():
-    """Same trajectory, divergence estimated: the per-point difference to the exact run has mean 0;
-    4 standard errors of the mean over 2000 points."""
-    mixture, sde = two_gaussians(dtype=F64), VESDE(0.2, 30.0)
+    """Same trajectory, divergence estimated: the per-point difference to the exact run has mean 0.
+
+    Tolerance: 4 standard errors of the mean over 2000 points.
+    """
+    mixture = two_gaussians(dtype=F64)
+    sde = VESDE(0.2, 30.0)
     x = mixture.sample(2000, torch.Generator().manual_seed(4))
     exact = ode_log_likelihood(mixture.score, x, sde, 8)
     estimate = ode_log_likelihood(
@@ -195,14 +202,16 @@ def test_hutchinson_is_unbiased():
     assert abs(diff.mean().item()) < 4 * diff.std().item() / math.sqrt(len(diff))
 
 
-# ---------------------------------------------------------------------------- the step rules, recomputed
+# ------------------------------------------------------------------- the step rules, recomputed
 def test_reverse_sde_and_predictor_corrector_steps_by_hand():
-    """Two steps of Algorithm 4 (VE) written out with the same noise draws; M = 0 is the reverse SDE."""
-    mixture, sde = two_gaussians(dtype=F64), VESDE(0.5, 20.0)
+    """Two steps of Algorithm 4 (VE) written out with the same noise draws; M = 0 is reverse SDE."""
+    mixture = two_gaussians(dtype=F64)
+    sde = VESDE(0.5, 20.0)
     x_t = sde.prior_sample(64, 2, torch.Generator().manual_seed(0), dtype=F64)
     for n_corrector in (0, 2):
         g = torch.Generator().manual_seed(6)
-        x, sigmas = x_t.clone(), sde.grid(2, "geometric")
+        x = x_t.clone()
+        sigmas = sde.grid(2, "geometric")
         for high, low in itertools.pairwise(sigmas):
             x = (
                 x
@@ -252,7 +261,8 @@ class Counter:
     ],
 )
 def test_score_evaluations_are_counted_honestly(sampler, options):
-    sde, counter = VESDE(0.2, 20.0), Counter()
+    sde = VESDE(0.2, 20.0)
+    counter = Counter()
     x_t = sde.prior_sample(10, 2)
     if sampler == "probability_flow":
         probability_flow_sampling(counter, x_t, sde, 5, **options)
@@ -265,7 +275,8 @@ def test_score_evaluations_are_counted_honestly(sampler, options):
 
 
 def test_heun_evaluates_both_ends_of_every_step_but_the_last():
-    sde, counter = VESDE(0.2, 20.0), Counter()
+    sde = VESDE(0.2, 20.0)
+    counter = Counter()
     probability_flow_sampling(counter, sde.prior_sample(4, 2), sde, 4)
     s = sde.grid(4)
     assert counter.sigmas == [s[0], s[1], s[1], s[2], s[2], s[3], s[3]]
@@ -275,20 +286,31 @@ def test_heun_evaluates_both_ends_of_every_step_but_the_last():
 
 
 # ---------------------------------------------------------------------------- contracts
+def run_reverse_sde(f, x, sde, g=None, **kw):
+    return reverse_sde_sampling(f, x, sde, 4, g, **kw)
+
+
+def run_predictor_corrector(f, x, sde, g=None, **kw):
+    return predictor_corrector_sampling(f, x, sde, 4, generator=g, **kw)
+
+
+def run_probability_flow(f, x, sde, g=None, **kw):
+    # the ODE draws no noise: g is not used
+    return probability_flow_sampling(f, x, sde, 4, **kw)
+
+
+# each sampler with 4 steps, called the same way
 SAMPLERS = {
-    "reverse_sde": lambda f, x, sde, g=None, **kw: reverse_sde_sampling(f, x, sde, 4, g, **kw),
-    "predictor_corrector": lambda f, x, sde, g=None, **kw: predictor_corrector_sampling(
-        f, x, sde, 4, generator=g, **kw
-    ),
-    "probability_flow": lambda f, x, sde, g=None, **kw: probability_flow_sampling(
-        f, x, sde, 4, **kw
-    ),
+    "reverse_sde": run_reverse_sde,
+    "predictor_corrector": run_predictor_corrector,
+    "probability_flow": run_probability_flow,
 }
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_determinism_and_the_start_untouched(name):
-    mixture, sde = two_gaussians(), VESDE(0.2, 20.0)
+    mixture = two_gaussians()
+    sde = VESDE(0.2, 20.0)
     x_t = sde.prior_sample(100, 2, torch.Generator().manual_seed(0)).double()
     before = x_t.clone()
     run = SAMPLERS[name]
@@ -304,7 +326,8 @@ def test_determinism_and_the_start_untouched(name):
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_recording_and_no_graph(name):
-    model, sde = NoiseConditionalScoreNet(sigma_input="log", divide_by_sigma=True), VESDE(0.2, 20.0)
+    model = NoiseConditionalScoreNet(sigma_input="log", divide_by_sigma=True)
+    sde = VESDE(0.2, 20.0)
     x_t = sde.prior_sample(30, 2)
     plain = SAMPLERS[name](model, x_t, sde, torch.Generator().manual_seed(0))
     out = SAMPLERS[name](model, x_t, sde, torch.Generator().manual_seed(0), record=3)
@@ -319,7 +342,14 @@ def test_recording_and_no_graph(name):
 
 
 def nan_below(limit):
-    return lambda x, sigma: torch.full_like(x, float("nan")) if sigma < limit else -x / sigma**2
+    """A score that is NaN below sigma = limit (and a point mass's exact score above it)."""
+
+    def score(x, sigma):
+        if sigma < limit:
+            return torch.full_like(x, float("nan"))
+        return -x / sigma**2
+
+    return score
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -485,7 +515,7 @@ def test_bad_input(call, error, match):
         call()
 
 
-# ---------------------------------------------------------------------------- continuous-sigma training
+# ------------------------------------------------------------------- continuous-sigma training
 class SigmaRecorder(NoiseConditionalScoreNet):
     def forward(self, x, sigma):
         self.seen.append(sigma.detach().clone())
@@ -493,9 +523,11 @@ class SigmaRecorder(NoiseConditionalScoreNet):
 
 
 def test_log_uniform_sigma_training():
-    """sigma_sampling="log_uniform" draws sigma continuously, log-uniform on [sigmas[-1], sigmas[0]]:
+    """sigma_sampling="log_uniform" draws sigma log-uniform on [sigmas[-1], sigmas[0]].
+
     log sigma has mean (log 20 + log 0.2) / 2 = 0.693 and std log(100) / sqrt(12) = 1.329; 4
-    standard errors of the mean over the draws. "levels" draws only the levels."""
+    standard errors of the mean over the draws. "levels" draws only the levels.
+    """
     sigmas = geometric_sigmas(20.0, 0.2, 5)
     for sampling in ("log_uniform", "levels"):
         model = seeded_init(
@@ -511,9 +543,8 @@ def test_log_uniform_sigma_training():
             assert torch.isin(seen, sigmas).all()
         else:
             assert seen.unique().numel() > 1000
-            assert abs(seen.log().mean().item() - math.log(2.0)) < 4 * math.log(100) / math.sqrt(
-                12 * len(seen)
-            )
+            tolerance = 4 * math.log(100) / math.sqrt(12 * len(seen))
+            assert abs(seen.log().mean().item() - math.log(2.0)) < tolerance
     with pytest.raises(ValueError, match="sigma_sampling must be one of"):
         TrainConfig(sigma_sampling="uniform")
 
@@ -532,19 +563,22 @@ def test_the_figures_use_the_study_settings():
 
 
 def test_the_committed_sde_network_meets_the_trained_weight_target():
-    """Issue 13's target for trained networks: max weight error <= 0.02 with at most 50 score evaluations.
+    """The target for trained networks: max weight error <= 0.02 with at most 50 score evaluations.
 
     The recipe's sampler (multistep, 20 steps: 20 evaluations) from the prior at the network's
-    sigma_max = 800, 20,000 particles: the weights' standard error is sqrt(0.2 * 0.8 / 20000) = 0.003
-    and the network's bias measures about 0.002 (README), so 0.02 is more than 5 standard errors
-    above it; from sigma_max = 20 the prior's mismatch alone gives 0.054 (exact score).
+    sigma_max = 800, 20,000 particles: the weights' standard error is
+    sqrt(0.2 * 0.8 / 20000) = 0.003 and the network's bias measures about 0.002 (README), so 0.02
+    is more than 5 standard errors above it; from sigma_max = 20 the prior's mismatch alone gives
+    0.054 (exact score).
     """
     from ncsn_toy.commands.sde_study import SETTINGS
     from ncsn_toy.metrics import mode_weights
     from ncsn_toy.recipes import load_or_train
 
-    model, settings = load_or_train("ncsn_sde_two_gaussians"), SETTINGS["two_gaussians"]
-    meta, mixture = model.metadata, two_gaussians()
+    model = load_or_train("ncsn_sde_two_gaussians")
+    settings = SETTINGS["two_gaussians"]
+    meta = model.metadata
+    mixture = two_gaussians()
     assert (meta["sampler"], meta["method"], model.sigmas[0].item()) == (
         "probability_flow_sampling",
         "multistep",

@@ -1,4 +1,7 @@
-"""The zoo of named targets: each a valid mixture with the documented modes and weights; options; bad options."""
+"""The zoo of named targets: each a valid mixture with the documented modes and weights; options.
+
+Bad options are refused by name.
+"""
 
 import math
 
@@ -24,7 +27,7 @@ def test_every_target_is_a_valid_2d_mixture(name):
     assert target(name, dtype=torch.float64).means.dtype == torch.float64
 
 
-def test_the_zoo_holds_the_issue_targets():
+def test_the_zoo_holds_the_documented_targets():
     assert set(TARGETS) >= {
         "two_gaussians",
         "four_gaussians",
@@ -84,17 +87,15 @@ def test_spiral_is_an_equally_spaced_chain_with_growing_weights():
         n_modes=10, turns=2.0, inner_radius=1.0, outer_radius=5.0, std=0.2, weight_ratio=1.0
     )
     torch.testing.assert_close(options.weights, torch.full((10,), 0.1))
-    torch.testing.assert_close(
-        options.means[-1], torch.tensor([5.0, 0.0]), atol=1e-4, rtol=0
-    )  # 2 whole turns
+    # 2 whole turns
+    torch.testing.assert_close(options.means[-1], torch.tensor([5.0, 0.0]), atol=1e-4, rtol=0)
 
 
 def test_anisotropic_has_the_documented_condition_number_and_axis():
     mixture = anisotropic()
     assert mixture.n_components == 1
-    covariance = torch.tensor(
-        mixture.to_dict()["covariances"][0], dtype=torch.float64
-    )  # as built, in float64
+    # as built, in float64
+    covariance = torch.tensor(mixture.to_dict()["covariances"][0], dtype=torch.float64)
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
     assert (eigenvalues[1] / eigenvalues[0]).item() == pytest.approx(100.0, rel=1e-6)
     assert eigenvalues[1].item() == pytest.approx(25.0, rel=1e-6)
@@ -137,7 +138,7 @@ def test_unknown_target():
 
 
 def test_zoo_figures_render_in_fast_mode(tmp_path):
-    """targets.png and the annealed Langevin GIF of a fitted target, at RenderConfig.fast() sizes."""
+    """targets.png and the annealed Langevin GIF of a fitted target, at RenderConfig.fast() size."""
     from PIL import Image
 
     from ncsn_toy.figures.parts import Context, RenderConfig
@@ -157,7 +158,10 @@ def test_zoo_figures_render_in_fast_mode(tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_uniform_in_box_is_the_samplers_start(dtype):
-    """Uniform over mixture.box() ([-8, 8]^2 for the paper's two modes), in the mixture's dtype, seeded."""
+    """Uniform over mixture.box(), in the mixture's dtype, seeded.
+
+    The box is [-8, 8]^2 for the paper's two modes.
+    """
     mixture = target("two_gaussians", dtype=dtype)
     x = uniform_in_box(mixture, 20_000, torch.Generator().manual_seed(1))
     assert x.shape == (20_000, 2)

@@ -50,9 +50,11 @@ def test_noise_conditional_training_lowers_loss_and_score_error():
 
 @pytest.mark.parametrize("objective", ["dsm", "ssm"])
 def test_score_net_training(objective):
-    """The objective, evaluated on one fixed batch with the same noise before and after (common
-    random numbers), goes down; and so does the score error. (The per-step DSM loss at sigma =
-    0.1 is dominated by its noise term, d / (2 sigma^2) = 100, so its raw history cannot show it.)
+    """The objective goes down, and so does the score error.
+
+    The objective is evaluated on one fixed batch with the same noise before and after (common
+    random numbers): the per-step DSM loss at sigma = 0.1 is dominated by its noise term,
+    d / (2 sigma^2) = 100, so its raw history cannot show it.
     """
     mixture = two_gaussians()
     config = dataclasses.replace(SHORT, objective=objective, lr=3e-3)
@@ -81,9 +83,8 @@ def test_training_is_deterministic_and_leaves_the_global_rng_alone():
     b = train_noise_conditional(mixture, config, progress=False)
     c = train_noise_conditional(mixture, dataclasses.replace(config, seed=1), progress=False)
     assert a.losses == b.losses
-    for (name, p), q in zip(
-        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
-    ):
+    again = b.model.state_dict().values()
+    for (name, p), q in zip(a.model.state_dict().items(), again, strict=True):
         assert torch.equal(p, q), name
     assert a.losses != c.losses
 
@@ -96,9 +97,8 @@ def test_callback_and_ema():
     )
     assert steps == list(range(1, 11))
     assert not result.model.training  # returned in eval mode
-    torch.testing.assert_close(
-        result.model.sigmas, geometric_sigmas(20.0, 1.0, 10)
-    )  # buffer kept exact
+    # buffer kept exact
+    torch.testing.assert_close(result.model.sigmas, geometric_sigmas(20.0, 1.0, 10))
 
 
 @pytest.mark.parametrize(
