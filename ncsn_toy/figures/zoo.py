@@ -74,7 +74,7 @@ def targets(ctx: Context, path: Path) -> None:
 
 
 OBJECTIVES = {
-    "score_net_two_gaussians": "denoising score matching (seed ScoreNet)",
+    "score_net_two_gaussians": "denoising score matching (original ScoreNet)",
     "score_net_ssm_two_gaussians": "sliced score matching (2-128-128-2 Softplus)",
 }
 
