@@ -67,19 +67,20 @@ def ode_log_likelihood(
 
     y = run.x  # (n, d)
     delta = torch.zeros(len(y), dtype=y.dtype, device=y.device)  # (n,)
-    for i in range(n_steps):
-        enter_grid_step(run, sigmas, i)
-        h = sigmas[i + 1] - sigmas[i]
-        dx, d_delta = field(y, sigmas[i], "the update")
-        if heun:
-            # the trapezoid rule: the mean of the slopes at both ends
-            run.check(y + h * dx, "the Euler point")
-            dx_next, d_delta_next = field(y + h * dx, sigmas[i + 1], "the Euler point")
-            dx = (dx + dx_next) / 2
-            d_delta = (d_delta + d_delta_next) / 2
-        y = y + h * dx
-        delta = delta + h * d_delta
-        run.check(torch.cat([y, delta[:, None]], dim=1), "the update")
+    with run:
+        for i in range(n_steps):
+            enter_grid_step(run, sigmas, i)
+            h = sigmas[i + 1] - sigmas[i]
+            dx, d_delta = field(y, sigmas[i], "the update")
+            if heun:
+                # the trapezoid rule: the mean of the slopes at both ends
+                run.check(y + h * dx, "the Euler point")
+                dx_next, d_delta_next = field(y + h * dx, sigmas[i + 1], "the Euler point")
+                dx = (dx + dx_next) / 2
+                d_delta = (d_delta + d_delta_next) / 2
+            y = y + h * dx
+            delta = delta + h * d_delta
+            run.check(torch.cat([y, delta[:, None]], dim=1), "the update")
     log_prior = (sde.prior_log_prob if prior is None else prior)(y)  # (n,)
     return _checks.score_output(log_prior, delta, "prior").detach() - delta
 

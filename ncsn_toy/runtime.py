@@ -4,22 +4,30 @@
   a temporary file beside the target, renamed into place.
 - :class:`ThreadPolicy` sets torch's thread count from the cores that are actually free; every
   command, the explorer, the notebooks and the test suite use it.
+- :data:`LIBRARY_THREADS` does the same around the library's long calls (samplers, training,
+  ``fit``, the ODE likelihood) from a plain script, for the call only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = [
     "atomic_write",
     "write_json",
     "ThreadPolicy",
+    "LibraryThreads",
+    "LIBRARY_THREADS",
+    "threads_for",
     "choose_threads",
     "busy_cores",
     "allowed_cpus",
@@ -91,35 +99,49 @@ def busy_cores(window: float = 0.1) -> float:
     after a parallel region, and must not count as a neighbour). 0.0 where ``/proc`` does not
     exist (the policy then assumes an idle machine).
     """
-    cpus = {f"cpu{cpu}" for cpu in allowed_cpus()}
-
-    def sample() -> tuple[int, int, int] | None:
-        """(busy ticks of the allowed CPUs, their total ticks, this process's ticks)."""
-        try:
-            with open("/proc/stat") as handle:
-                lines = [line.split() for line in handle if line.split()[0] in cpus]
-            with open("/proc/self/stat") as handle:
-                # the fields after the command name, which may hold spaces
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return None
-        busy = 0
-        total = 0
-        for line in lines:
-            values = [int(v) for v in line[1:9]]  # user nice system idle iowait irq softirq steal
-            total += sum(values)
-            busy += sum(values) - values[3] - values[4]
-        ours = int(fields[11]) + int(fields[12])  # utime + stime of every thread of ours
-        return busy, total, ours
-
-    before = sample()
+    before = cpu_ticks()
     time.sleep(window)
-    after = sample()
-    if before is None or after is None or after[1] <= before[1]:
-        return 0.0
-    busy, total, ours = (a - b for a, b in zip(after, before, strict=True))
-    per_cpu = total / len(cpus)  # ticks one CPU had in the window
-    return max(0.0, (busy - ours) / per_cpu)
+    after = cpu_ticks()
+    return busy_between(before, after) or 0.0
+
+
+class CpuTicks(NamedTuple):
+    """A reading of the CPU counters (in clock ticks) of the allowed cores and of this process."""
+
+    busy: int  # ticks the allowed CPUs spent neither idle nor waiting for I/O
+    total: int  # all their ticks
+    ours: int  # utime + stime of every thread of this process
+    cpus: int  # how many CPUs were read
+
+
+def cpu_ticks() -> CpuTicks | None:
+    """Read the counters now (two small files; no waiting); ``None`` without ``/proc``."""
+    names = {f"cpu{cpu}" for cpu in allowed_cpus()}
+    try:
+        with open("/proc/stat") as handle:
+            lines = [line.split() for line in handle if line.split()[0] in names]
+        with open("/proc/self/stat") as handle:
+            # the fields after the command name, which may hold spaces
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    busy = 0
+    total = 0
+    for line in lines:
+        values = [int(v) for v in line[1:9]]  # user nice system idle iowait irq softirq steal
+        total += sum(values)
+        busy += sum(values) - values[3] - values[4]
+    ours = int(fields[11]) + int(fields[12])
+    return CpuTicks(busy, total, ours, len(lines))
+
+
+def busy_between(before: CpuTicks | None, after: CpuTicks | None) -> float | None:
+    """Cores other processes kept busy between two readings; ``None`` if nothing was measured."""
+    if before is None or after is None or after.total <= before.total or not after.cpus:
+        return None
+    others = (after.busy - before.busy) - (after.ours - before.ours)
+    per_cpu = (after.total - before.total) / after.cpus  # the ticks one CPU had in the window
+    return max(0.0, others / per_cpu)
 
 
 def allowed_cpus() -> list[int]:
@@ -134,10 +156,17 @@ def choose_threads(window: float = 0.1) -> int:
 
     Why: the tensors here are small ((10 000, 64) at most), so a second thread gains about 1.3x on
     an idle machine, but two threads that wait for each other lose their time slices to any busy
-    process and run 3x (one busy neighbour) to 50x (two) slower than one thread (README, "Threads").
+    process and run 3x (one busy neighbour) to 50x (two) slower than one thread (docs/speed.md).
     """
-    free = len(allowed_cpus()) - busy_cores(window)
-    return max(1, min(len(allowed_cpus()), int(free + 0.25)))
+    return threads_for(busy_cores(window))
+
+
+def threads_for(busy: float) -> int:
+    """The thread count for ``busy`` cores kept busy by others: the free cores, rounded up from
+    three quarters of a core, between 1 and the allowed cores."""
+    cores = len(allowed_cpus())
+    free = cores - busy
+    return max(1, min(cores, int(free + 0.25)))
 
 
 class ThreadPolicy:
@@ -202,6 +231,91 @@ class ThreadPolicy:
         ):
             return current
         return self.apply()
+
+
+class LibraryThreads:
+    """Threads for the load inside the library's long calls, when no command chose them.
+
+    A plain script that calls a sampler, ``fit`` or the ODE likelihood has no command around it
+    to set torch's threads, and torch's default (every core) runs several times slower beside a
+    busy process (docs/speed.md). So each of those calls runs in :meth:`call`: unless the user
+    chose a count (``torch.set_num_threads``, ``NCSN_TOY_THREADS``, ``OMP_NUM_THREADS``,
+    ``MKL_NUM_THREADS``), it sets the count the load calls for and puts the user's back
+    afterwards. The load costs no waiting: it is measured over each call itself (two readings
+    of ``/proc``, before and after), and the first call of a process goes by the load average.
+    Nested and concurrent calls share one setting; the outermost restores it.
+    """
+
+    def __init__(self) -> None:
+        import torch
+
+        self._lock = threading.Lock()
+        self._active = 0  # calls running now
+        self._restore: int | None = None  # the count to put back when the last call ends
+        self._start: CpuTicks | None = None  # the reading at the start of the outermost call
+        self._started = 0.0  # time.monotonic() then
+        self._choice: int | None = None  # threads for the load last seen
+        # torch's own count when the package was imported: another count was chosen by someone
+        # (a count set before the import looks like torch's own: set it after, or use the
+        # environment variables)
+        self._torch_default = torch.get_num_threads()
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        """Run the body with threads for the load (see the class); restore the count after."""
+        self._enter()
+        try:
+            yield
+        finally:
+            self._exit()
+
+    def _enter(self) -> None:
+        import torch
+
+        with self._lock:
+            self._active += 1
+            if self._active > 1:
+                return
+            current = torch.get_num_threads()
+            self._restore = None
+            self._start = None
+            if current != self._torch_default or any(os.environ.get(v) for v in THREAD_ENV_VARS):
+                return  # the user chose
+            if self._choice is None:
+                self._choice = threads_for(_load_average_of_others())
+            self._start = cpu_ticks()
+            self._started = time.monotonic()
+            if self._choice != current:
+                torch.set_num_threads(self._choice)
+                self._restore = current
+
+    def _exit(self) -> None:
+        import torch
+
+        with self._lock:
+            self._active -= 1
+            if self._active > 0:
+                return
+            # ticks are 10 ms: a call of 50 ms and more says how busy the machine is
+            if self._start is not None and time.monotonic() - self._started >= 0.05:
+                busy = busy_between(self._start, cpu_ticks())
+                if busy is not None:
+                    self._choice = threads_for(busy)
+            if self._restore is not None:
+                torch.set_num_threads(self._restore)
+
+
+def _load_average_of_others() -> float:
+    """Busy cores by the 1-minute load average: where a process has measured nothing yet."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows): assume an idle machine
+        return 0.0
+
+
+# The one piece of state the package keeps for the process: how busy the machine looked during
+# the last long call (so that a script's second call starts from a measurement).
+LIBRARY_THREADS = LibraryThreads()
 
 
 def repository_root() -> Path:

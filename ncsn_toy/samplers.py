@@ -22,6 +22,7 @@ I. Mitliagkas, "Adversarial score matching and improved sampling for image gener
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from . import _checks
 from .networks import NonFiniteOutputError
+from .runtime import LIBRARY_THREADS
 
 __all__ = [
     "langevin_dynamics",
@@ -271,7 +273,8 @@ class SamplerRun:
     (:meth:`score`) and each update (:meth:`step`), keeps the recorded frames, shows the
     progress bar, and says where a run diverged: the sampler names each noise level (or grid
     step) with :meth:`enter_level`. Used as a context manager around the loop, it runs it
-    under ``torch.no_grad()`` with the progress bar open.
+    under ``torch.no_grad()``, with the progress bar open and threads for the machine's load
+    (:data:`~ncsn_toy.runtime.LIBRARY_THREADS`).
 
     Args:
         name: the sampler's name, for messages and the progress bar.
@@ -318,17 +321,17 @@ class SamplerRun:
             disable=not _checks.flag(progress, "progress"),
             leave=False,
         )
-        self._no_grad = torch.no_grad()
+        self._context = contextlib.ExitStack()
         self._snapshot(0)
 
     def __enter__(self) -> SamplerRun:
-        self._no_grad.__enter__()
-        self.bar.__enter__()
+        self._context.enter_context(LIBRARY_THREADS.call())
+        self._context.enter_context(torch.no_grad())
+        self._context.enter_context(self.bar)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-        self._no_grad.__exit__(*exc)
+        self._context.__exit__(*exc)
 
     def check_step(
         self, drift: float, noise: float, *, level: int | None = None, sigma: float | None = None

@@ -27,6 +27,7 @@ from . import _checks
 from .losses import _anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .mixtures import GaussianMixture, check_mixture
 from .networks import NoiseConditionalScoreNet, NonFiniteOutputError, ScoreNet
+from .runtime import LIBRARY_THREADS
 
 __all__ = [
     "TrainConfig",
@@ -202,27 +203,29 @@ def _train(
     bar = tqdm(
         range(1, config.steps + 1), desc=f"training {name}", disable=not progress, leave=False
     )
-    for step in bar:
-        x = mixture.sample(config.batch_size, generator=gen, device=device).to(torch.float32)
-        try:
-            loss = loss_fn(model, x, gen)
-        except NonFiniteOutputError as err:
-            # the network blew up: training diverged before this step
-            raise _diverged(step, config) from err
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        # averaged <- decay * averaged + (1 - decay) * current, in one kernel
-        with torch.no_grad():
-            torch._foreach_lerp_(averaged, current, 1.0 - config.ema_decay)
-        losses.append(loss.detach())
-        if step % CHECK_EVERY == 0 or step == config.steps:
-            recent = torch.stack(losses[-CHECK_EVERY:])
-            _check_finite(recent, model, step, config)
-            bar.set_postfix(loss=f"{recent.mean().item():.4g}", refresh=False)
-        if callback is not None:
-            callback(step, ema)
+    # threads for the machine's load, for this call only (unless the caller chose them)
+    with LIBRARY_THREADS.call():
+        for step in bar:
+            x = mixture.sample(config.batch_size, generator=gen, device=device).to(torch.float32)
+            try:
+                loss = loss_fn(model, x, gen)
+            except NonFiniteOutputError as err:
+                # the network blew up: training diverged before this step
+                raise _diverged(step, config) from err
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            # averaged <- decay * averaged + (1 - decay) * current, in one kernel
+            with torch.no_grad():
+                torch._foreach_lerp_(averaged, current, 1.0 - config.ema_decay)
+            losses.append(loss.detach())
+            if step % CHECK_EVERY == 0 or step == config.steps:
+                recent = torch.stack(losses[-CHECK_EVERY:])
+                _check_finite(recent, model, step, config)
+                bar.set_postfix(loss=f"{recent.mean().item():.4g}", refresh=False)
+            if callback is not None:
+                callback(step, ema)
     return TrainResult(ema.eval(), torch.stack(losses).tolist())
 
 

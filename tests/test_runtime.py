@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from ncsn_toy import annealed_langevin_dynamics
 from ncsn_toy.runtime import ThreadPolicy, allowed_cpus, busy_cores, choose_threads, repository_root
 
 
@@ -155,3 +156,100 @@ def test_atomic_write_syncs_through_a_writable_handle(tmp_path, monkeypatch):
     assert synced[0] == (os.O_RDWR, False)  # the temporary file, writable, before the rename
     assert synced[-1][1]  # the folder, after it
     assert (tmp_path / "out.txt").read_text() == '{\n  "a": 1\n}\n'
+
+
+# ------------------------------------------------------------- threads inside the library's calls
+@pytest.fixture
+def fresh_library_threads(monkeypatch, clean_environment, restore_threads):
+    """A new LibraryThreads in place of the package's, taking the count now as torch's own."""
+    from ncsn_toy import runtime, samplers, training
+
+    threads = runtime.LibraryThreads()
+    monkeypatch.setattr(samplers, "LIBRARY_THREADS", threads)
+    monkeypatch.setattr(training, "LIBRARY_THREADS", threads)
+    return threads
+
+
+def threads_seen_by_a_sampler() -> int:
+    """The thread count while annealed Langevin runs (read inside its score function)."""
+    seen = []
+
+    def score(x, sigma):
+        seen.append(torch.get_num_threads())
+        return -x / (1 + sigma**2)
+
+    annealed_langevin_dynamics(score, torch.zeros(4, 2), torch.tensor([2.0, 1.0]), 0.1, 2)
+    return seen[0]
+
+
+def test_a_library_call_on_a_busy_machine_runs_one_thread_and_restores(
+    monkeypatch, fresh_library_threads
+):
+    """The first call goes by the load average: every core busy leaves one thread."""
+    monkeypatch.setattr(
+        "ncsn_toy.runtime._load_average_of_others", lambda: float(len(allowed_cpus()))
+    )
+    before = torch.get_num_threads()
+    assert threads_seen_by_a_sampler() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_a_library_call_on_an_idle_machine_uses_every_core(monkeypatch, fresh_library_threads):
+    monkeypatch.setattr("ncsn_toy.runtime._load_average_of_others", lambda: 0.0)
+    assert threads_seen_by_a_sampler() == min(len(allowed_cpus()), torch.get_num_threads())
+
+
+def test_the_users_choice_wins(monkeypatch, fresh_library_threads):
+    """A count set with torch.set_num_threads after import, or in the environment, is kept."""
+    monkeypatch.setattr(
+        "ncsn_toy.runtime._load_average_of_others", lambda: float(len(allowed_cpus()))
+    )
+    torch.set_num_threads(3)
+    assert threads_seen_by_a_sampler() == 3
+    monkeypatch.setattr(fresh_library_threads, "_torch_default", 3)
+    monkeypatch.setenv("NCSN_TOY_THREADS", "3")
+    assert threads_seen_by_a_sampler() == 3
+
+
+def test_the_count_is_restored_when_the_call_fails(monkeypatch, fresh_library_threads):
+    monkeypatch.setattr(
+        "ncsn_toy.runtime._load_average_of_others", lambda: float(len(allowed_cpus()))
+    )
+    before = torch.get_num_threads()
+    with pytest.raises(ValueError, match="must return a tensor"):
+        annealed_langevin_dynamics(
+            lambda x, s: x[:, :1], torch.zeros(4, 2), torch.tensor([2.0, 1.0]), 0.1, 2
+        )
+    assert torch.get_num_threads() == before
+
+
+def test_nested_calls_share_one_setting(monkeypatch, fresh_library_threads):
+    """fit trains inside a library call: the inner call neither re-measures nor restores."""
+    monkeypatch.setattr(
+        "ncsn_toy.runtime._load_average_of_others", lambda: float(len(allowed_cpus()))
+    )
+    before = torch.get_num_threads()
+    with fresh_library_threads.call():
+        assert torch.get_num_threads() == 1
+        assert threads_seen_by_a_sampler() == 1
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.skipif(len(allowed_cpus()) < 2, reason="needs two cores to tell one from two")
+def test_a_busy_neighbour_seen_during_a_call_lowers_the_next_calls_threads(
+    monkeypatch, fresh_library_threads
+):
+    """Measured over the call itself, with no waiting: the first call (load average 0) takes
+    every core; a process spinning through a 0.3 s call is a busy core for the next call."""
+    monkeypatch.setattr("ncsn_toy.runtime._load_average_of_others", lambda: 0.0)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        with fresh_library_threads.call():
+            assert torch.get_num_threads() == min(len(allowed_cpus()), torch.get_num_threads())
+            time.sleep(0.3)
+        assert threads_seen_by_a_sampler() <= len(allowed_cpus()) - 1
+    finally:
+        spinner.kill()
+        spinner.wait()

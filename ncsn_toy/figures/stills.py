@@ -45,7 +45,9 @@ def score_field_mixture(ctx: Context, path: Path) -> None:
     # (m, 2): sum_k w_k (-(x - mu_k)), the components' scores (identity covariances) by prior weight
     by_prior = -(mixture.weights[None, :, None] * (pts[:, None, :] - mixture.means)).sum(1)
     wrong.set_field(by_prior)
-    wrong.set_title("wrong: Σ_k w_k ∇log N_k(x)\n(prior-weighted, as the original notebook drew it)")
+    wrong.set_title(
+        "wrong: Σ_k w_k ∇log N_k(x)\n(prior-weighted, as the original notebook drew it)"
+    )
     add_colorbar(fig, exact)
     save_png(fig, path)
 
@@ -92,7 +94,9 @@ def langevin_score_network(ctx: Context, path: Path) -> None:
     for panel in panels:
         panel.set_density(mixture.log_prob(panel.pixels, sigma))
     panels[0].set_field(snap["fields"][0, 0].float())
-    panels[0].set_title("ScoreNet before training\n(the original notebook's network, seeded weights)")
+    panels[0].set_title(
+        "ScoreNet before training\n(the original notebook's network, seeded weights)"
+    )
     panels[1].set_field(snap["fields"][-1, 0].float())
     panels[1].set_title(
         f"after {snap['steps'][-1]} Adam steps\n(denoising score matching, σ = {sigma:g})"
