@@ -15,6 +15,7 @@ about twenty entries, a pickle of a few KB and at most a few MB of tensors.
 
 from __future__ import annotations
 
+import collections
 import io
 import math
 import os
@@ -82,7 +83,7 @@ class _ArchiveReader(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) == ("collections", "OrderedDict"):
-            return dict
+            return collections.OrderedDict
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return self._tensor
         if module == "torch" and name in _STORAGES:

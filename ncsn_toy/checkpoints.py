@@ -93,7 +93,11 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: objec
     def write(tmp: str) -> None:
         # a file object: the archive inside is named "archive", not after tmp
         with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
+            try:
+                torch.save(payload, handle)
+            except RuntimeError as err:
+                # torch's writer reports a full disk (or a file size limit) as its own error
+                raise OSError(f"could not write {path}: {_one_line(err)}") from err
         # the proof: it loads back and rebuilds
         _build(_read(Path(tmp), shown_as=Path(path)), Path(path))
 
@@ -354,7 +358,10 @@ def _check_architecture(name: str, arch: dict, path: Path) -> None:
     if arch["activation"] not in ACTIVATIONS or arch.get("sigma_input", "raw") not in SIGMA_INPUTS:
         raise ValueError(f"{path}: unknown activation or sigma input in {arch}")
     if min(arch["dim"], arch["hidden"], arch["n_hidden_layers"]) < 1:
-        raise ValueError(f"{path}: the architecture's sizes must be positive, got {arch}")
+        raise ValueError(
+            f"{path}: the architecture says dimension {arch['dim']}, width {arch['hidden']} and "
+            f"{arch['n_hidden_layers']} hidden layers; each must be at least 1"
+        )
 
 
 def _check_state(name: str, arch: dict, state: dict, path: Path) -> None:

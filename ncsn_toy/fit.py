@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from . import _checks
 from .mixtures import GaussianMixture, check_mixture
 from .networks import NoiseConditionalScoreNet
 from .noise_levels import NoiseSchedule, geometric_sigmas, narrowest_std
@@ -61,6 +62,7 @@ def fit(
         ``network_units``, ``train`` and ``final_loss``; and ``losses`` (every step's loss).
     """
     check_mixture(mixture)
+    progress = _checks.flag(progress, "progress")
     schedule = NoiseSchedule.from_mixture(mixture)
     if steps is None:
         steps = FIT_TRAIN.steps

@@ -15,6 +15,7 @@ Generative Modeling through Stochastic Differential Equations", ICLR 2021; R. T.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -51,8 +52,10 @@ def ode_log_likelihood(
     hutchinson = _checks.flag(hutchinson, "hutchinson")
     sigmas = sampling_grid(sde, n_steps, "edm", rho)[::-1]  # increasing
     run = sde_run("ODE log-likelihood", score_fn, x, "x", sigmas, n_steps, None, False)
-    if hutchinson:
-        generator = _checks.default_generator(generator, run.x.device)
+    # checked even when unused: a wrong argument is a mistake either way
+    generator = _checks.default_generator(generator, run.x.device)
+    if prior is not None and not callable(prior):
+        raise TypeError(f"prior must be callable or None, got {type(prior).__name__}")
 
     def field(point: torch.Tensor, sigma: float, what: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(dx/dsigma, d delta/dsigma) = (-sigma s, sigma div s) at ``point``: (n, d), (n,)."""
@@ -82,7 +85,11 @@ def ode_log_likelihood(
             delta = delta + h * d_delta
             run.check(torch.cat([y, delta[:, None]], dim=1), "the update")
     log_prior = (sde.prior_log_prob if prior is None else prior)(y)  # (n,)
-    return _checks.score_output(log_prior, delta, "prior").detach() - delta
+    log_prior = _checks.score_output(log_prior, delta, "prior").detach()
+    # -inf is a log density (a point the prior cannot produce); NaN and +inf are not
+    if bool(torch.isnan(log_prior).any()) or bool((log_prior == math.inf).any()):
+        raise ValueError("prior returned NaN or +inf log densities at the ODE's endpoints")
+    return log_prior - delta
 
 
 def _exact_divergence(score: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

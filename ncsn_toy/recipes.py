@@ -18,6 +18,7 @@ is about the largest distance between modes (NCSNv2, technique 1): 20 for two mo
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,7 +301,66 @@ def load_or_train(
             "or retrain (--retrain)"
         )
     expect = NoiseConditionalScoreNet if RECIPES[name].noise_conditional else ScoreNet
-    return load_checkpoint(path, expect=expect)
+    model = load_checkpoint(path, expect=expect)
+    problem = _metadata_problem(model.metadata, RECIPES[name])
+    if problem:
+        raise ValueError(
+            f"{path} does not hold what `python -m ncsn_toy train` writes for {name} ({problem}); "
+            f"retrain it with `python -m ncsn_toy train --only {name} --overwrite`"
+        )
+    return model
+
+
+def _metadata_problem(metadata: dict, recipe: Recipe) -> str | None:
+    """What is wrong with a checkpoint's metadata for ``recipe`` (``None``: nothing).
+
+    The figures and tables read these entries; a file that is a valid checkpoint may still hold
+    other ones (made by hand, or by another version).
+    """
+    if metadata.get("recipe") != recipe.name:
+        return f"recipe {metadata.get('recipe')!r}"
+    for key, value in recipe.sampler_settings().items():
+        if metadata.get(key) != value:
+            return f"{key} = {metadata.get(key)!r}, not {value!r}"
+    if metadata.get("mixture_name") != recipe.mixture:
+        return f"mixture_name {metadata.get('mixture_name')!r}"
+    try:
+        GaussianMixture.from_dict(metadata.get("mixture"))
+        TrainConfig(**metadata["train"])
+    except (KeyError, TypeError, ValueError) as err:
+        return f"mixture or train: {err}"
+    loss = metadata.get("final_loss")
+    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
+        return f"final_loss {loss!r}"
+    if recipe.fitted:
+        return None
+    return _snapshots_problem(metadata.get("training"))
+
+
+def _snapshots_problem(snapshots: object) -> str | None:
+    """What is wrong with the training snapshots :class:`_FieldSnapshots` writes (``None``)."""
+    if not isinstance(snapshots, dict):
+        return "no training snapshots"
+    steps = snapshots.get("steps")
+    sigmas = snapshots.get("sigmas")
+    grid = snapshots.get("grid")
+    fields = snapshots.get("fields")
+    losses = snapshots.get("losses")
+    extent = snapshots.get("extent")
+    if not (isinstance(steps, list) and all(type(s) is int for s in steps) and steps):
+        return "training steps"
+    if not (isinstance(sigmas, list) and all(isinstance(s, float) and s > 0 for s in sigmas)):
+        return "training sigmas"
+    if not (isinstance(extent, list) and len(extent) == 4):
+        return "training extent"
+    if type(grid) is not int or grid < 1:
+        return "training grid"
+    shape = (len(steps), max(1, len(sigmas)), grid * grid, 2)
+    if not isinstance(fields, torch.Tensor) or tuple(fields.shape) != shape:
+        return f"training fields, not of shape {shape}"
+    if not isinstance(losses, torch.Tensor) or losses.dim() != 1:
+        return "training losses"
+    return None
 
 
 def train_fitted(

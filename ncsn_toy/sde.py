@@ -54,6 +54,8 @@ LIKELIHOOD_METHODS = ("heun", "euler")
 SAMPLERS = ("reverse_sde", "predictor_corrector", "probability_flow", "ode_log_likelihood")
 # what the hint of a diverged SDE run says
 SDE_HINT = "check the score function or use more steps"
+# the longest grid: 8 MB of levels (a million steps of the smallest network take hours)
+MAX_STEPS = 1_000_000
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -81,7 +83,15 @@ class VESDE:
 
     def sigma(self, t: float | torch.Tensor) -> float | torch.Tensor:
         """sigma(t) for t in [0, 1], a float or a tensor."""
-        return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
+        ratio = self.sigma_max / self.sigma_min
+        if math.isfinite(ratio):
+            return self.sigma_min * ratio**t
+        # sigma_max / sigma_min beyond float64 (1e150 / 1e-300): the same, through logarithms
+        log_min = math.log(self.sigma_min)
+        log_ratio = math.log(self.sigma_max) - log_min
+        if isinstance(t, torch.Tensor):
+            return torch.exp(log_min + t * log_ratio)
+        return math.exp(log_min + t * log_ratio)
 
     def prior_sample(
         self,
@@ -91,8 +101,10 @@ class VESDE:
         *,
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
-        """``(n, d)`` draws of the prior N(0, sigma_max^2 I)."""
+        """``(n, d)`` draws of the prior N(0, sigma_max^2 I), of a floating ``dtype``."""
         shape = (_checks.positive_int(n, "n"), _checks.positive_int(d, "d"))
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
         generator = _checks.default_generator(generator)
         return self.sigma_max * torch.randn(shape, generator=generator, dtype=dtype)
 
@@ -111,6 +123,8 @@ class VESDE:
         NCSN's levels.
         """
         n_steps = _checks.positive_int(n_steps, "n_steps")
+        if n_steps > MAX_STEPS:
+            raise ValueError(f"n_steps must be at most {MAX_STEPS:,}, got {n_steps:,}")
         kind = _checks.one_of(kind, GRIDS, "grid")
         steps = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps  # (N + 1,) in [0, 1]
         if kind == "geometric":
@@ -258,7 +272,17 @@ def _corrector_step_size(
             "2 (snr ||z|| / ||s||)^2 is undefined"
         )
     noise_norm = noise.norm(dim=1).mean().item()
-    return 2 * (snr * noise_norm / score_norm) ** 2
+    try:
+        eps = 2 * (snr * noise_norm / score_norm) ** 2
+    except OverflowError:
+        eps = math.inf
+    # the noise's coefficient is sqrt(2 eps); the update must be a number of x's dtype
+    if not 2 * eps <= torch.finfo(score.dtype).max:
+        raise SamplerDivergedError(
+            run.where("a corrector step") + f": its step 2 (snr ||z|| / ||s||)^2 = {eps:.3g} "
+            f"does not fit in {score.dtype} (snr = {snr:g}); use a smaller snr"
+        )
+    return eps
 
 
 def probability_flow_sampling(

@@ -149,6 +149,11 @@ def spiral(
         t = torch.zeros(1, dtype=torch.float64)
     # (K,) the modes equal arc lengths apart
     index = torch.searchsorted(arc, t * arc[-1]).clamp(max=len(arc) - 1)
+    if len(torch.unique(index)) < n_modes:
+        raise ValueError(
+            f"n_modes = {n_modes} is more modes than the spiral's parametrisation tells apart "
+            f"(two would share a mean); use fewer modes or fewer turns"
+        )
     direction = torch.stack([torch.cos(theta[index]), torch.sin(theta[index])], dim=1)  # (K, 2)
     means = radius[index, None] * direction  # (K, 2)
     weights = 1 + (ratio - 1) * t  # (K,)

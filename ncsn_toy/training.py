@@ -80,6 +80,9 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"seed must be an int, got {type(self.seed).__name__}")
+        # what torch.manual_seed and a generator's seed take
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
 
     def to_dict(self) -> dict:
         """Plain-Python settings, e.g. for a checkpoint's metadata."""
@@ -183,6 +186,7 @@ def _train(
     callback: Callable[[int, nn.Module], None] | None,
     name: str,
 ) -> TrainResult:
+    progress = _checks.flag(progress, "progress")
     device = torch.device(config.device)
     model = model.to(device).train()
     gen = torch.Generator(device=device).manual_seed(config.seed)

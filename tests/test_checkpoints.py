@@ -86,6 +86,7 @@ class Exploit:
         ("code", "not a readable"),
         ("version", "format"),
         ("bad weights", "corrupted"),
+        ("weights of another shape", "do not match the architecture"),
     ],
 )
 def test_bad_files(tmp_path, content, match, capsys):
@@ -97,12 +98,16 @@ def test_bad_files(tmp_path, content, match, capsys):
         torch.save({"state_dict": ScoreNet().state_dict()}, path)
     elif content == "code":
         path.write_bytes(pickle.dumps(Exploit(), protocol=2))
-    elif content in ("version", "bad weights"):
+    elif content in ("version", "bad weights", "weights of another shape"):
         save_checkpoint(ScoreNet(), path)
         payload = torch.load(path, weights_only=True)
         if content == "version":
             payload["version"] = 99
+        elif content == "bad weights":
+            # the same shape, other values: only the hash can tell
+            payload["state_dict"]["net.0.weight"] = torch.zeros(64, 2)
         else:
+            # shapes are checked against the architecture before anything else
             payload["state_dict"]["net.0.weight"] = torch.zeros(3, 3)
         torch.save(payload, path)
     else:
