@@ -7,7 +7,6 @@ the score SDEs of Song et al. (2021) with exact ODE likelihoods, and ``fit`` for
 """
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .fit import fit
 from .likelihood import ode_log_likelihood
 from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
 from .metrics import (
@@ -45,7 +44,7 @@ from .targets import (
     two_gaussians,
     uniform_in_box,
 )
-from .training import TrainingDivergedError
+from .training import TrainingDivergedError, fit
 
 __version__ = "0.1.0"
 

@@ -275,6 +275,25 @@ class GaussianMixture:
         high = _checks.castable(high, self._dtype, name)
         return low, high
 
+    def perturb(self, scale: float, std: float) -> GaussianMixture:
+        """The law of scale X + std Z, X ~ p, Z ~ N(0, I), as a mixture: exact under any noising.
+
+        Means times ``scale``, covariances times scale^2 plus std^2 I. ``perturb(1, sigma)`` is
+        p_sigma of the variance-exploding noising (NCSN); ``perturb(sqrt(a), sqrt(1 - a))`` the
+        variance-preserving one of DDPM at alpha_bar = a (Ho et al. 2020, Eq. 4). Its ``score``,
+        ``log_prob`` and ``sample`` are those of the noised data. Computed in float64, returned
+        in this mixture's dtype.
+
+        Args:
+            scale: the signal coefficient, finite and > 0.
+            std: the noise's standard deviation, >= 0 (0: the data, rescaled).
+        """
+        scale = _checks.positive_float(scale, "scale")
+        std = _checks.noise_level(std, "std")
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        covariances = scale**2 * self._cov64 + std**2 * eye  # (K, d, d)
+        return GaussianMixture(self._w64, scale * self._mu64, covariances, dtype=self._dtype)
+
     def to_dict(self) -> dict[str, list]:
         """Plain-Python description (lists of floats), e.g. for a checkpoint or JSON."""
         return {

@@ -27,13 +27,21 @@ import torch
 from torch import nn
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .fit import FIT_NETWORK, FIT_TRAIN, NCSN_OPTIONS, fit
 from .mixtures import GaussianMixture
 from .networks import NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import NoiseSchedule, data_std, geometric_sigmas
 from .runtime import repository_root
 from .targets import grid_points, plot_extent, target
-from .training import TrainConfig, seeded_init, train_noise_conditional, train_score_net
+from .training import (
+    FIT_NETWORK,
+    FIT_TRAIN,
+    NCSN_OPTIONS,
+    TrainConfig,
+    fit,
+    seeded_init,
+    train_noise_conditional,
+    train_score_net,
+)
 
 __all__ = [
     "Recipe",

@@ -144,6 +144,10 @@ class VESDE:
         )
         return _checks.sigma_levels(sigmas, what).tolist()
 
+    def marginal(self, t: float | torch.Tensor) -> tuple[float, float | torch.Tensor]:
+        """(scale, std) of x_t = scale x_0 + std z: (1, sigma(t)), the noise only grows."""
+        return 1.0, self.sigma(t)
+
 
 def score_evaluations(
     sampler: str, n_steps: int, *, n_corrector: int = 1, method: str = "heun", denoise: bool = False

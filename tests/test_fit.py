@@ -11,7 +11,6 @@ from ncsn_toy import (
     annealed_langevin_dynamics,
     two_gaussians,
 )
-from ncsn_toy.fit import NCSN_OPTIONS, fit
 from ncsn_toy.noise_levels import (
     NoiseSchedule,
     data_std,
@@ -23,6 +22,7 @@ from ncsn_toy.noise_levels import (
 )
 from ncsn_toy.recipes import RECIPES
 from ncsn_toy.targets import TARGETS, target
+from ncsn_toy.training import NCSN_OPTIONS, fit
 
 
 def transformed(mixture: GaussianMixture, scale: float, shift: list[float]) -> GaussianMixture:

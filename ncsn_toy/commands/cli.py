@@ -202,9 +202,9 @@ def _positive(value: int | None, option: str) -> None:
 
 # ------------------------------------------------------------------------------ commands
 def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
-    from ..fit import fit
     from ..recipes import RECIPES, save_recipe, train_recipe
     from ..targets import target
+    from ..training import fit
 
     _positive(args.steps, "--steps")
     names = [f"ncsn_{name}" for name in args.target] if args.target else args.only or list(RECIPES)

@@ -17,13 +17,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..fit import NCSN_OPTIONS
 from ..metrics import relative_score_error
 from ..networks import NoiseConditionalScoreNet
 from ..recipes import RECIPES
 from ..samplers import annealed_langevin_dynamics
 from ..targets import target
-from ..training import seeded_init, train_noise_conditional
+from ..training import NCSN_OPTIONS, seeded_init, train_noise_conditional
 from .measure import QUICK, ReproduceConfig, max_weight_error, measure
 from .report import markdown_table, mean_std
 

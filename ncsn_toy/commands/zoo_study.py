@@ -31,7 +31,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..fit import fit
 from ..metrics import energy_distance, mode_statistics, relative_score_error
 from ..mixtures import GaussianMixture
 from ..noise_levels import NoiseSchedule, geometric_sigmas
@@ -39,6 +38,7 @@ from ..recipes import DEFAULT_CHECKPOINTS, load_or_train
 from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
 from ..sde import VESDE, probability_flow_sampling, reverse_sde_sampling
 from ..targets import TARGETS, target, uniform_in_box
+from ..training import fit
 from .report import markdown_table, mean_std
 
 __all__ = [

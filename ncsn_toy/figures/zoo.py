@@ -4,7 +4,7 @@
   ``TARGETS``.
 - :func:`annealed_langevin_ring`, :func:`annealed_langevin_grid`, :func:`annealed_langevin_spiral`:
   annealed Langevin with the committed ``ncsn_<target>`` networks (made by
-  :func:`~ncsn_toy.fit.fit`), from the mixture's box, with their own levels and sampler settings.
+  :func:`~ncsn_toy.training.fit`), from the mixture's box, with their own levels and sampler settings.
 - :func:`score_error_objectives`: the paper's Fig. 2 for both objectives, denoising (the original
   notebook's ``ScoreNet``) beside sliced score matching (the official code's network for that
   figure).
@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
-from ..fit import fit
 from ..metrics import mode_weights, relative_score_error
 from ..mixtures import GaussianMixture
 from ..networks import NoiseConditionalScoreNet
 from ..targets import TARGETS, target, two_gaussians
+from ..training import fit
 from .animations import network_annealed_animation
 from .parts import Context, extent, field_panel
 from .plotting import COLORS, Panel, add_colorbar, new_figure, save_png
