@@ -3,12 +3,14 @@
 "Generative Modeling by Estimating Gradients of the Data Distribution" (NeurIPS 2019): exact
 Gaussian-mixture scores at every noise level, the original notebook's two small score networks,
 denoising / annealed denoising / sliced score matching, Langevin and annealed Langevin samplers,
-the score SDEs of Song et al. (2021) with exact ODE likelihoods, and ``fit`` for any mixture.
+the score SDEs of Song et al. (2021) with exact ODE likelihoods, DDPM and DDIM as the same
+score under the variance-preserving noising, and ``fit`` for any mixture.
 """
 
 from .checkpoints import load_checkpoint, save_checkpoint
+from .ddpm import VPSDE, DDPMSchedule, ddim_sampling, ddpm_sampling, exact_eps
 from .likelihood import ode_log_likelihood
-from .losses import anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
+from .losses import anneal_dsm_loss, ddpm_loss, dsm_loss, sliced_score_matching_loss
 from .metrics import (
     ModeStatistics,
     ScoreError,
@@ -18,7 +20,7 @@ from .metrics import (
     relative_score_error,
 )
 from .mixtures import GaussianMixture
-from .networks import NoiseConditionalScoreNet, ScoreNet
+from .networks import EpsilonNet, NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import NoiseSchedule, geometric_sigmas
 from .samplers import (
     SamplerDivergedError,
@@ -76,6 +78,13 @@ __all__ = [
     "predictor_corrector_sampling",
     "probability_flow_sampling",
     "ode_log_likelihood",
+    "VPSDE",
+    "DDPMSchedule",
+    "ddpm_sampling",
+    "ddim_sampling",
+    "exact_eps",
+    "EpsilonNet",
+    "ddpm_loss",
     "SamplerDivergedError",
     "mode_weights",
     "mode_statistics",

@@ -31,7 +31,7 @@ from torch import nn
 
 from .archive import TensorSpec, numel, read_archive
 from .mixtures import GaussianMixture
-from .networks import ACTIVATIONS, SIGMA_INPUTS, NoiseConditionalScoreNet, ScoreNet
+from .networks import ACTIVATIONS, SIGMA_INPUTS, EpsilonNet, NoiseConditionalScoreNet, ScoreNet
 from .runtime import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_mixture"]
@@ -42,11 +42,18 @@ MAX_NODES = 50_000  # values in a payload, a shared one counted each time hashin
 VERSION = 2  # 2: with a content hash; 1 (ncsn_toy 0.1) had none
 MAX_DEPTH = 100  # metadata nesting (deeper is a mistake, or a list that contains itself)
 _MODELS: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (ScoreNet, NoiseConditionalScoreNet)
+    cls.__name__: cls for cls in (ScoreNet, NoiseConditionalScoreNet, EpsilonNet)
 }
 # the architecture options of each model, and what each must be
 _OPTIONS = {
     "ScoreNet": {"dim": int, "hidden": int, "n_hidden_layers": int, "activation": str},
+    "EpsilonNet": {
+        "dim": int,
+        "hidden": int,
+        "n_hidden_layers": int,
+        "activation": str,
+        "n_steps": int,
+    },
     "NoiseConditionalScoreNet": {
         "dim": int,
         "hidden": int,
@@ -61,7 +68,7 @@ _OPTIONS = {
 
 # ---------------------------------------------------------------------------------------- saving
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, **metadata: object) -> Path:
-    """Save ``model`` (a :class:`ScoreNet` or :class:`NoiseConditionalScoreNet`) and ``metadata``.
+    """Save ``model`` (one of this package's networks) and ``metadata``.
 
     Metadata values may be str, numbers, bools, None, tensors, lists, tuples and dicts with str
     keys; NumPy scalars and arrays, subclasses of those types (e.g. ``OrderedDict``) and paths are
@@ -214,7 +221,8 @@ def load_checkpoint(
 
     Args:
         path: a file written by :func:`save_checkpoint`.
-        expect: the model class the caller needs (``ScoreNet`` or ``NoiseConditionalScoreNet``);
+        expect: the model class the caller needs (``ScoreNet``, ``NoiseConditionalScoreNet`` or
+            ``EpsilonNet``);
             a file of the other kind raises ``ValueError`` naming both.
         map_location: device to put the model on.
 
@@ -224,9 +232,7 @@ def load_checkpoint(
     """
     _check_path(path)
     if expect is not None and expect not in _MODELS.values():
-        raise TypeError(
-            f"expect must be None, ScoreNet or NoiseConditionalScoreNet, got {expect!r}"
-        )
+        raise TypeError(f"expect must be None or one of {sorted(_MODELS)}, got {expect!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -380,13 +386,14 @@ def _check_state(name: str, arch: dict, state: dict, path: Path) -> None:
             f"{path}: architecture says {arch['n_hidden_layers']} hidden layers of width "
             f"{arch['hidden']}, but the file holds {n_linear} weight matrices"
         )
-    conditional = name == "NoiseConditionalScoreNet"
+    # the noise-conditional networks take sigma (or the step) as one more input
+    conditional = name in ("NoiseConditionalScoreNet", "EpsilonNet")
     widths = [arch["dim"] + conditional, *[arch["hidden"]] * arch["n_hidden_layers"], arch["dim"]]
     shapes = {}
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
         shapes[f"net.{2 * i}.weight"] = (fan_out, fan_in)
         shapes[f"net.{2 * i}.bias"] = (fan_out,)
-    if conditional:
+    if name == "NoiseConditionalScoreNet":
         sigmas = state.get("sigmas")
         shapes["sigmas"] = (numel(sigmas.shape),) if sigmas is not None else None
     found = {key: tuple(value.shape) for key, value in state.items()}

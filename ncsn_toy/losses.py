@@ -1,11 +1,12 @@
-"""Score-matching objectives: denoising, annealed denoising (NCSN) and sliced score matching.
+"""Score-matching objectives: denoising, annealed denoising (NCSN), sliced, and DDPM's simple loss.
 
 All three return a scalar tensor, differentiable in the network's parameters, estimated on a
 batch ``x`` of shape ``(n, d)``.
 
 References: Song & Ermon, NeurIPS 2019, Sec. 2.1 (Eqs. 2-3) and Sec. 4.2 (Eqs. 5-6);
 Vincent, "A Connection Between Score Matching and Denoising Autoencoders", 2011;
-Song, Garg, Shi & Ermon, "Sliced Score Matching", UAI 2019 (the variance-reduced form).
+Song, Garg, Shi & Ermon, "Sliced Score Matching", UAI 2019 (the variance-reduced form);
+Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (Eq. 14).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Callable
 import torch
 
 from . import _checks
+from .ddpm import DDPMSchedule
 
-__all__ = ["dsm_loss", "anneal_dsm_loss", "sliced_score_matching_loss"]
+__all__ = ["dsm_loss", "anneal_dsm_loss", "sliced_score_matching_loss", "ddpm_loss"]
 
 
 def dsm_loss(
@@ -98,6 +100,51 @@ def _anneal_dsm_loss(
     z = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)  # (n, d)
     score = _checks.score_output(model(x + used[:, None] * z, used), x)  # (n, d)
     return 0.5 * (used[:, None] * score + z).square().sum(dim=1).mean()
+
+
+def ddpm_loss(
+    eps_model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    schedule: DDPMSchedule,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Ho et al.'s "simple" objective, halved: 0.5 E_{t, x, z} || eps(x_t, t) - z ||^2.
+
+    x_t = sqrt(a_t) x + sqrt(1 - a_t) z with t uniform on 0..T-1 (Ho et al. 2020, Eq. 14). It
+    is the NCSN objective in other words: with std_t = sqrt(1 - a_t) and the score the network
+    implies, s(x_t) = -eps(x_t, t) / std_t,
+
+        0.5 || eps(x_t, t) - z ||^2 = 0.5 || -std_t s(x_t) - z ||^2
+                                    = std_t^2 * 0.5 || s(x_t) + z / std_t ||^2,
+
+    denoising score matching at noise std_t (target -z / std_t, the score of q(x_t | x) up to
+    the scale) weighted by lambda = std_t^2: :func:`anneal_dsm_loss` with sigma -> std_t.
+
+    Args:
+        eps_model: eps_theta(x_t, t), called with ``(n, d)`` points and ``(n,)`` integer steps.
+        x: ``(n, d)`` data batch.
+        schedule: a :class:`~ncsn_toy.ddpm.DDPMSchedule`.
+        generator: for t and z; ``None`` uses a generator seeded with 0.
+    """
+    if not isinstance(schedule, DDPMSchedule):
+        raise TypeError(f"schedule must be a DDPMSchedule, got {type(schedule).__name__}")
+    x = _checks.points(x, None)
+    if not callable(eps_model):
+        raise TypeError(f"eps_model must be callable, got {type(eps_model).__name__}")
+    gen = _checks.default_generator(generator, x.device)
+    return _ddpm_loss(eps_model, x, schedule, gen)
+
+
+def _ddpm_loss(
+    eps_model: Callable, x: torch.Tensor, schedule: DDPMSchedule, gen: torch.Generator
+) -> torch.Tensor:
+    """:func:`ddpm_loss` on inputs already checked (the training loop checks them once)."""
+    t = torch.randint(schedule.n_steps, (x.shape[0],), generator=gen, device=x.device)  # (n,)
+    scale = schedule.scales.to(device=x.device, dtype=x.dtype)[t, None]  # (n, 1)
+    std = schedule.stds.to(device=x.device, dtype=x.dtype)[t, None]  # (n, 1)
+    z = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)  # (n, d)
+    eps = _checks.score_output(eps_model(scale * x + std * z, t), x)  # (n, d)
+    return 0.5 * (eps - z).square().sum(dim=1).mean()
 
 
 def sliced_score_matching_loss(

@@ -33,6 +33,7 @@ from .noise_levels import PAPER_N_LEVELS, PAPER_SIGMA_MAX, PAPER_SIGMA_MIN, geom
 __all__ = [
     "ScoreNet",
     "NoiseConditionalScoreNet",
+    "EpsilonNet",
     "NonFiniteOutputError",
     "ACTIVATIONS",
     "SIGMA_INPUTS",
@@ -244,6 +245,75 @@ class NoiseConditionalScoreNet(nn.Module):
                 f"every sigma must be {bound} and <= {_checks.MAX_SIGMA:g}, got {low:g} to {high:g}"
             )
         return sigma.to(x.dtype).unsqueeze(1)
+
+
+class EpsilonNet(nn.Module):
+    """eps_theta(x, t): DDPM's noise predictor, the noise-conditional layout fed (x, t / T).
+
+    The layout of :class:`NoiseConditionalScoreNet` with the step t in place of sigma. It predicts
+    the noise z of x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) z (Ho et al. 2020), which is
+    -sqrt(1 - a_t) times the score of the noised data: a target of unit scale at every step, as
+    sigma s_theta is for NCSN.
+
+    Args:
+        dim, hidden, n_hidden_layers, activation: as for :class:`ScoreNet`.
+        n_steps: T, the steps of the schedule it is trained for (the input is t / T).
+
+    ``forward(x, t)``: ``x`` is ``(n, d)``; ``t`` a step in [0, T - 1] (an int, or a float: the
+    ODE samplers ask between steps), a 0-d tensor or an ``(n,)`` tensor; returns ``(n, d)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int = 2,
+        hidden: int = 64,
+        n_hidden_layers: int = 3,
+        activation: str = "logsigmoid",
+        n_steps: int = 1000,
+    ) -> None:
+        super().__init__()
+        self.dim = _checks.positive_int(dim, "dim")
+        self.n_steps = _checks.positive_int(n_steps, "n_steps")
+        # keyword arguments that rebuild this network (saved in checkpoints)
+        self.architecture = {
+            "dim": self.dim,
+            "hidden": hidden,
+            "n_hidden_layers": n_hidden_layers,
+            "activation": activation,
+            "n_steps": self.n_steps,
+        }
+        self.net = _mlp(self.dim + 1, self.dim, hidden, n_hidden_layers, activation)
+
+    def forward(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        x = _check_input(x, self.net, self.dim)
+        layers = iter(self.net)
+        first = next(layers)
+        if isinstance(t, torch.Tensor) and t.dim() > 0:
+            if t.shape != (x.shape[0],) or t.dtype == torch.bool or t.is_complex():
+                raise ValueError(
+                    f"t must be a number or an (n,) tensor with n = {x.shape[0]}, "
+                    f"got {t.dtype} of shape {tuple(t.shape)}"
+                )
+            low, high = (v.item() for v in torch.aminmax(t.double()))
+            self._check_step(low)
+            self._check_step(high)
+            feature = (t.to(x.dtype) / self.n_steps).unsqueeze(1)  # (n, 1)
+            h = first(torch.cat([x, feature], dim=1))  # (n, h)
+        else:
+            feature = self._check_step(_checks.real_number(t, "t")) / self.n_steps
+            # W [x; t / T] + b = W_x x + (b + w_t t / T): no (n, d + 1) input to build
+            w_x = first.weight[:, : self.dim]  # (h, d)
+            w_t = first.weight[:, self.dim]  # (h,)
+            h = F.linear(x, w_x, first.bias + feature * w_t)  # (n, h)
+        for layer in layers:
+            h = layer(h)
+        return _finite_output(h, "EpsilonNet")
+
+    def _check_step(self, t: float) -> float:
+        if not 0 <= t <= self.n_steps - 1:
+            raise ValueError(f"t must be a step in [0, {self.n_steps - 1}], got {t}")
+        return t
 
 
 def _finite_output(out: torch.Tensor, name: str) -> torch.Tensor:

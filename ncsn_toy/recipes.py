@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from .checkpoints import load_checkpoint, save_checkpoint
+from .ddpm import DDPMSchedule
 from .mixtures import GaussianMixture
-from .networks import NoiseConditionalScoreNet, ScoreNet
+from .networks import EpsilonNet, NoiseConditionalScoreNet, ScoreNet
 from .noise_levels import NoiseSchedule, data_std, geometric_sigmas
 from .runtime import repository_root
 from .targets import grid_points, plot_extent, target
@@ -39,6 +40,7 @@ from .training import (
     TrainConfig,
     fit,
     seeded_init,
+    train_ddpm,
     train_noise_conditional,
     train_score_net,
 )
@@ -78,6 +80,8 @@ class Recipe:
     # for the continuous-time samplers: sampled by the probability flow, n_steps steps
     probability_flow: bool = False
     rho: float = 7.0  # probability flow only: EDM's grid exponent of the multistep solver
+    # DDPM's noise predictor (EpsilonNet) on the linear schedule of n_steps steps, 1e-4 to 0.02
+    ddpm: bool = False
 
     def build_mixture(self) -> GaussianMixture:
         """The mixture the network is trained on."""
@@ -87,8 +91,20 @@ class Recipe:
         """The ``(L,)`` noise levels of a noise-conditional network."""
         return geometric_sigmas(self.sigma_max, self.sigma_min, self.n_levels)
 
+    def model_class(self) -> type[nn.Module]:
+        """The network this recipe trains."""
+        if self.ddpm:
+            return EpsilonNet
+        return NoiseConditionalScoreNet if self.noise_conditional else ScoreNet
+
+    def schedule(self) -> DDPMSchedule:
+        """A DDPM recipe's schedule: Ho et al.'s linear betas over ``n_steps`` steps."""
+        return DDPMSchedule.linear(self.n_steps)
+
     def sampler_settings(self) -> dict:
         """Recommended sampler settings, stored in the checkpoint's metadata."""
+        if self.ddpm:  # ancestral sampling over the whole schedule (Ho et al., Algorithm 2)
+            return {"sampler": "ddpm_sampling", "n_steps": self.n_steps}
         if self.probability_flow:  # DPM-Solver++(2M) from the prior N(0, sigma_max^2 I), sde.py
             return {
                 "sampler": "probability_flow_sampling",
@@ -253,6 +269,8 @@ def train_recipe(recipe: Recipe, *, steps: int | None = None, progress: bool = T
         return train_fitted(recipe, steps=steps, progress=progress)
     config = recipe.train if steps is None else dataclasses.replace(recipe.train, steps=steps)
     mixture = recipe.build_mixture()
+    if recipe.ddpm:
+        return _train_ddpm_recipe(recipe, config, mixture, progress)
     if recipe.noise_conditional:
         model = seeded_init(
             config.seed,
@@ -273,6 +291,30 @@ def train_recipe(recipe: Recipe, *, steps: int | None = None, progress: bool = T
         "train": config.to_dict(),
         "final_loss": sum(result.losses[-100:]) / len(result.losses[-100:]),
         "training": snapshots.to_dict(result.losses),
+        **recipe.sampler_settings(),
+    }
+    model.losses = result.losses
+    return model
+
+
+def _train_ddpm_recipe(
+    recipe: Recipe, config: TrainConfig, mixture: GaussianMixture, progress: bool
+) -> nn.Module:
+    """A DDPM recipe: its EpsilonNet trained with the simple loss on the recipe's schedule."""
+
+    def build() -> EpsilonNet:
+        return EpsilonNet(dim=mixture.dim, n_steps=recipe.n_steps, **recipe.network)
+
+    model = seeded_init(config.seed, build)
+    result = train_ddpm(mixture, config, model, recipe.schedule(), progress=progress)
+    model = result.model
+    model.metadata = {
+        "recipe": recipe.name,
+        "mixture": mixture.to_dict(),
+        "mixture_name": recipe.mixture,
+        "train": config.to_dict(),
+        "final_loss": sum(result.losses[-100:]) / len(result.losses[-100:]),
+        "schedule": {"kind": "linear", "n_steps": recipe.n_steps},
         **recipe.sampler_settings(),
     }
     model.losses = result.losses
@@ -308,8 +350,7 @@ def load_or_train(
             f"no checkpoint at {path}: run `python -m ncsn_toy train` to make it, "
             "or retrain (--retrain)"
         )
-    expect = NoiseConditionalScoreNet if RECIPES[name].noise_conditional else ScoreNet
-    model = load_checkpoint(path, expect=expect)
+    model = load_checkpoint(path, expect=RECIPES[name].model_class())
     problem = _metadata_problem(model.metadata, RECIPES[name])
     if problem:
         raise ValueError(
@@ -341,6 +382,11 @@ def _metadata_problem(metadata: dict, recipe: Recipe) -> str | None:
     if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
         return f"final_loss {loss!r}"
     if recipe.fitted:
+        return None
+    if recipe.ddpm:
+        expected = {"kind": "linear", "n_steps": recipe.n_steps}
+        if metadata.get("schedule") != expected:
+            return f"schedule {metadata.get('schedule')!r}, not {expected!r}"
         return None
     return _snapshots_problem(metadata.get("training"))
 

@@ -284,6 +284,8 @@ class SamplerRun:
         record, progress: as for :func:`langevin_dynamics`.
         argument: the name of ``x`` in messages.
         hint: what to try when the run diverges.
+        condition: the name of the score function's second argument in messages (``"t"`` for
+            DDPM's noise predictors).
     """
 
     def __init__(
@@ -297,9 +299,11 @@ class SamplerRun:
         *,
         argument: str = "x0",
         hint: str = "try a smaller step_size",
+        condition: str = "sigma",
     ) -> None:
         self.name = name
         self.hint = hint
+        self.condition = condition
         self.score_fn = score_fn
         # contiguous, so that the noise fills it in the same order whatever x's strides
         self.x = (
@@ -374,7 +378,7 @@ class SamplerRun:
         try:
             return _checks.score_output(self.score_fn(x, sigma), x)
         except NonFiniteOutputError as err:
-            at = "" if sigma is None else f" at sigma={sigma:.4g}"
+            at = "" if sigma is None else f" at {self.condition}={sigma:.4g}"
             raise SamplerDivergedError(
                 f"{self.where(what)}: the score function returned non-finite values{at}; "
                 f"{self.hint}"

@@ -4,6 +4,7 @@
   by sliced score matching (the paper's two objectives, Sec. 2.1 and Fig. 2).
 - :func:`train_noise_conditional`: a :class:`NoiseConditionalScoreNet` with the NCSN objective
   over its ``sigmas`` (Eqs. 5-6).
+- :func:`train_ddpm`: an :class:`EpsilonNet` with DDPM's simple loss (Ho et al. 2020, Eq. 14).
 - :func:`fit`: one recipe for any mixture, every setting derived from the mixture (NCSNv2's
   techniques 1-4), trained in the mixture's own units and mapped back, so that ``fit`` is
   equivariant to shifts and scalings.
@@ -32,9 +33,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import _checks
-from .losses import _anneal_dsm_loss, dsm_loss, sliced_score_matching_loss
+from .ddpm import DDPMSchedule
+from .losses import _anneal_dsm_loss, _ddpm_loss, dsm_loss, sliced_score_matching_loss
 from .mixtures import GaussianMixture, check_mixture
-from .networks import NoiseConditionalScoreNet, NonFiniteOutputError, ScoreNet
+from .networks import EpsilonNet, NoiseConditionalScoreNet, NonFiniteOutputError, ScoreNet
 from .noise_levels import NoiseSchedule, geometric_sigmas, narrowest_std
 from .runtime import LIBRARY_THREADS
 
@@ -48,6 +50,7 @@ __all__ = [
     "TrainingDivergedError",
     "train_score_net",
     "train_noise_conditional",
+    "train_ddpm",
     "seeded_init",
 ]
 
@@ -182,6 +185,36 @@ def train_noise_conditional(
         )
 
     return _train(mixture, config, model, loss_fn, progress, callback, "NoiseConditionalScoreNet")
+
+
+def train_ddpm(
+    mixture: GaussianMixture,
+    config: TrainConfig = TrainConfig(),
+    model: EpsilonNet | None = None,
+    schedule: DDPMSchedule | None = None,
+    *,
+    progress: bool = True,
+    callback: Callable[[int, nn.Module], None] | None = None,
+) -> TrainResult:
+    """Train an :class:`EpsilonNet` with DDPM's simple loss (:func:`ddpm_loss`) on ``schedule``.
+
+    ``schedule`` defaults to :meth:`DDPMSchedule.linear` with the model's T; ``model`` to the
+    original notebook's layout fed (x, t / T). ``callback`` as in :func:`train_score_net`.
+    """
+    _check_arguments(mixture, config)
+    if model is None:
+        model = seeded_init(config.seed, lambda: EpsilonNet(dim=mixture.dim))
+    if not isinstance(model, EpsilonNet):
+        raise TypeError(f"model must be an EpsilonNet, got {type(model).__name__}")
+    if schedule is None:
+        schedule = DDPMSchedule.linear(model.n_steps)
+    if not isinstance(schedule, DDPMSchedule) or schedule.n_steps != model.n_steps:
+        raise ValueError(f"schedule must be a DDPMSchedule of the model's {model.n_steps} steps")
+
+    def loss_fn(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return _ddpm_loss(net, x, schedule, gen)
+
+    return _train(mixture, config, model, loss_fn, progress, callback, "EpsilonNet")
 
 
 def _check_arguments(mixture: object, config: object) -> None:
