@@ -208,6 +208,19 @@ RECIPES: dict[str, Recipe] = {
             ),
             network={"hidden": 128, "n_hidden_layers": 2, "activation": "softplus"},
         ),
+        # DDPM (Ho et al. 2020) on the paper's mixture: the noise predictor eps(x, t) in the
+        # noise-conditional layout fed t / T, with SiLU (LogSigmoid learns the small steps
+        # several times worse: relative score error 4.5 against 0.15 at sigma = 0.1 after 4000
+        # steps), on the linear schedule of 1000 steps, trained with the simple loss
+        Recipe(
+            "ddpm_two_gaussians",
+            "two_gaussians",
+            False,
+            TrainConfig(steps=12_000, batch_size=2048, lr=1e-2),
+            network={"activation": "silu"},
+            n_steps=1000,
+            ddpm=True,
+        ),
         # fit() on the zoo: every setting derived from the mixture (noise_levels.NoiseSchedule)
         _fitted("ncsn_ring", "ring"),
         _fitted("ncsn_grid", "grid"),
