@@ -14,7 +14,7 @@ class of statistics based on distances", J. Stat. Plan. Inference, 2013.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -25,6 +25,7 @@ from .targets import uniform_in_box
 
 __all__ = [
     "mode_weights",
+    "mode_weights_along",
     "mode_statistics",
     "ModeStatistics",
     "energy_distance",
@@ -43,7 +44,32 @@ def mode_weights(mixture: GaussianMixture, x: torch.Tensor, *, sigma: float = 0.
     return check_mixture(mixture).responsibilities(x, sigma).mean(dim=0)
 
 
+def mode_weights_along(
+    mixture: GaussianMixture, frames: torch.Tensor, frame_sigmas: Sequence[float]
+) -> torch.Tensor:
+    """The mode weights of every frame of a recorded run, ``(F, K)``: where they are decided.
+
+    Frame f (``frames[f]``, ``(n, d)``) is weighed by mean responsibilities under
+    p_{frame_sigmas[f]} (:func:`mode_weights`). Pass the noise each frame carries to compare it
+    with p_sigma itself (at large sigma every point is shared out by the prior weights, so that
+    says little); pass zeros to ask which mode each particle lies in now, which shows when the
+    weights are decided.
+    """
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 3:
+        raise ValueError("frames must be a (F, n, d) tensor, as Trajectory.frames is")
+    sigmas = list(frame_sigmas)
+    if len(sigmas) != len(frames):
+        raise ValueError(
+            f"frame_sigmas must hold one sigma per frame ({len(frames)}), got {len(sigmas)}"
+        )
+    return torch.stack(
+        [mode_weights(mixture, x, sigma=s) for x, s in zip(frames, sigmas, strict=True)]
+    )
+
+
 class ModeStatistics(NamedTuple):
+    """The weights, means and covariances of each mode of a sample (:func:`mode_statistics`)."""
+
     weights: torch.Tensor  # (K,) mean responsibility
     means: torch.Tensor  # (K, d) responsibility-weighted mean of each mode
     covariances: torch.Tensor  # (K, d, d) responsibility-weighted covariance of each mode
