@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..figures import FIGURES
     from ..recipes import RECIPES
     from ..targets import TARGETS
+    from .measure import ReproduceConfig
 
     parser = argparse.ArgumentParser(
         prog="python -m ncsn_toy",
@@ -126,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a quick check with few particles, seeds and training steps: its numbers are rough",
     )
     reproduce.add_argument(
-        "--seeds", type=int, help="number of seeds (default: 5, or 2 with --fast)"
+        "--seeds",
+        type=int,
+        help="seeds of the sampler tables (the zoo study keeps its own): each row runs once per "
+        "seed, and its '±' is the standard deviation over them (default: "
+        f"{ReproduceConfig.n_seeds}, or {ReproduceConfig.fast().n_seeds} with --fast)",
     )
     reproduce.add_argument(
         "--json",

@@ -26,7 +26,7 @@ from ..mixtures import GaussianMixture
 from ..noise_levels import NoiseSchedule, geometric_sigmas
 from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
 from ..sde import VESDE, probability_flow_sampling, reverse_sde_sampling
-from .report import markdown_table, mean_std
+from .report import markdown_table, mean_std, over_seeds
 
 if TYPE_CHECKING:  # zoo_study imports this module
     from .zoo_study import ZooConfig
@@ -186,8 +186,9 @@ def dimension_rows(
     return rows
 
 
-def format_dimensions(rows: list[dict], quick: str = "") -> str:
-    """The dimension study as Markdown (``quick``: a suffix for the heading)."""
+def format_dimensions(rows: list[dict], sizes: dict, quick: str = "") -> str:
+    """The dimension study as Markdown (``sizes``: the zoo study's config, for the caption;
+    ``quick``: a suffix for the heading)."""
     budget = rows[0]["budget"] if rows else 0
     lines = []
     for r in rows:
@@ -217,4 +218,9 @@ def format_dimensions(rows: list[dict], quick: str = "") -> str:
         "### Dimension: two Gaussians (0.2 / 0.8, 10 sqrt(2) apart), exact score, "
         f"{budget} score evaluations per particle{quick}"
     )
-    return heading + "\n\n" + markdown_table(headers, lines)
+    caption = (
+        f"Weight, mean within-mode std and seconds: "
+        f"{over_seeds(sizes['n_seeds'], sizes['n_dim_particles'])}. Weight error: of the mean "
+        "weight. Range: the smallest and the largest within-mode std over modes, axes and seeds."
+    )
+    return heading + "\n\n" + caption + "\n\n" + markdown_table(headers, lines)

@@ -43,7 +43,9 @@ class ReproduceConfig:
 
     n_particles: int = 5000  # particles per sampler run
     n_reference: int = 5000  # exact samples the energy distance is measured against
-    n_seeds: int = 5  # runs per row, each with its own start and noise
+    # runs per sampler row, each with its own start and noise: every "±" of the sampler tables is
+    # the standard deviation over them
+    n_seeds: int = 20
     n_score_points: int = 20_000  # points per score-error estimate
     budgets: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000)  # score evaluations, table 3
     sigma_study_steps: int | None = None  # Adam steps per network in table 4 (None: the recipe's)

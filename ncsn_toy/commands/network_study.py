@@ -142,8 +142,8 @@ def _study_variant(recipe, train, options: dict, config, reference) -> dict:
     }
 
 
-def format_score_errors(rows: list[dict], quick: bool = False) -> str:
-    """Table 2 as Markdown."""
+def format_score_errors(rows: list[dict], sizes: dict) -> str:
+    """Table 2 as Markdown (``sizes``: the result's config)."""
     lines = []
     for r in rows:
         lines.append(
@@ -158,15 +158,21 @@ def format_score_errors(rows: list[dict], quick: bool = False) -> str:
     headers = ["model", "sigma", "under the data", "high density", "low density"]
     heading = (
         "### Relative score error (under p_sigma; high / low density: inside / outside its 99% "
-        f"region){QUICK if quick else ''}"
+        f"region){QUICK if sizes.get('quick') else ''}"
     )
     return heading + "\n\n" + markdown_table(headers, lines)
 
 
-def format_sigma_inputs(rows: list[dict], quick: bool = False) -> str:
-    """Table 4 as Markdown."""
+def format_sigma_inputs(rows: list[dict], sizes: dict) -> str:
+    """Table 4 as Markdown (``sizes``: the result's config, for the heading)."""
     seeds = len(rows[0]["max_score_error"]) if rows else 0
-    over = "mean ± std over training seeds" if seeds > 1 else "one training seed"
+    if seeds > 1:
+        over = (
+            f"mean ± sd over {seeds} training seeds; each network samples once, "
+            f"{sizes['n_particles']} particles"
+        )
+    else:
+        over = "one training seed"
     lines = []
     for r in rows:
         lines.append(
@@ -191,5 +197,5 @@ def format_sigma_inputs(rows: list[dict], quick: bool = False) -> str:
         "energy distance",
         "training seconds",
     ]
-    heading = f"### How sigma enters the network ({over}){QUICK if quick else ''}"
+    heading = f"### How sigma enters the network ({over}){QUICK if sizes.get('quick') else ''}"
     return heading + "\n\n" + markdown_table(headers, lines)

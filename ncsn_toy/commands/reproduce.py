@@ -88,21 +88,27 @@ def reproduce(
         if config.targets:
             zoo = dataclasses.replace(zoo, targets=tuple(config.targets))
         studies["zoo"] = functools.partial(zoo_study, zoo, progress=progress)
+    # wall seconds of each study (the models and references are loaded before the first)
+    study_seconds = {}
     for name, study in tqdm(studies.items(), desc="reproduce", disable=not progress, leave=False):
         between()
+        begin = time.perf_counter()
         result[name] = study()
+        study_seconds[name] = time.perf_counter() - begin
+    result["study_seconds"] = study_seconds
     result["seconds"] = time.perf_counter() - start
     return result
 
 
 def format_tables(result: dict) -> str:
     """The tables of a :func:`reproduce` result, as Markdown."""
-    quick = bool(result["config"].get("quick"))
+    sizes = result["config"]
+    quick = bool(sizes.get("quick"))
     parts = [
-        format_samplers(result["samplers"], quick),
-        format_score_errors(result["score_error"], quick),
-        format_evaluations(result["evaluations"], quick),
-        format_sigma_inputs(result["sigma_input"], quick),
+        format_samplers(result["samplers"], sizes),
+        format_score_errors(result["score_error"], sizes),
+        format_evaluations(result["evaluations"], sizes),
+        format_sigma_inputs(result["sigma_input"], sizes),
         format_sde_samplers(result),
         format_settings_scan(result),
         format_likelihood(result),

@@ -3,7 +3,7 @@
 1. **Samplers**: mode weights, within-mode standard deviation, energy distance to exact samples,
    score evaluations and seconds, for exact i.i.d. sampling, Langevin and annealed Langevin with
    the exact score (the paper's Fig. 3), with the trained networks, the final denoising step and
-   consistent annealed sampling; mean ± std over seeds.
+   consistent annealed sampling; mean ± sd over ``config.n_seeds`` seeds.
 3. **Weight error against score evaluations** for Langevin, annealed Langevin and consistent
    annealed sampling with the exact score.
 
@@ -22,7 +22,7 @@ from ..noise_levels import geometric_sigmas
 from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
 from ..targets import target
 from .measure import QUICK, ReproduceConfig, Run, max_weight_error, measure, references
-from .report import markdown_table, mean_std
+from .report import markdown_table, mean_std, over_seeds
 
 __all__ = [
     "sampler_rows",
@@ -255,8 +255,8 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def format_samplers(rows: list[dict], quick: bool = False) -> str:
-    """Table 1 as Markdown."""
+def format_samplers(rows: list[dict], sizes: dict) -> str:
+    """Table 1 as Markdown (``sizes``: the result's config, for the caption)."""
     lines = []
     for r in rows:
         weights = torch.tensor(r["weights"])  # (seeds, K)
@@ -278,19 +278,25 @@ def format_samplers(rows: list[dict], quick: bool = False) -> str:
     headers = [
         "mixture",
         "sampler",
-        "mode weights (mean ± std over seeds)",
+        "mode weights",
         "max weight error",
         "within-mode std",
         "energy distance to exact samples",
         "score evaluations",
         "seconds",
     ]
-    heading = f"### Samplers{QUICK if quick else ''}"
-    return heading + "\n\n" + markdown_table(headers, lines)
+    heading = f"### Samplers{QUICK if sizes.get('quick') else ''}"
+    caption = (
+        f"Mode weights, energy distance and seconds: "
+        f"{over_seeds(sizes['n_seeds'], sizes['n_particles'])}. Max weight error: of the mean "
+        "weights. Within-mode std: the smallest and the largest over modes and axes, each averaged "
+        "over the seeds."
+    )
+    return heading + "\n\n" + caption + "\n\n" + markdown_table(headers, lines)
 
 
-def format_evaluations(rows: list[dict], quick: bool = False) -> str:
-    """Table 3 as Markdown."""
+def format_evaluations(rows: list[dict], sizes: dict) -> str:
+    """Table 3 as Markdown (``sizes``: the result's config, for the caption)."""
     lines = []
     for r in rows:
         lines.append(
@@ -304,6 +310,10 @@ def format_evaluations(rows: list[dict], quick: bool = False) -> str:
     headers = ["sampler", "score evaluations", "max weight error", "energy distance"]
     heading = (
         "### Weight error against score evaluations (exact score, two modes)"
-        f"{QUICK if quick else ''}"
+        f"{QUICK if sizes.get('quick') else ''}"
     )
-    return heading + "\n\n" + markdown_table(headers, lines)
+    caption = (
+        f"Energy distance: {over_seeds(sizes['n_seeds'], sizes['n_particles'])}. Max weight "
+        "error: of the mean weights."
+    )
+    return heading + "\n\n" + caption + "\n\n" + markdown_table(headers, lines)

@@ -26,7 +26,7 @@ from ..sde import VESDE
 from ..targets import target
 from ..training import seeded_init, train_noise_conditional
 from .measure import QUICK, ReproduceConfig, at_sigma, max_weight_error, measure, references
-from .report import markdown_table, mean_std
+from .report import markdown_table, mean_std, over_seeds
 from .sde_study import NETS, SDE_NETS, SETTINGS, modes, prior_start, sampler_rows, spreads
 
 __all__ = ["between_levels_table", "continuous_table", "format_network_tables"]
@@ -122,12 +122,17 @@ def continuous_table(config: ReproduceConfig, refs: dict | None = None) -> list[
 
 def format_network_tables(result: dict) -> str:
     """Tables 7 and 8 of a ``reproduce`` result (the keys this module writes), as Markdown."""
-    quick = QUICK if result.get("config", {}).get("quick") else ""
+    sizes = result.get("config", {})
+    quick = QUICK if sizes.get("quick") else ""
     parts = []
     if "sde_between_levels" in result:
         parts.append(_format_between_levels(result["sde_between_levels"], quick))
     if "sde_continuous" in result:
-        parts.append(_format_continuous(result["sde_continuous"], quick))
+        caption = (
+            f"Energy distance: {over_seeds(sizes['n_seeds'], sizes['n_particles'])}. Max weight "
+            "error: of the mean weights."
+        )
+        parts.append(_format_continuous(result["sde_continuous"], quick, caption))
     return "\n\n".join(parts) + "\n"
 
 
@@ -155,8 +160,8 @@ def _format_between_levels(rows: list[dict], quick: str) -> str:
     return heading + "\n\n" + markdown_table(headers, summary)
 
 
-def _format_continuous(rows: list[dict], quick: str) -> str:
-    """Table 8 as Markdown."""
+def _format_continuous(rows: list[dict], quick: str, caption: str) -> str:
+    """Table 8 as Markdown, with ``caption`` below its heading."""
     lines = []
     for r in rows:
         sigma_range = f"0.2–{r['sigma_max']:g}"
@@ -191,4 +196,4 @@ def _format_continuous(rows: list[dict], quick: str) -> str:
         "energy distance",
     ]
     heading = f"### Levels or log-uniform sigma in training{quick}"
-    return heading + "\n\n" + markdown_table(headers, lines)
+    return heading + "\n\n" + caption + "\n\n" + markdown_table(headers, lines)

@@ -1,11 +1,11 @@
 """Table 5 of ``reproduce``: the continuous-time samplers of the score SDEs (:mod:`ncsn_toy.sde`).
 
-5. **Continuous-time samplers**: max weight error, energy distance, within-mode std, score
-   evaluations and seconds for the reverse SDE, predictor-corrector and the probability-flow ODE
-   (Euler, Heun, multistep), with the exact score and with the trained networks, from the prior;
-   plus the weight error and the spreads measured once on 40x the particles (their bias, without
-   most of the sampling noise: the per-seed spreads average each run's extremes, which noise
-   pushes outwards).
+5. **Continuous-time samplers**: mode weights, max weight error, energy distance, within-mode
+   std, score evaluations and seconds for the reverse SDE, predictor-corrector and the
+   probability-flow ODE (Euler, Heun, multistep), with the exact score and with the trained
+   networks, from the prior; plus the weight error and the spreads measured once on 40x the
+   particles (their bias, without most of the sampling noise: the per-seed spreads average each
+   run's extremes, which noise pushes outwards).
 
 The VE SDE and grid each mixture is sampled with (:data:`SETTINGS`) were chosen by the scan of
 :mod:`~ncsn_toy.commands.sde_settings_scan`; the ODE log-likelihood (table 6) is in
@@ -34,7 +34,7 @@ from ..sde import (
 )
 from ..targets import target
 from .measure import QUICK, ReproduceConfig, Run, max_weight_error, measure, references
-from .report import markdown_table, mean_std
+from .report import markdown_table, mean_std, over_seeds
 
 __all__ = [
     "Settings",
@@ -295,12 +295,14 @@ def format_sde_samplers(result: dict) -> str:
     """Table 5 of a ``reproduce`` result, as Markdown ("" if the result has none)."""
     if "sde_samplers" not in result:
         return ""
-    quick = QUICK if result.get("config", {}).get("quick") else ""
+    sizes = result["config"]
+    quick = QUICK if sizes.get("quick") else ""
     headers = [
         "mixture",
         "score",
         "sampler",
         "score evaluations",
+        "mode weights",
         "max weight error",
         f"weight bias ({BIAS_FACTOR}x particles)",
         "within-mode std",
@@ -310,12 +312,15 @@ def format_sde_samplers(result: dict) -> str:
     ]
     lines = []
     for r in result["sde_samplers"]:
+        weights = torch.tensor(r["weights"])  # (seeds, K)
+        per_mode = [mean_std(weights[:, k].tolist(), 3) for k in range(weights.shape[1])]
         lines.append(
             [
                 modes(r["mixture"]),
                 r["score"],
                 r["sampler"],
                 r["evaluations"],
+                ", ".join(per_mode),
                 f"{r['max_weight_error']:.4f}",
                 f"{r['bias_max_weight_error']:.4f}",
                 spreads(r),
@@ -325,4 +330,11 @@ def format_sde_samplers(result: dict) -> str:
             ]
         )
     heading = f"### Continuous-time samplers, from the prior{quick}"
-    return heading + "\n\n" + markdown_table(headers, lines)
+    caption = (
+        f"Mode weights, energy distance and seconds: "
+        f"{over_seeds(sizes['n_seeds'], sizes['n_particles'])}. Max weight error: of the mean "
+        f"weights. Weight bias and the second within-mode std: one run on {BIAS_FACTOR}x the "
+        "particles. Within-mode std: the smallest and the largest over modes and axes (the first "
+        "averaged over the seeds)."
+    )
+    return heading + "\n\n" + caption + "\n\n" + markdown_table(headers, lines)

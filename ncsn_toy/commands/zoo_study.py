@@ -42,7 +42,7 @@ from .dimension_study import (
     format_dimensions,
 )
 from .measure import at_sigma
-from .report import markdown_table, mean_std
+from .report import markdown_table, mean_std, over_seeds
 
 __all__ = [
     "ZooConfig",
@@ -195,8 +195,9 @@ def target_rows(config: ZooConfig, *, progress: bool = False) -> list[dict]:
     return rows
 
 
-def _format_targets(rows: list[dict], quick: str) -> list[str]:
-    """Study 1 as Markdown: its heading and table, then the score error at each level."""
+def _format_targets(rows: list[dict], sizes: dict, quick: str) -> list[str]:
+    """Study 1 as Markdown: its heading, caption and table, then the score error at each level
+    (``sizes``: the study's config, for the caption)."""
     lines = []
     for r in rows:
         sampled = r["sampled"]
@@ -235,9 +236,15 @@ def _format_targets(rows: list[dict], quick: str) -> list[str]:
     for r in rows:
         pairs = zip(r["sigmas"], r["score_errors"], strict=True)
         levels.append([r["target"], ", ".join(f"{s:.3g}: {e:.3f}" for s, e in pairs)])
+    caption = (
+        f"Total variation and energy distance: {over_seeds(sizes['n_seeds'], sizes['n_particles'])}"
+        f" (the energy distance on the first {sizes['n_reference']} of them). Within-mode std: the "
+        "smallest and the largest over modes, axes and seeds."
+    )
     return [
         "### Targets: fit with its defaults (annealed Langevin from the box; exact i.i.d. samples "
         f"in brackets){quick}",
+        caption,
         markdown_table(headers, lines),
         f"### Relative score error at each level (fit){quick}",
         markdown_table(["target", "sigma: error, largest level first"], levels),
@@ -328,7 +335,8 @@ def zoo_study(config: ZooConfig = ZooConfig(), *, progress: bool = True) -> dict
 
 def format_zoo(result: dict, quick: str = "") -> str:
     """The zoo study's tables, as Markdown (``quick``: a suffix for every heading)."""
-    parts = _format_targets(result["targets"], quick)
+    sizes = result["config"]
+    parts = _format_targets(result["targets"], sizes, quick)
     parts += _format_fig2(result["fig2"], quick)
-    parts.append(format_dimensions(result["dimensions"], quick))
+    parts.append(format_dimensions(result["dimensions"], sizes, quick))
     return "\n\n".join(parts) + "\n"
