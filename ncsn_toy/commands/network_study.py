@@ -39,7 +39,7 @@ __all__ = [
 
 # network options compared in table 4 (every other option as in the recipe)
 SIGMA_VARIANTS = {
-    "raw sigma (seed)": {"sigma_input": "raw", "divide_by_sigma": False},
+    "raw sigma (the original notebook's)": {"sigma_input": "raw", "divide_by_sigma": False},
     "log sigma": {"sigma_input": "log", "divide_by_sigma": False},
     "raw sigma, output / sigma": {"sigma_input": "raw", "divide_by_sigma": True},
     "log sigma, output / sigma": {"sigma_input": "log", "divide_by_sigma": True},

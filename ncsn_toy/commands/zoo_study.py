@@ -253,7 +253,7 @@ def _format_targets(rows: list[dict], sizes: dict, quick: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------ Fig. 2
 FIG2_MODELS = {
-    "score_net_two_gaussians": "denoising (seed ScoreNet, sigma = 0.1)",
+    "score_net_two_gaussians": "denoising (the original notebook's ScoreNet, sigma = 0.1)",
     "score_net_ssm_two_gaussians": "sliced (official 2-128-128-2 Softplus)",
 }
 
