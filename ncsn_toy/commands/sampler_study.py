@@ -2,27 +2,33 @@
 
 1. **Samplers**: mode weights, within-mode standard deviation, energy distance to exact samples,
    score evaluations and seconds, for exact i.i.d. sampling, Langevin and annealed Langevin with
-   the exact score (the paper's Fig. 3), with the trained networks, the final denoising step and
-   consistent annealed sampling; mean ± sd over ``config.n_seeds`` seeds.
+   the exact score (the paper's Fig. 3), with the trained networks, the final denoising step,
+   consistent annealed sampling and the probability-flow ODE of the score SDE in 20 score
+   evaluations; mean ± sd over ``config.n_headline_seeds`` seeds.
 3. **Weight error against score evaluations** for Langevin, annealed Langevin and consistent
    annealed sampling with the exact score.
 
-References: Song & Ermon 2019, Sec. 3.2 (Fig. 3) and Algorithm 1; Jolicoeur-Martineau et al. 2021.
+References: Song & Ermon 2019, Sec. 3.2 (Fig. 3) and Algorithm 1; Jolicoeur-Martineau et al. 2021;
+Song et al., ICLR 2021 (the probability flow); Lu et al. 2022 (DPM-Solver++, the multistep solver).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from ..mixtures import GaussianMixture
 from ..noise_levels import geometric_sigmas
 from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
-from ..targets import target
+from ..sde import score_evaluations
+from ..targets import target, uniform_in_box
 from .measure import QUICK, ReproduceConfig, Run, max_weight_error, measure, references
 from .report import markdown_table, mean_std, over_seeds
+from .sde_study import SETTINGS, flow_run, prior_start
 
 __all__ = [
     "sampler_rows",
@@ -38,6 +44,10 @@ __all__ = [
 PAPER_LANGEVIN = {"step_size": 0.1, "n_steps": 1000}
 # Fig. 3 of the paper: annealed Langevin dynamics, sigmas = (sigma_1, sigma_L, L)
 PAPER_ANNEALED = {"sigmas": (20.0, 1.0, 10), "step_size": 0.1, "n_steps_each": 100}
+# the probability flow of table 1: steps of the multistep solver, one score evaluation each
+FLOW_STEPS = 20
+# where a sampler starts: (mixture, n, generator) -> (n, d) points
+Start = Callable[[GaussianMixture, int, torch.Generator], torch.Tensor]
 
 
 class Row(NamedTuple):
@@ -47,6 +57,7 @@ class Row(NamedTuple):
     mixture: str  # a name of TARGETS
     run: Run | None  # None: exact i.i.d. samples
     evaluations: int  # score evaluations per particle
+    start: Start = uniform_in_box  # the continuous-time sampler starts from its prior instead
 
 
 def _langevin(score: Callable, step_size: float, n_steps: int) -> Run:
@@ -101,6 +112,21 @@ def _with_checkpoint_settings(score: Callable, model: nn.Module) -> Run:
     """Annealed Langevin with ``score`` and a checkpoint's sigmas, step size and steps per level."""
     meta = model.metadata
     return _annealed(score, model.sigmas, meta["step_size"], meta["n_steps_each"])
+
+
+def _flow_row(name: str) -> Row:
+    """The probability-flow ODE with the exact score, the multistep solver and the settings of
+    table 5 (:data:`~ncsn_toy.commands.sde_study.SETTINGS`), from its prior."""
+    settings = SETTINGS[name]
+    sde = settings.sde()
+    label = (
+        f"probability flow, exact score, multistep (DPM-Solver++(2M)), {FLOW_STEPS} steps "
+        f"(sigma {settings.sigma_max:g}->{settings.sigma_min:g}, EDM grid, "
+        f"rho={settings.multistep_rho:g}; from N(0, {settings.sigma_max:g}^2 I))"
+    )
+    run = flow_run(target(name).score, sde, FLOW_STEPS, "multistep", settings.multistep_rho)
+    evaluations = score_evaluations("probability_flow", FLOW_STEPS, method="multistep")
+    return Row(label, name, run, evaluations, prior_start(sde))
 
 
 def sampler_rows(models: dict[str, nn.Module]) -> list[Row]:
@@ -163,6 +189,7 @@ def sampler_rows(models: dict[str, nn.Module]) -> list[Row]:
             _with_checkpoint_settings(ncsn2, ncsn2),
             evals2,
         ),
+        _flow_row("two_gaussians"),
         Row("exact i.i.d. samples", "four_gaussians", None, 0),
         Row(
             "Langevin, exact score (eps=0.1, T=1000)",
@@ -182,6 +209,7 @@ def sampler_rows(models: dict[str, nn.Module]) -> list[Row]:
             _with_checkpoint_settings(ncsn4, ncsn4),
             evals4,
         ),
+        _flow_row("four_gaussians"),
     ]
 
 
@@ -191,12 +219,14 @@ def sampler_table(
     refs: dict[str, torch.Tensor],
     between: Callable[[], object] = lambda: None,
 ) -> list[dict]:
-    """Table 1: every row of :func:`sampler_rows`, measured over ``config.n_seeds`` seeds."""
+    """Table 1: every row of :func:`sampler_rows`, measured over ``config.n_headline_seeds``
+    seeds."""
+    headline = dataclasses.replace(config, n_seeds=config.n_headline_seeds)
     rows = []
     for row in sampler_rows(models):
         between()
         mixture = target(row.mixture)
-        numbers = measure(row.run, mixture, refs[row.mixture], config)
+        numbers = measure(row.run, mixture, refs[row.mixture], headline, row.start)
         weights = numbers.pop("weights")  # (seeds, K)
         rows.append(
             {
@@ -286,11 +316,13 @@ def format_samplers(rows: list[dict], sizes: dict) -> str:
         "seconds",
     ]
     heading = f"### Samplers{QUICK if sizes.get('quick') else ''}"
+    # a result without n_headline_seeds ran table 1 over n_seeds
+    seeds = sizes.get("n_headline_seeds", sizes["n_seeds"])
     caption = (
-        f"Mode weights, energy distance and seconds: "
-        f"{over_seeds(sizes['n_seeds'], sizes['n_particles'])}. Max weight error: of the mean "
-        "weights. Within-mode std: the smallest and the largest over modes and axes, each averaged "
-        "over the seeds."
+        f"Mode weights, energy distance and seconds: {over_seeds(seeds, sizes['n_particles'])}. "
+        "Max weight error: of the mean weights. Within-mode std: the smallest and the largest "
+        "over modes and axes, each averaged over the seeds. Every sampler starts uniformly over "
+        "the data's box, the probability flow from its prior."
     )
     return heading + "\n\n" + caption + "\n\n" + markdown_table(headers, lines)
 
