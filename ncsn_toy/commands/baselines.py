@@ -1,9 +1,9 @@
 """The straightforward baselines ``bench`` measures us against, written as a typical tutorial would.
 
 Plain code on purpose: new tensors every step, autograd of ``torch.distributions`` for the exact
-score, ``nn.Sequential`` with ``torch.cat`` for the seed network, a bare Adam loop, and a GIF made
-of PNGs saved and read back. The tests also use them to check that our optimised paths give the
-same numbers.
+score, ``nn.Sequential`` with ``torch.cat`` for the original notebook's network, a bare Adam loop,
+and a GIF made of PNGs saved and read back. The tests also use them to check that our optimised
+paths give the same numbers.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def plain_annealed_langevin(
 
 
 def autograd_score(mixture: GaussianMixture) -> Callable[[torch.Tensor, float], torch.Tensor]:
-    """The exact score as the paper's code gets it: autograd of a ``torch.distributions`` log-density."""
+    """The exact score as the paper's code gets it: autograd of a ``torch.distributions``
+    log-density."""
 
     def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
         cov = mixture.covariances + sigma**2 * torch.eye(mixture.dim)
@@ -70,7 +71,7 @@ def autograd_score(mixture: GaussianMixture) -> Callable[[torch.Tensor, float], 
 
 
 def sequential_score(net: nn.Sequential) -> Callable[[torch.Tensor, float], torch.Tensor]:
-    """The seed's ``score_network2`` call: concatenate a column of sigma to the points."""
+    """The original notebook's ``score_network2`` call: a column of sigma beside the points."""
 
     def score(x: torch.Tensor, sigma: float) -> torch.Tensor:
         with torch.no_grad():

@@ -3,12 +3,13 @@
 Every row times our implementation and a baseline written the way a typical tutorial writes it
 (:mod:`ncsn_toy.commands.baselines`), on the same sizes, in the same process, alternating the
 two (ABAB...) so that load on a shared machine hits both alike, and reports the median of the
-repeats and the ratio baseline / ours. Absolute times drift between machines and runs; the ratios are the result.
+repeats and the ratio baseline / ours. Absolute times drift between machines and runs; the ratios
+are the result.
 
 1. exact score inside annealed Langevin: ``GaussianMixture.score`` against autograd of a
    ``torch.distributions`` mixture's ``log_prob`` (how the paper's code gets its exact score);
-2. annealed Langevin with the seed network against a loop of ``nn.Sequential`` + ``torch.cat``,
-   and against the limit: the network's matrix products and activations alone;
+2. annealed Langevin with the original notebook's network against a loop of ``nn.Sequential`` +
+   ``torch.cat``, and against the limit: the network's matrix products and activations alone;
 3. a training step against a plain Adam loop;
 4. a GIF frame of the renderer against a new figure + ``savefig`` to PNG + read back;
 5. end to end: ``render`` of the full figure set and the notebook in fast mode (wall time);
@@ -103,34 +104,43 @@ def _interleaved(
 
 # ---------------------------------------------------------------------------- rows
 def _exact_score_row(config: BenchConfig) -> dict:
-    mixture, sigmas = two_gaussians(), geometric_sigmas(20.0, 1.0, 10)
+    """The exact score inside annealed Langevin, ours against autograd of a ``torch.distributions``
+    mixture."""
+    mixture = two_gaussians()
+    sigmas = geometric_sigmas(20.0, 1.0, 10)
     x0 = 16 * torch.rand(config.n_points, 2, generator=torch.Generator().manual_seed(0)) - 8
-    ours, base = _interleaved(
-        lambda: annealed_langevin_dynamics(
+
+    def ours():
+        return annealed_langevin_dynamics(
             mixture.score, x0, sigmas, 0.1, config.steps_each, torch.Generator().manual_seed(1)
-        ),
-        lambda: plain_annealed_langevin(
+        )
+
+    def baseline():
+        return plain_annealed_langevin(
             autograd_score(mixture),
             x0,
             sigmas.tolist(),
             0.1,
             config.steps_each,
             torch.Generator().manual_seed(1),
-        ),
-        config.repeats,
-    )
+        )
+
+    t_ours, t_base = _interleaved(ours, baseline, config.repeats)
     return {
         "benchmark": f"exact score in annealed Langevin ({config.n_points} points, "
         f"{10 * config.steps_each} steps)",
-        "ours": ours,
-        "baseline": base,
+        "ours": t_ours,
+        "baseline": t_base,
         "target": 3.0,
         "baseline_is": "autograd of torch.distributions log_prob",
     }
 
 
 def _network_sampler_rows(config: BenchConfig) -> list[dict]:
-    model = seeded_init(0, NoiseConditionalScoreNet)  # the seed's network
+    """Annealed Langevin with the original notebook's network: against a plain loop, and against
+    the network's arithmetic alone (the limit)."""
+    # an untrained network of the original notebook's shape: the timing does not depend on training
+    model = seeded_init(0, NoiseConditionalScoreNet)
     sigmas = model.sigmas.tolist()
     x0 = 16 * torch.rand(config.n_points, 2, generator=torch.Generator().manual_seed(0)) - 8
     n_steps = len(sigmas) * config.steps_each
@@ -150,10 +160,14 @@ def _network_sampler_rows(config: BenchConfig) -> list[dict]:
             torch.Generator().manual_seed(1),
         )
 
-    first, rest = model.net[0], model.net[1:]
-    w_x, w_s = first.weight[:, :2].contiguous(), first.weight[:, 2]
+    # the first layer's weights split into the columns for x and the one for sigma
+    first = model.net[0]
+    rest = model.net[1:]
+    w_x = first.weight[:, :2].contiguous()
+    w_s = first.weight[:, 2]
 
-    def limit():  # the network's matrix products and activations alone, no sampler, no checks
+    def limit():
+        # the network's matrix products and activations alone, no sampler, no checks
         with torch.no_grad():
             for sigma in sigmas:
                 bias = first.bias + sigma * w_s
@@ -182,6 +196,7 @@ def _network_sampler_rows(config: BenchConfig) -> list[dict]:
 
 
 def _training_row(config: BenchConfig) -> dict:
+    """Training steps of ``train_noise_conditional`` against a bare Adam loop."""
     mixture = two_gaussians()
     train = TrainConfig(steps=config.train_steps, batch_size=config.batch_size, lr=1e-3)
 
@@ -209,12 +224,16 @@ def _training_row(config: BenchConfig) -> dict:
 
 
 def _frame_content(n: int) -> tuple[GaussianMixture, torch.Tensor, torch.Tensor]:
+    """What the GIF frames show: the mixture, ``n`` particles and their drift per frame."""
     mixture = two_gaussians()
     g = torch.Generator().manual_seed(0)
-    return mixture, 16 * torch.rand(n, 2, generator=g) - 8, torch.randn(n, 2, generator=g) * 0.05
+    particles = 16 * torch.rand(n, 2, generator=g) - 8
+    drift = torch.randn(n, 2, generator=g) * 0.05
+    return mixture, particles, drift
 
 
 def _gif_row(config: BenchConfig) -> dict:
+    """GIF frames of the renderer against a new figure, PNG and read back per frame."""
     mixture, x, drift = _frame_content(2000)
     extent = (-9.0, 9.0, -9.0, 9.0)
     grid = FieldGrid(extent, 21)
@@ -225,10 +244,12 @@ def _gif_row(config: BenchConfig) -> dict:
         nonlocal log_density
         fig, axes = new_figure(1)
         panel = Panel(axes[0], extent, grid=grid, particles=True, arrow_scale=3.0)
-        log_density = mixture.log_prob(panel.pixels) if log_density is None else log_density
+        if log_density is None:
+            log_density = mixture.log_prob(panel.pixels)
         panel.set_density(log_density)
         panel.set_field(field)
-        anim = Animation(fig, [panel.scatter, panel.ax.title])  # what changes between frames
+        # only the particles and the title change between frames
+        anim = Animation(fig, [panel.scatter, panel.ax.title])
         for i in range(config.frames):
             panel.set_particles(x + i * drift)
             panel.set_title(f"step {i}")
@@ -243,7 +264,8 @@ def _gif_row(config: BenchConfig) -> dict:
 
     t_ours, t_base = _interleaved(ours, baseline, config.repeats)
     return {
-        "benchmark": f"GIF frames ({config.frames} frames; ours {1000 * t_ours / config.frames:.0f} ms/frame)",
+        "benchmark": f"GIF frames ({config.frames} frames; "
+        f"ours {1000 * t_ours / config.frames:.0f} ms/frame)",
         "ours": t_ours,
         "baseline": t_base,
         "target": 8.0,
@@ -254,36 +276,53 @@ def _gif_row(config: BenchConfig) -> dict:
 def bench(
     config: BenchConfig | None = None, *, threads: ThreadPolicy | None = None, progress: bool = True
 ) -> dict:
-    """Run every benchmark (``config`` defaults to the full sizes); return the rows as a JSON-ready dict.
+    """Run every benchmark (``config`` defaults to the full sizes); return the rows as a JSON-ready
+    dict.
 
     ``threads``: the policy the timed rows run under (re-measured before each row; default: a new
     :class:`ThreadPolicy`); the load rows set their own thread counts and restore it.
     """
     config = config or BenchConfig()
     threads = threads or ThreadPolicy()
-    steps = {
-        "timed": lambda: [
+
+    def timed() -> list[dict]:
+        return [
             _exact_score_row(config),
             *_network_sampler_rows(config),
             _training_row(config),
             _gif_row(config),
-        ],
-        "load": lambda: load_rows(quick=config.quick, repeats=config.load_repeats),
-        "end_to_end": lambda: end_to_end_rows() if config.end_to_end else [],
-        "explorer": lambda: explorer_timings(repeats=config.repeats),
-        "evaluations": lambda: evaluations_rows(
-            config.seeds, min(config.n_points, 5000), config.budgets
-        ),
+        ]
+
+    def load() -> list[dict]:
+        return load_rows(quick=config.quick, repeats=config.load_repeats)
+
+    def end_to_end() -> list[dict]:
+        return end_to_end_rows() if config.end_to_end else []
+
+    def explorer() -> list[dict]:
+        return explorer_timings(repeats=config.repeats)
+
+    def evaluations() -> list[dict]:
+        return evaluations_rows(config.seeds, min(config.n_points, 5000), config.budgets)
+
+    steps = {
+        "timed": timed,
+        "load": load,
+        "end_to_end": end_to_end,
+        "explorer": explorer,
+        "evaluations": evaluations,
     }
     result = {"machine": machine(), "config": dataclasses.asdict(config)}
     for name, step in tqdm(steps.items(), desc="bench", disable=not progress, leave=False):
-        threads.apply()  # measure the load again: the rows below take from seconds to a minute each
+        # measure the load again: the rows below take from seconds to a minute each
+        threads.apply()
         result[name] = step()
     return result
 
 
 def format_bench(result: dict) -> str:
-    """The bench result as Markdown; a quick run's verdicts are withheld (its sizes are too small to judge)."""
+    """The bench result as Markdown; a quick run's verdicts are withheld (its sizes are too small
+    to judge)."""
     judge = not result["config"]["quick"]
 
     def verdict(ratio: float, target: float) -> str:
@@ -292,8 +331,8 @@ def format_bench(result: dict) -> str:
     parts = []
     if not judge:
         parts.append(
-            "Quick run (--quick): tiny sizes and few repeats, a smoke test. Targets are judged on full "
-            "runs only (`python -m ncsn_toy bench`)."
+            "Quick run (--quick): tiny sizes and few repeats, a smoke test. Targets are judged on "
+            "full runs only (`python -m ncsn_toy bench`)."
         )
     rows = []
     for r in result["timed"]:
@@ -316,9 +355,11 @@ def format_bench(result: dict) -> str:
         ),
     ]
     parts += [
-        "### Beside a busy neighbour: the thread policy against the old default (one thread per core)",
-        "Median seconds (threads in brackets). Targets: beside one busy process, >= 0.8x the speed of a "
-        "quiet single thread and >= 2.5x the speed of the old default; quiet, about 1x the old default.",
+        "### Beside a busy neighbour: the thread policy against the old default "
+        "(one thread per core)",
+        "Median seconds (threads in brackets). Targets: beside one busy process, >= 0.8x the speed "
+        "of a quiet single thread and >= 2.5x the speed of the old default; quiet, about 1x the "
+        "old default.",
         markdown_table(
             [
                 "hot path",
@@ -339,19 +380,15 @@ def format_bench(result: dict) -> str:
         parts += ["### End to end", markdown_table(["what", "seconds"], wall)]
     ev = result["evaluations"]
     paper = 1000  # annealed Langevin with the paper's settings: L = 10 levels x T = 100 steps
+    evaluation_rows = []
+    for r in ev:
+        reached = r["evaluations_to_0.02"] or "not reached"
+        evaluation_rows.append([r["sampler"], reached, f"{r['best_distance']:.4f}"])
     parts += [
         f"### Score evaluations to a mode-weight error <= 0.02 (exact score; the paper's annealed "
         f"Langevin uses {paper})",
         markdown_table(
-            ["sampler", "evaluations to reach 0.02", "best energy distance"],
-            [
-                [
-                    r["sampler"],
-                    r["evaluations_to_0.02"] or "not reached",
-                    f"{r['best_distance']:.4f}",
-                ]
-                for r in ev
-            ],
+            ["sampler", "evaluations to reach 0.02", "best energy distance"], evaluation_rows
         ),
     ]
     reached = [r["evaluations_to_0.02"] for r in ev if r["evaluations_to_0.02"]]
@@ -364,7 +401,7 @@ def format_bench(result: dict) -> str:
         parts.append(format_timings(result["explorer"], judge))
     m = result["machine"]
     parts.append(
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads at the "
-        f"start), Python {m['python']}."
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
+        f"({m['torch_threads']} threads at the start), Python {m['python']}."
     )
     return "\n\n".join(parts) + "\n"

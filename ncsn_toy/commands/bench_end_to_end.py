@@ -62,15 +62,18 @@ def end_to_end_rows() -> list[dict]:
 
 
 def evaluations_rows(seeds: int, particles: int, budgets: tuple[int, ...]) -> list[dict]:
-    """Score evaluations to reach a weight error <= 0.02, per sampler family (from reproduce's study)."""
+    """Score evaluations to reach a weight error <= 0.02, per sampler family (``reproduce``'s
+    :func:`~ncsn_toy.commands.sampler_study.evaluation_study`)."""
     from .measure import ReproduceConfig
     from .sampler_study import evaluation_study
 
     study = evaluation_study(ReproduceConfig(n_seeds=seeds, n_particles=particles, budgets=budgets))
     rows = []
+    # the families in the study's order, each once
     for family in dict.fromkeys(r["sampler"] for r in study):
         mine = [r for r in study if r["sampler"] == family]
         reached = [r["evaluations"] for r in mine if r["max_weight_error"] <= 0.02]
+        # the smallest mean distance over the budgets
         best = min(sum(r["distance"]) / len(r["distance"]) for r in mine)
         rows.append(
             {

@@ -4,8 +4,8 @@ with the thread policy (:class:`ncsn_toy.runtime.ThreadPolicy`) and with torch's
 
 The neighbour is a Python process spinning on one core, started and stopped here. Each hot path
 is timed, alternating the settings being compared so that drift hits them alike, and the median
-of the repeats is kept. The ratios answer the issue's targets: beside a busy neighbour, the
-policy runs at >= 0.8x the speed of a quiet single thread and >= 2.5x the speed of the old
+of the repeats is kept. The ratios are judged against three targets: beside a busy neighbour,
+the policy runs at >= 0.8x the speed of a quiet single thread and >= 2.5x the speed of the old
 default; on a quiet machine it is as fast as the old default.
 """
 
@@ -31,34 +31,42 @@ __all__ = ["hot_paths", "busy_neighbour", "load_rows", "format_load"]
 
 
 def hot_paths(quick: bool) -> dict[str, Callable[[], object]]:
-    """The package's three hot paths at the sizes of the issue (``quick``: a tenth of them)."""
+    """The package's three hot paths: training, and annealed Langevin with the trained network and
+    with the exact score, on 10,000 particles (``quick``: a tenth of the sizes)."""
     scale = 10 if quick else 1
-    mixture, n = two_gaussians(), 10_000 // scale
+    mixture = two_gaussians()
+    n = 10_000 // scale
     model = load_or_train("ncsn_two_gaussians", progress=False)
     x0 = 16 * torch.rand(n, 2, generator=torch.Generator().manual_seed(0)) - 8
     train = TrainConfig(steps=100 // scale, batch_size=2048, lr=1e-2)
+
+    def fresh_network() -> torch.nn.Module:
+        return type(model)(**model.architecture, sigmas=model.sigmas)
+
+    def training():
+        return train_noise_conditional(
+            mixture, train, seeded_init(0, fresh_network), progress=False
+        )
+
+    def trained_sampler():
+        return annealed_langevin_dynamics(
+            model, x0, model.sigmas, 0.016, 4, torch.Generator().manual_seed(1)
+        )
+
+    def exact_sampler():
+        return annealed_langevin_dynamics(
+            mixture.score,
+            x0,
+            geometric_sigmas(20.0, 1.0, 10),
+            0.1,
+            20,
+            torch.Generator().manual_seed(1),
+        )
+
     return {
-        f"{train.steps} NCSN training steps, batch 2048": lambda: train_noise_conditional(
-            mixture,
-            train,
-            seeded_init(0, lambda: type(model)(**model.architecture, sigmas=model.sigmas)),
-            progress=False,
-        ),
-        f"annealed Langevin, trained NCSN, {n} particles, 60 steps": lambda: (
-            annealed_langevin_dynamics(
-                model, x0, model.sigmas, 0.016, 4, torch.Generator().manual_seed(1)
-            )
-        ),
-        f"annealed Langevin, exact score, {n} particles, 200 steps": lambda: (
-            annealed_langevin_dynamics(
-                mixture.score,
-                x0,
-                geometric_sigmas(20.0, 1.0, 10),
-                0.1,
-                20,
-                torch.Generator().manual_seed(1),
-            )
-        ),
+        f"{train.steps} NCSN training steps, batch 2048": training,
+        f"annealed Langevin, trained NCSN, {n} particles, 60 steps": trained_sampler,
+        f"annealed Langevin, exact score, {n} particles, 200 steps": exact_sampler,
     }
 
 
@@ -66,13 +74,13 @@ def hot_paths(quick: bool) -> dict[str, Callable[[], object]]:
 def busy_neighbour(count: int = 1) -> Iterator[None]:
     """``count`` other processes, each keeping one core busy, for the duration of the block."""
     spinners: list[subprocess.Popen] = []
-    try:  # started inside: if the second cannot start, the first is stopped too
+    # started inside the try: if the second cannot start, the first is stopped too
+    try:
         for _ in range(count):
             spinners.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        # wait until they really run
         deadline = time.monotonic() + 5.0
-        while (
-            busy_cores(0.1) < 0.8 * count and time.monotonic() < deadline
-        ):  # wait until they really run
+        while busy_cores(0.1) < 0.8 * count and time.monotonic() < deadline:
             pass
         yield
     finally:
@@ -82,7 +90,7 @@ def busy_neighbour(count: int = 1) -> Iterator[None]:
 
 
 def _alternate(runs: dict[str, tuple[int, Callable[[], object]]], repeats: int) -> dict[str, float]:
-    """Median seconds of each ``(threads, fn)``, timed in turn (ABCABC...) after one warm-up each."""
+    """Median seconds of each ``(threads, fn)``, timed in turn (ABCABC...) after a warm-up round."""
     times: dict[str, list[float]] = {key: [] for key in runs}
     for repeat in range(repeats + 1):
         for key, (threads, fn) in runs.items():
@@ -97,8 +105,8 @@ def _alternate(runs: dict[str, tuple[int, Callable[[], object]]], repeats: int) 
 def load_rows(
     *, quick: bool = False, repeats: int = 5, progress: Callable[[], object] = lambda: None
 ) -> list[dict]:
-    """Each hot path, quiet (1 thread, the policy, all cores) and beside one busy neighbour (the policy,
-    all cores): median seconds, and the thread counts the policy chose."""
+    """Each hot path, quiet (1 thread, the policy, all cores) and beside one busy neighbour (the
+    policy, all cores): median seconds, and the thread counts the policy chose."""
     all_cores = len(allowed_cpus())
     before = torch.get_num_threads()
     rows = []
@@ -135,22 +143,20 @@ def load_rows(
 
 
 def format_load(rows: list[dict], judge: bool = True) -> list[list[str]]:
-    """Table rows: seconds, and the three ratios against their targets (judged only when ``judge``)."""
+    """Table rows: seconds, and the three ratios against their targets (judged only when
+    ``judge``)."""
 
     def verdict(ratio: float, target: float) -> str:
         return ("yes" if ratio >= target else "**no**") if judge else "—"
 
     lines = []
     for r in rows:
-        vs_quiet = (
-            r["quiet_one"] / r["busy_policy"]
-        )  # speed beside a neighbour / quiet single-thread speed
-        vs_old = (
-            r["busy_all"] / r["busy_policy"]
-        )  # how much faster than the old default beside a neighbour
-        quiet_cost = (
-            r["quiet_all"] / r["quiet_policy"]
-        )  # the policy's speed on a quiet machine / the old default's
+        # speed beside a neighbour / quiet single-thread speed
+        vs_quiet = r["quiet_one"] / r["busy_policy"]
+        # how much faster than the old default beside a neighbour
+        vs_old = r["busy_all"] / r["busy_policy"]
+        # the policy's speed on a quiet machine / the old default's
+        quiet_cost = r["quiet_all"] / r["quiet_policy"]
         lines.append(
             [
                 r["hot_path"],

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ncsn_toy render|train|reproduce|bench``.
+"""Command line: ``python -m ncsn_toy render|train|reproduce|bench|explore``.
 
 Each command has ``--help``. The work lives in the modules the commands name; this file only
 parses arguments, checks every output location before any work starts, applies the thread
@@ -30,13 +30,16 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m ncsn_toy``: one subcommand per command, each with ``--help``."""
     from ..figures import FIGURES
     from ..recipes import RECIPES
     from ..targets import TARGETS
+    from .measure import ReproduceConfig
 
     parser = argparse.ArgumentParser(
         prog="python -m ncsn_toy",
-        description="The NCSN toy experiment (Song & Ermon 2019): figures, training, numbers, speed.",
+        description="The NCSN toy experiment (Song & Ermon 2019): figures, training, numbers, "
+        "speed.",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -52,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         "render",
         parents=[common],
         help="render every figure into gif/",
-        description="Render the figure set (GIFs and PNGs), from the committed checkpoints. Figures are "
-        "deterministic: rendering again replaces them with the same bytes.",
+        description="Render the figure set (GIFs and PNGs), from the committed checkpoints. "
+        "Figures are deterministic: rendering again replaces them with the same bytes.",
     )
     render.add_argument(
         "--out", type=Path, default=ROOT / "gif", help=f"output folder (default: {ROOT / 'gif'})"
@@ -74,16 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         choices=TARGETS,
         metavar="NAME",
-        help=f"also render annealed_langevin_NAME.gif for these targets, out of: {', '.join(TARGETS)} "
-        "(from checkpoints/ncsn_NAME.pt, or fitted on the spot)",
+        help="also render annealed_langevin_NAME.gif for these targets, out of: "
+        f"{', '.join(TARGETS)} (from checkpoints/ncsn_NAME.pt, or fitted on the spot)",
     )
 
     train = commands.add_parser(
         "train",
         parents=[common],
         help="train the committed checkpoints from scratch",
-        description="Train the networks of checkpoints/ from scratch, deterministically (the same bytes every "
-        "run), and save them. Existing files are kept unless --overwrite is given.",
+        description="Train the networks of checkpoints/ from scratch, deterministically (the same "
+        "bytes every run), and save them. Existing files are kept unless --overwrite is given.",
     )
     train.add_argument(
         "--out",
@@ -106,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         choices=TARGETS,
         metavar="NAME",
-        help="instead, train these targets and save ncsn_NAME.pt (by their recipe where one exists, "
-        f"else by fit()), out of: {', '.join(TARGETS)}",
+        help="instead, train these targets and save ncsn_NAME.pt (by their recipe where one "
+        f"exists, else by fit()), out of: {', '.join(TARGETS)}",
     )
     train.add_argument("--overwrite", action="store_true", help="replace existing checkpoint files")
 
@@ -115,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce",
         parents=[common],
         help="the paper's numbers as Markdown tables",
-        description="Mode weights, sample distances, score errors, evaluations and the sigma-input study.",
+        description="Mode weights, sample distances, score errors, evaluations and the "
+        "sigma-input study.",
     )
     reproduce.add_argument(
         "--fast",
@@ -123,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a quick check with few particles, seeds and training steps: its numbers are rough",
     )
     reproduce.add_argument(
-        "--seeds", type=int, help="number of seeds (default: 5, or 2 with --fast)"
+        "--seeds",
+        type=int,
+        help="seeds of every sampler table (the zoo study keeps its own): each row runs once per "
+        "seed, and its '±' is the standard deviation over them (default: "
+        f"{ReproduceConfig.n_headline_seeds} for the samplers of the paper's Fig. 3, "
+        f"{ReproduceConfig.n_seeds} for the others; {ReproduceConfig.fast().n_seeds} with --fast)",
     )
     reproduce.add_argument(
         "--json",
@@ -181,7 +190,8 @@ def writable_folder(path: Path) -> Path:
 
 
 def writable_file(path: Path, overwrite: bool) -> Path:
-    """Check, before any work, that ``path`` can be written and is not an existing file kept from overwriting."""
+    """Check, before any work, that ``path`` can be written and is not an existing file kept from
+    overwriting."""
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a file name")
     if path.exists() and not overwrite:
@@ -190,18 +200,20 @@ def writable_file(path: Path, overwrite: bool) -> Path:
     return path
 
 
-MAX_COUNT = (
-    10**9
-)  # --steps, --seeds: far above any honest run; beyond, Python's range() and tqdm overflow
+# the largest --steps, --seeds or --threads: far above any honest run; beyond, Python's range()
+# and tqdm overflow
+MAX_COUNT = 10**9
 
 
 def _positive(value: int | None, option: str) -> None:
+    """Check that an optional count given on the command line is in 1..MAX_COUNT."""
     if value is not None and not 1 <= value <= MAX_COUNT:
         raise UsageError(f"{option} must be a positive integer up to {MAX_COUNT:g}, got {value}")
 
 
 # ------------------------------------------------------------------------------ commands
 def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
+    """``train``: train the recipes (or the named targets) and save their checkpoints."""
     from ..recipes import RECIPES, save_recipe, train_recipe
     from ..targets import target
     from ..training import fit
@@ -225,22 +237,26 @@ def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     for name in names:
         threads.refresh()
         start = time.perf_counter()
-        if (
-            name in RECIPES
-        ):  # a target with a recipe (two_gaussians, ring, ...) is trained by it, so the
-            model = train_recipe(RECIPES[name], steps=args.steps)  # gallery finds what it animates
-        else:  # fit() on a named target without a recipe
+        if name in RECIPES:
+            # a target with a recipe (two_gaussians, ring, ...) is trained by it, so the gallery
+            # finds what it animates
+            model = train_recipe(RECIPES[name], steps=args.steps)
+        else:
+            # fit() on a named target without a recipe
             model = fit(target(name.removeprefix("ncsn_")), steps=args.steps, progress=True)
             model.metadata.update(recipe=name, mixture_name=name.removeprefix("ncsn_"))
         path = save_recipe(model, args.out)
+        kilobytes = path.stat().st_size / 1024
+        adam_steps = model.metadata["train"]["steps"]
         print(
-            f"wrote {path}  ({path.stat().st_size / 1024:.0f} KB, {model.metadata['train']['steps']} Adam steps, "
+            f"wrote {path}  ({kilobytes:.0f} KB, {adam_steps} Adam steps, "
             f"final loss {model.metadata['final_loss']:.4f}, {time.perf_counter() - start:.1f} s)"
         )
     return 0
 
 
 def _reproduce(args: argparse.Namespace, threads: ThreadPolicy) -> int:
+    """``reproduce``: measure every table, print them, write the JSON (none with ``--fast``)."""
     from ..runtime import write_json
     from .reproduce import ReproduceConfig, format_tables, reproduce
 
@@ -256,6 +272,7 @@ def _reproduce(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     }
     if args.seeds is not None:
         changes["n_seeds"] = args.seeds
+        changes["n_headline_seeds"] = args.seeds
     config = ReproduceConfig.fast(**changes) if args.fast else ReproduceConfig(**changes)
     result = reproduce(config, between=threads.refresh)
     print(format_tables(result))
@@ -266,6 +283,7 @@ def _reproduce(args: argparse.Namespace, threads: ThreadPolicy) -> int:
 
 
 def _render(args: argparse.Namespace, threads: ThreadPolicy) -> int:
+    """``render``: write the figure set into ``--out``."""
     from ..figures import RenderConfig, render
 
     writable_folder(args.out)
@@ -284,6 +302,7 @@ def _render(args: argparse.Namespace, threads: ThreadPolicy) -> int:
 
 
 def _bench(args: argparse.Namespace, threads: ThreadPolicy) -> int:
+    """``bench``: time our hot paths against their baselines, print the tables."""
     from ..runtime import write_json
     from .bench import BenchConfig, bench, format_bench
 
@@ -317,16 +336,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads = ThreadPolicy(args.threads)
         threads.apply()
         return COMMANDS[args.command](args, threads)
-    # ValueError: a bad checkpoint or setting, reported by the package with its path or name; OSError: a file
-    # system refusal the checks could not foresee (a disk that fills up, a folder where a file was to go)
+    # ValueError: a bad checkpoint or setting, reported by the package with its path or name;
+    # OSError: a file system refusal the checks could not foresee (a disk that fills up, a folder
+    # where a file was to go)
     except (UsageError, TrainingDivergedError, ValueError, OSError) as err:
-        print(
-            "error: " + " ".join(str(err).split()), file=sys.stderr
-        )  # one line, whatever the message holds
+        # one line, whatever the message holds
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
-            "interrupted: files already written are complete; the one being written was not replaced",
+            "interrupted: files already written are complete; the one being written was not "
+            "replaced",
             file=sys.stderr,
         )
         return 130

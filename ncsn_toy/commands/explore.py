@@ -1,9 +1,9 @@
-"""``python -m ncsn_toy explore``: the interactive explorer as a web page, served by Voilà on 127.0.0.1.
+"""``python -m ncsn_toy explore``: the interactive explorer, a web page that Voilà serves locally.
 
 Voilà runs the small notebook shipped in the package (``ncsn_toy/figures/explorer.ipynb``, which
-displays :func:`ncsn_toy.figures.explorer.explorer`) in its own kernel and serves its widgets as
-a page without code. This module starts it as a child process, waits until the page answers,
-prints the address, opens the browser (unless ``--no-browser``) and stops it on Ctrl-C.
+displays :func:`ncsn_toy.figures.explorer.explorer`) in its own kernel and serves its widgets on
+127.0.0.1 as a page without code. This module starts it as a child process, waits until the page
+answers, prints the address, opens the browser (unless ``--no-browser``) and stops it on Ctrl-C.
 
 :func:`explorer_timings` measures the explorer's two speed targets for ``bench``.
 """
@@ -30,13 +30,15 @@ __all__ = ["add_parser", "run", "free_port", "NOTEBOOK", "explorer_timings", "fo
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "figures" / "explorer.ipynb"
 START_TIMEOUT = 300  # s until Voilà answers: it starts in about 2 s; only stops a hang
-# the JupyterLab extensions that draw ipywidgets in Voilà's page: ipywidgets' own, and Voilà's manager of it
+# the JupyterLab extensions that draw ipywidgets in Voilà's page: ipywidgets' own, and Voilà's
+# manager of it
 WIDGETS_EXTENSIONS = ("@jupyter-widgets/jupyterlab-manager", "@voila-dashboards/widgets-manager8")
 CULL_S = 300  # s a kernel without a page connected to it is kept
 STOP_TIMEOUT = 20  # s for Voilà to shut its kernel down after SIGTERM before it is killed
 
 
 def _port(text: str) -> int:
+    """The ``--port`` argument: an integer in 1..65535."""
     port = int(text)
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is an integer in 1..65535, got {text}")
@@ -46,13 +48,14 @@ def _port(text: str) -> int:
 def add_parser(
     subparsers: argparse._SubParsersAction, parents: list | tuple = ()
 ) -> argparse.ArgumentParser:
-    """Register ``explore`` on the command line's subparsers (``parents``: the options every command has)."""
+    """Register ``explore`` on the command line's subparsers (``parents``: the options every
+    command has)."""
     parser = subparsers.add_parser(
         "explore",
         parents=list(parents),
         help="the interactive explorer as a web page",
-        description="Serve the interactive explorer (sigma, step size, sampler, target -> particles and "
-        "numbers) as a web page on 127.0.0.1 with Voilà. Ctrl-C stops it.",
+        description="Serve the interactive explorer (sigma, step size, sampler, target -> "
+        "particles and numbers) as a web page on 127.0.0.1 with Voilà. Ctrl-C stops it.",
     )
     parser.add_argument("--port", type=_port, help="port to serve on (default: a free one)")
     parser.add_argument(
@@ -69,7 +72,8 @@ def free_port() -> int:
 
 
 def _listening(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:``port`` (a page request would start a kernel)."""
+    """Whether something accepts connections on 127.0.0.1:``port`` (only a connection: a page
+    request would start a kernel)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2):
             return True
@@ -90,8 +94,11 @@ def _stop(server: subprocess.Popen) -> None:
 
 
 def run(args: argparse.Namespace, threads: object = None) -> int:
-    """Serve the explorer until Ctrl-C (exit 0) or until Voilà stops (its exit code). The kernel
-    applies the package's thread policy itself (``--threads N`` is passed on as NCSN_TOY_THREADS)."""
+    """Serve the explorer until Ctrl-C (exit 0) or until Voilà stops (its exit code).
+
+    The kernel applies the package's thread policy itself (``--threads N`` is passed on as
+    NCSN_TOY_THREADS).
+    """
     missing = [name for name in ("voila", "ipywidgets") if importlib.util.find_spec(name) is None]
     if missing:
         print(
@@ -101,7 +108,8 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
         )
         return 2
     port = args.port or free_port()
-    if _listening(port):  # else the check below would take another server for ours
+    # else the wait below would take another server for ours
+    if _listening(port):
         print(
             f"error: port {port} is in use; choose another with --port, or leave it out",
             file=sys.stderr,
@@ -122,21 +130,24 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
         # only the widgets' own front end: other JupyterLab extensions installed beside it (e.g.
         # notebook's) may not load in Voilà's page and would log errors there
         *(f"--VoilaConfiguration.extension_allowlist={name}" for name in WIDGETS_EXTENSIONS),
-        # every page has its own kernel; one whose page was closed (no connection) goes after 5 minutes
+        # every page has its own kernel; one whose page was closed (no connection) goes after
+        # 5 minutes
         f"--MappingKernelManager.cull_idle_timeout={CULL_S}",
         "--MappingKernelManager.cull_interval=60",
     ]
-    # its own session: Ctrl-C reaches only this process, which then stops Voilà cleanly; so does SIGTERM
-    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    # the kernel follows the thread policy (explorer() applies it, and measures the load again between
-    # updates): on a busy 2-core machine an update took 1.3 s with 2 threads, 0.13 s with 1
-    env = {
-        **os.environ,
-        **({"NCSN_TOY_THREADS": str(args.threads)} if getattr(args, "threads", None) else {}),
-    }
+    previous_sigint = signal.getsignal(signal.SIGINT)
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    # the kernel follows the thread policy (explorer() applies it, and measures the load again
+    # between updates): on a busy 2-core machine an update took 1.3 s with 2 threads, 0.13 s with 1
+    env = dict(os.environ)
+    if getattr(args, "threads", None):
+        env["NCSN_TOY_THREADS"] = str(args.threads)
     server = None
-    try:  # the handlers are put back on every way out, also when Voilà cannot be started
+    # the handlers are put back on every way out, also when Voilà cannot be started
+    try:
         signal.signal(signal.SIGTERM, _interrupt)
+        # its own session: Ctrl-C reaches only this process, which then stops Voilà cleanly; so
+        # does SIGTERM
         server = subprocess.Popen(command, start_new_session=True, cwd=NOTEBOOK.parent, env=env)
         deadline = time.monotonic() + START_TIMEOUT
         while not _listening(port):
@@ -160,23 +171,25 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
     except KeyboardInterrupt:
         print("stopping the explorer", flush=True)
         return 0
-    finally:  # on every way out; a second Ctrl-C must not leave Voilà running
+    finally:
+        # on every way out; a second Ctrl-C must not leave Voilà running
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if server is not None:
             _stop(server)
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        signal.signal(signal.SIGINT, previous_sigint)
+        signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops the explorer as Ctrl-C does
+    """The SIGTERM handler: stop the explorer as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 # ---------------------------------------------------------------------------- timings for bench
 def explorer_timings(repeats: int = 9, settings: ExploreSettings | None = None) -> list[dict]:
-    """The explorer's speed targets, median of ``repeats`` (seconds), for ``settings`` (default: the
-    issue's case, exact score, 2000 particles, 1000 score evaluations):
+    """The explorer's two speed targets, median of ``repeats`` (seconds), for ``settings`` (default:
+    the paper's annealed Langevin, exact score, 2000 particles, 1000 score evaluations):
 
     - an update: settings -> :func:`explore` (annealed Langevin, 10 levels x 100 steps = 1000 score
       evaluations) -> PNG bytes of the last frame, its density and field computed afresh;
@@ -186,8 +199,10 @@ def explorer_timings(repeats: int = 9, settings: ExploreSettings | None = None) 
     from ..figures.explore_core import ExploreSettings, explore
     from ..figures.explore_picture import ExplorePicture
 
-    settings, picture = settings or ExploreSettings(), ExplorePicture()
-    picture.png(explore(settings), 0)  # warm-up: the figure is built once per view
+    settings = settings or ExploreSettings()
+    picture = ExplorePicture()
+    # warm-up: the figure is built once per view
+    picture.png(explore(settings), 0)
 
     def update() -> None:
         picture.forget_level()
@@ -199,16 +214,20 @@ def explorer_timings(repeats: int = 9, settings: ExploreSettings | None = None) 
         start = time.perf_counter()
         update()
         updates.append(time.perf_counter() - start)
-    result, scrubs = explore(settings), []
+    result = explore(settings)
+    scrubs = []
     picture.forget_level()
     for frame in range(len(result.frames)):
         start = time.perf_counter()
         picture.png(result, frame)
         scrubs.append(time.perf_counter() - start)
-    n, evals, score = settings.n_particles, result.evaluations, settings.score
+    update_label = (
+        f"explorer update ({settings.n_particles} particles, {result.evaluations} "
+        f"{settings.score}-score evaluations, to PNG)"
+    )
     return [
         {
-            "what": f"explorer update ({n} particles, {evals} {score}-score evaluations, to PNG)",
+            "what": update_label,
             "seconds": statistics.median(updates),
             "worst": max(updates),
             "target": 1.0,

@@ -21,10 +21,20 @@ from ..mixtures import GaussianMixture
 from ..recipes import DEFAULT_CHECKPOINTS
 from ..targets import target, uniform_in_box
 
-__all__ = ["ReproduceConfig", "measure", "references", "max_weight_error", "QUICK"]
+__all__ = [
+    "ReproduceConfig",
+    "measure",
+    "references",
+    "max_weight_error",
+    "at_sigma",
+    "QUICK",
+    "Run",
+]
 
-QUICK = " — quick check (--fast): rough numbers"  # appended to table headings in quick mode
-Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # (x0, generator) -> samples
+# appended to table headings in quick mode
+QUICK = " — quick check (--fast): rough numbers"
+# a sampler as the studies run it: (x0, generator) -> samples
+Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,12 @@ class ReproduceConfig:
 
     n_particles: int = 5000  # particles per sampler run
     n_reference: int = 5000  # exact samples the energy distance is measured against
-    n_seeds: int = 5  # runs per row, each with its own start and noise
+    # runs per row of the sampler tables 3, 5 and 8, each with its own start and noise: their
+    # "±" is the standard deviation over them
+    n_seeds: int = 5
+    # the same for table 1, the samplers of the paper's Fig. 3 and the README's headline: its
+    # weights are the repository's main claim, so it runs more seeds
+    n_headline_seeds: int = 20
     n_score_points: int = 20_000  # points per score-error estimate
     budgets: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000)  # score evaluations, table 3
     sigma_study_steps: int | None = None  # Adam steps per network in table 4 (None: the recipe's)
@@ -41,20 +56,23 @@ class ReproduceConfig:
     checkpoints: Path = DEFAULT_CHECKPOINTS  # where the trained networks are
     retrain: bool = False  # train the networks instead of loading them
     quick: bool = False  # a quick check: tables say their numbers are rough
-    zoo: bool = True  # also the zoo study: fit on every target, the paper's Fig. 2 setup, the dimension study
-    targets: tuple[str, ...] | None = (
-        None  # targets of the zoo study (None: all of TARGETS, or two when quick)
-    )
+    # also the zoo study: fit on every target, the paper's Fig. 2 setup, the dimension study
+    zoo: bool = True
+    # targets of the zoo study (None: all of TARGETS, or two when quick)
+    targets: tuple[str, ...] | None = None
 
     @classmethod
     def fast(cls, **changes: object) -> ReproduceConfig:
+        """The sizes of a quick check (``--fast``), with ``changes`` applied: rough numbers."""
         # 600 Adam steps: with 100, the variants without output / sigma have not yet learned the
-        # 1/sigma^2 scale of the score at the largest sigma, where the step eps sigma_1^2 / sigma_L^2
-        # = 160 amplifies any error, and annealed Langevin runs off to |x| ~ 1e17
+        # 1/sigma^2 scale of the score at the largest sigma, where the step
+        # eps sigma_1^2 / sigma_L^2 = 160 amplifies any error, and annealed Langevin runs off to
+        # |x| ~ 1e17
         small = {
             "n_particles": 500,
             "n_reference": 1000,
             "n_seeds": 2,
+            "n_headline_seeds": 2,
             "n_score_points": 2000,
             "budgets": (10, 100, 1000),
             "sigma_study_steps": 600,
@@ -71,7 +89,8 @@ def measure(
     config: ReproduceConfig,
     start: Callable[[GaussianMixture, int, torch.Generator], torch.Tensor] = uniform_in_box,
 ) -> dict:
-    """Run a sampler once per seed (``None``: exact i.i.d. samples); per-seed weights, spreads, distances, seconds."""
+    """Run a sampler once per seed (``None``: exact i.i.d. samples); return the per-seed weights,
+    spreads, distances and seconds."""
     out = {"weights": [], "std_min": [], "std_max": [], "distance": [], "seconds": []}
     for seed in range(config.n_seeds):
         g = torch.Generator().manual_seed(1000 + seed)
@@ -85,6 +104,15 @@ def measure(
         out["std_max"].append(stats.stds.max().item())
         out["distance"].append(energy_distance(x, reference))
     return out
+
+
+def at_sigma(model: Callable, sigma: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A noise-conditional network as the score of p_sigma: x -> model(x, sigma)."""
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        return model(x, sigma)
+
+    return score
 
 
 def max_weight_error(weights: list[list[float]], mixture: GaussianMixture) -> float:

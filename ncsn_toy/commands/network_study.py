@@ -1,9 +1,10 @@
-"""Tables 2 and 4 of ``reproduce``: the trained networks' score errors, and how sigma enters the network.
+"""Tables 2 and 4 of ``reproduce``: the trained networks' score errors, and how sigma enters the
+network.
 
 2. **Score error** per sigma of the trained networks, under the data and in high- and
    low-density regions (the paper's Fig. 2).
-4. **How sigma enters the network**: raw sigma (the seed), log sigma, output / sigma, both,
-   each trained with a committed recipe's settings.
+4. **How sigma enters the network**: raw sigma (as in the original notebook's network), log
+   sigma, output / sigma, both, each trained with a committed recipe's settings.
 
 References: Song & Ermon 2019, Sec. 3.2 (Fig. 2); Song & Ermon 2020 (NCSNv2, output / sigma).
 """
@@ -11,6 +12,7 @@ References: Song & Ermon 2019, Sec. 3.2 (Fig. 2); Song & Ermon 2020 (NCSNv2, out
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 
@@ -23,7 +25,7 @@ from ..recipes import RECIPES
 from ..samplers import annealed_langevin_dynamics
 from ..targets import target
 from ..training import NCSN_OPTIONS, seeded_init, train_noise_conditional
-from .measure import QUICK, ReproduceConfig, max_weight_error, measure
+from .measure import QUICK, ReproduceConfig, at_sigma, max_weight_error, measure
 from .report import markdown_table, mean_std
 
 __all__ = [
@@ -34,27 +36,30 @@ __all__ = [
     "format_sigma_inputs",
 ]
 
-SIGMA_VARIANTS = {  # network options compared in table 4 (every other option as in the recipe)
-    "raw sigma (seed)": {"sigma_input": "raw", "divide_by_sigma": False},
+# network options compared in table 4 (every other option as in the recipe)
+SIGMA_VARIANTS = {
+    "raw sigma (the original notebook's)": {"sigma_input": "raw", "divide_by_sigma": False},
     "log sigma": {"sigma_input": "log", "divide_by_sigma": False},
     "raw sigma, output / sigma": {"sigma_input": "raw", "divide_by_sigma": True},
     "log sigma, output / sigma": {"sigma_input": "log", "divide_by_sigma": True},
 }
-assert SIGMA_VARIANTS["log sigma, output / sigma"] == NCSN_OPTIONS  # the committed variant
+# the variant the committed networks use
+assert SIGMA_VARIANTS["log sigma, output / sigma"] == NCSN_OPTIONS
 
 
 def score_error_table(models: dict[str, nn.Module], config: ReproduceConfig) -> list[dict]:
-    """Table 2: relative score error of each trained network at each of its sigmas (the paper's Fig. 2)."""
+    """Table 2: relative score error of each trained network at each of its sigmas (the paper's
+    Fig. 2)."""
     rows = []
     for name, model in models.items():
         mixture = target(model.metadata["mixture_name"])
         if isinstance(model, NoiseConditionalScoreNet):
-            levels = [(s, lambda x, s=s, m=model: m(x, s)) for s in model.sigmas.tolist()]
+            levels = [(sigma, at_sigma(model, sigma)) for sigma in model.sigmas.tolist()]
         else:
             train = model.metadata["train"]
-            levels = [
-                (train["sigma"] if train["objective"] == "dsm" else 0.0, model)
-            ]  # SSM learns p itself
+            # denoising learns the score of p_sigma; sliced score matching that of p itself
+            sigma = train["sigma"] if train["objective"] == "dsm" else 0.0
+            levels = [(sigma, model)]
         for sigma, fn in levels:
             err = relative_score_error(
                 fn,
@@ -72,15 +77,14 @@ def sigma_input_table(
     refs: dict[str, torch.Tensor],
     between: Callable[[], object] = lambda: None,
 ) -> list[dict]:
-    """Table 4: each way sigma can enter the network, trained ``config.n_train_seeds`` times per mixture."""
+    """Table 4: each way sigma can enter the network, trained ``config.n_train_seeds`` times per
+    mixture."""
     rows = []
     for name in ("ncsn_two_gaussians", "ncsn_four_gaussians"):
         recipe = RECIPES[name]
-        train = (
-            recipe.train
-            if config.sigma_study_steps is None
-            else dataclasses.replace(recipe.train, steps=config.sigma_study_steps)
-        )
+        train = recipe.train
+        if config.sigma_study_steps is not None:
+            train = dataclasses.replace(recipe.train, steps=config.sigma_study_steps)
         for variant, options in SIGMA_VARIANTS.items():
             between()
             runs = [
@@ -93,104 +97,104 @@ def sigma_input_table(
                 )
                 for seed in range(config.n_train_seeds)
             ]
-            rows.append(
-                {
-                    "mixture": recipe.mixture,
-                    "network": variant,
-                    "steps": train.steps,
-                    **{key: [run[key] for run in runs] for key in runs[0]},
-                }
-            )
+            row = {"mixture": recipe.mixture, "network": variant, "steps": train.steps}
+            # each measured number as a list over the training seeds
+            for key in runs[0]:
+                row[key] = [run[key] for run in runs]
+            rows.append(row)
     return rows
 
 
 def _study_variant(recipe, train, options: dict, config, reference) -> dict:
     """Train one sigma-input variant with a recipe's settings; measure its scores and samples."""
-    mixture, sigmas = recipe.build_mixture(), recipe.sigmas()
+    mixture = recipe.build_mixture()
+    sigmas = recipe.sigmas()
+    network = {**recipe.network, **options}
     model = seeded_init(
-        train.seed, lambda: NoiseConditionalScoreNet(sigmas=sigmas, **{**recipe.network, **options})
+        train.seed, functools.partial(NoiseConditionalScoreNet, sigmas=sigmas, **network)
     )
     start = time.perf_counter()
     model = train_noise_conditional(mixture, train, model, progress=False).model
     seconds = time.perf_counter() - start
-    errors = [
-        relative_score_error(
-            lambda x, s=s: model(x, s),
+    errors = []
+    for sigma in sigmas.tolist():
+        error = relative_score_error(
+            at_sigma(model, sigma),
             mixture,
-            s,
+            sigma,
             config.n_score_points,
             generator=torch.Generator().manual_seed(7),
-        ).overall
-        for s in sigmas.tolist()
-    ]
-    numbers = measure(
-        lambda x0, g: annealed_langevin_dynamics(
-            model, x0, sigmas, recipe.step_size, recipe.n_steps, g
-        ),
-        mixture,
-        reference,
-        dataclasses.replace(config, n_seeds=1),
-    )
-    error = max_weight_error(numbers["weights"], mixture)
+        )
+        errors.append(error.overall)
+
+    def run(x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return annealed_langevin_dynamics(model, x0, sigmas, recipe.step_size, recipe.n_steps, g)
+
+    # one sampler run per trained network: the spread over training seeds is the one reported
+    numbers = measure(run, mixture, reference, dataclasses.replace(config, n_seeds=1))
     return {
         "max_score_error": max(errors),
         "score_error_smallest_sigma": errors[-1],
-        "max_weight_error": error,
+        "max_weight_error": max_weight_error(numbers["weights"], mixture),
         "distance": numbers["distance"][0],
         "train_seconds": seconds,
     }
 
 
-def format_score_errors(rows: list[dict], quick: bool = False) -> str:
-    """Table 2 as Markdown."""
-    return (
-        f"### Relative score error (under p_sigma; high / low density: inside / outside its 99% region)"
-        f"{QUICK if quick else ''}\n\n"
-        + markdown_table(
-            ["model", "sigma", "under the data", "high density", "low density"],
+def format_score_errors(rows: list[dict], sizes: dict) -> str:
+    """Table 2 as Markdown (``sizes``: the result's config)."""
+    lines = []
+    for r in rows:
+        lines.append(
             [
-                [
-                    r["model"],
-                    f"{r['sigma']:.3g}",
-                    f"{r['overall']:.4f}",
-                    f"{r['high_density']:.4f}",
-                    f"{r['low_density']:.4f}",
-                ]
-                for r in rows
-            ],
+                r["model"],
+                f"{r['sigma']:.3g}",
+                f"{r['overall']:.4f}",
+                f"{r['high_density']:.4f}",
+                f"{r['low_density']:.4f}",
+            ]
         )
+    headers = ["model", "sigma", "under the data", "high density", "low density"]
+    heading = (
+        "### Relative score error (under p_sigma; high / low density: inside / outside its 99% "
+        f"region){QUICK if sizes.get('quick') else ''}"
     )
+    return heading + "\n\n" + markdown_table(headers, lines)
 
 
-def format_sigma_inputs(rows: list[dict], quick: bool = False) -> str:
-    """Table 4 as Markdown."""
+def format_sigma_inputs(rows: list[dict], sizes: dict) -> str:
+    """Table 4 as Markdown (``sizes``: the result's config, for the heading)."""
     seeds = len(rows[0]["max_score_error"]) if rows else 0
-    over = "mean ± std over training seeds" if seeds > 1 else "one training seed"
-    return (
-        f"### How sigma enters the network ({over}){QUICK if quick else ''}\n\n"
-        + markdown_table(
-            [
-                "mixture",
-                "network",
-                "Adam steps",
-                "max relative score error",
-                "at the smallest sigma",
-                "annealed Langevin max weight error",
-                "energy distance",
-                "training seconds",
-            ],
-            [
-                [
-                    r["mixture"].replace("_", " "),
-                    r["network"],
-                    r["steps"],
-                    mean_std(r["max_score_error"], 4),
-                    mean_std(r["score_error_smallest_sigma"], 4),
-                    mean_std(r["max_weight_error"], 3),
-                    mean_std(r["distance"], 4),
-                    mean_std(r["train_seconds"], 1),
-                ]
-                for r in rows
-            ],
+    if seeds > 1:
+        over = (
+            f"mean ± sd over {seeds} training seeds; each network samples once, "
+            f"{sizes['n_particles']} particles"
         )
-    )
+    else:
+        over = "one training seed"
+    lines = []
+    for r in rows:
+        lines.append(
+            [
+                r["mixture"].replace("_", " "),
+                r["network"],
+                r["steps"],
+                mean_std(r["max_score_error"], 4),
+                mean_std(r["score_error_smallest_sigma"], 4),
+                mean_std(r["max_weight_error"], 3),
+                mean_std(r["distance"], 4),
+                mean_std(r["train_seconds"], 1),
+            ]
+        )
+    headers = [
+        "mixture",
+        "network",
+        "Adam steps",
+        "max relative score error",
+        "at the smallest sigma",
+        "annealed Langevin max weight error",
+        "energy distance",
+        "training seconds",
+    ]
+    heading = f"### How sigma enters the network ({over}){QUICK if sizes.get('quick') else ''}"
+    return heading + "\n\n" + markdown_table(headers, lines)

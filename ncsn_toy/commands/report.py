@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["markdown_table", "mean_std", "machine"]
+__all__ = ["markdown_table", "mean_std", "over_seeds", "machine"]
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -27,6 +27,12 @@ def mean_std(values: Sequence[float], digits: int = 3) -> str:
     if len(values) < 2:
         return f"{t.mean().item():.{digits}f}"
     return f"{t.mean().item():.{digits}f} ± {t.std().item():.{digits}f}"
+
+
+def over_seeds(n_seeds: int, n_particles: int) -> str:
+    """What the "±" of a sampler table is: ``"mean ± sd over 20 seeds of 5000 particles"``."""
+    seeds = "1 seed" if n_seeds == 1 else f"{n_seeds} seeds"
+    return f"mean ± sd over {seeds} of {n_particles} particles"
 
 
 def machine() -> dict:

@@ -4,7 +4,8 @@
   ``TARGETS``.
 - :func:`annealed_langevin_ring`, :func:`annealed_langevin_grid`, :func:`annealed_langevin_spiral`:
   annealed Langevin with the committed ``ncsn_<target>`` networks (made by
-  :func:`~ncsn_toy.training.fit`), from the mixture's box, with their own levels and sampler settings.
+  :func:`~ncsn_toy.training.fit`), from the mixture's box, with their own levels and sampler
+  settings.
 - :func:`score_error_objectives`: the paper's Fig. 2 for both objectives, denoising (the original
   notebook's ``ScoreNet``) beside sliced score matching (the official code's network for that
   figure).
