@@ -147,8 +147,7 @@ def annealed_langevin_dynamics(
     sigmas = _checks.sigma_levels(sigmas).tolist()
     step_size = _checks.positive_float(step_size, "step_size")
     n_steps_each = _checks.positive_int(n_steps_each, "n_steps_each")
-    if not isinstance(denoise, bool):
-        raise TypeError(f"denoise must be a bool, got {type(denoise).__name__}")
+    denoise = _checks.flag(denoise, "denoise")
     n_levels = len(sigmas)
     last = sigmas[-1]
     # alpha_i = eps sigma_i^2 / sigma_L^2: the same signal-to-noise ratio at every level
