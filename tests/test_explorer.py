@@ -311,9 +311,9 @@ def test_closing_cancels_a_run_in_progress():
     calls = []
     original_get = box.networks.get
 
-    def recording_get(name):
+    def recording_get(name, *network):
         calls.append(name)  # the run has started
-        return original_get(name)
+        return original_get(name, *network)
 
     box.networks.get = recording_get
     shown = box.numbers.value

@@ -4,7 +4,8 @@
 ``python -m ncsn_toy explore`` serves with Voilà): controls for every field of
 :class:`~.explore_core.ExploreSettings`, the picture of :class:`~.explore_picture.ExplorePicture`
 (the gallery's renderer), a scrubber and a play button over the recorded frames, and the numbers
-of :func:`~.explore_core.explore` as a line that starts with "weights".
+of :func:`~.explore_core.explore` as a line that starts with "weights", and a note on what the
+picture shows for the chosen sampler (and why its preset is what it is).
 
 Every change of a control asks for a new run. The first run happens before :func:`explorer`
 returns; the others in one background thread, so the page stays responsive while a trained
@@ -12,6 +13,10 @@ network samples (a progress bar shows how far it is), and a newer request stops 
 at its next score evaluation. Scrubbing redraws a recorded frame without resampling. Settings
 that cannot run (sigma_min >= sigma_max, a step size that diverges, ...) show a readable message
 instead of the numbers; the page keeps working.
+
+Choosing a sampler loads its preset. A trained score network is never started above the largest
+noise level it was trained for by a sampler that starts from the prior: there its output means
+nothing, and the probability flow would carry that to the end.
 """
 
 from __future__ import annotations
@@ -43,9 +48,10 @@ class Explorer(widgets.HBox):
     """The explorer's interface; build it with :func:`explorer`.
 
     Attributes: ``controls`` (name -> widget, one per setting), ``picture`` (an ``Image`` of PNG
-    bytes), ``frame`` (the scrubber), ``play`` (animates ``frame``), ``numbers`` (the text
-    "weights ..."), ``message`` (readable errors), ``progress``; ``result`` is the last
-    :class:`ExploreResult` shown.
+    bytes: the particles, and under them the mode weights along the run), ``frame`` (the
+    scrubber), ``play`` (animates ``frame``), ``numbers`` (the text "weights ..."), ``note``
+    (what the picture shows for this sampler), ``message`` (readable errors), ``progress``;
+    ``result`` is the last :class:`ExploreResult` shown.
     """
 
     def __init__(
@@ -61,7 +67,8 @@ class Explorer(widgets.HBox):
         self.threads = threads
         self.result: ExploreResult | None = None
         self._picture = ExplorePicture()
-        self.controls = controls(settings, networks.scores(settings.target))
+        network = samplers()[settings.sampler].network
+        self.controls = controls(settings, networks.scores(settings.target, network))
         width, _ = self._picture.size()
         # as wide as the picture it shows: pixel for pixel
         self.picture = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px"))
@@ -80,6 +87,7 @@ class Explorer(widgets.HBox):
         widgets.jslink((self.play, "value"), (self.frame, "value"))
         # HTML wraps long lines, unlike a Label
         self.numbers = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
+        self.note = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
         self.message = widgets.HTML()
         self.progress = widgets.FloatProgress(
             value=0.0,
@@ -90,6 +98,7 @@ class Explorer(widgets.HBox):
         )
         for widget, css in (
             (self.numbers, "ncsn-numbers"),
+            (self.note, "ncsn-note"),
             (self.message, "ncsn-message"),
             (self.picture, "ncsn-picture"),
             (self.progress, "ncsn-progress"),
@@ -102,6 +111,7 @@ class Explorer(widgets.HBox):
                 self.numbers,
                 self.message,
                 self.progress,
+                self.note,
             ]
         )
         column = widgets.VBox(
@@ -118,11 +128,16 @@ class Explorer(widgets.HBox):
         self._moving_frame = False  # True while the worker moves the scrubber to a new result
         self._thread = threading.Thread(target=self._loop, name="ncsn-explorer", daemon=True)
         self._thread.start()
-        handlers = {"sampler": self._on_sampler, "target": self._on_target}
+        handlers = {
+            "sampler": self._on_sampler,
+            "target": self._on_target,
+            "score": self._on_score,
+        }
         for name, widget in self.controls.items():
             widget.observe(handlers.get(name, self._on_change), names="value")
         self.frame.observe(self._on_frame, names="value")
         self._grey_out()
+        self._show_note()
 
     # ------------------------------------------------------------------ controls
     def settings(self) -> ExploreSettings:
@@ -140,17 +155,21 @@ class Explorer(widgets.HBox):
         if unknown:
             raise ValueError(f"unknown settings {unknown}; expected some of {list(self.controls)}")
         with self._holding():
-            for name, widget in self.controls.items():
-                if name not in values:
-                    continue
-                value = values[name]
-                if isinstance(widget, widgets.SelectionSlider):
-                    known = [option_value for _, option_value in widget.options]
-                    if value not in known:
-                        widget.options = stops(*known, value)
-                widget.value = value
+            for name in self.controls:
+                if name in values:
+                    self._put(name, values[name])
         self._grey_out()
+        self._show_note()
         self.request()
+
+    def _put(self, name: str, value: object) -> None:
+        """Set control ``name`` to ``value``; a value between a slider's stops becomes a stop."""
+        widget = self.controls[name]
+        if isinstance(widget, widgets.SelectionSlider):
+            known = [option_value for _, option_value in widget.options]
+            if value not in known:
+                widget.options = stops(*known, value)
+        widget.value = value
 
     def _values(self) -> dict:
         """The keyword arguments of :class:`ExploreSettings` the controls show."""
@@ -174,24 +193,50 @@ class Explorer(widgets.HBox):
         """A new sampler brings its usual settings (its preset); one run for all the changes."""
         with self._holding():
             for name, value in samplers()[change["new"]].preset.items():
-                self.controls[name].value = value
+                self._put(name, value)
+            self._offer_scores()
+            self._keep_the_network_in_its_range()
             self._grey_out()
+        self._show_note()
         self._on_change(change)
 
     def _on_target(self, change: dict) -> None:
         """Offer the trained network only where a committed checkpoint exists for the target."""
-        scores = self.networks.scores(change["new"])
         with self._holding():
-            score = self.controls["score"]
-            keep = score.value if score.value in scores else "exact"
-            score.options = [(SCORES[k], k) for k in scores]
-            score.value = keep
+            self._offer_scores()
+            self._keep_the_network_in_its_range()
         self._on_change(change)
+
+    def _on_score(self, change: dict) -> None:
+        with self._holding():
+            self._keep_the_network_in_its_range()
+        self._on_change(change)
+
+    def _offer_scores(self) -> None:
+        """The trained model only where its checkpoint exists (for this target and sampler)."""
+        network = samplers()[self.controls["sampler"].value].network
+        scores = self.networks.scores(self.controls["target"].value, network)
+        score = self.controls["score"]
+        keep = score.value if score.value in scores else "exact"
+        score.options = [(SCORES[k], k) for k in scores]
+        score.value = keep
+
+    def _keep_the_network_in_its_range(self) -> None:
+        """sigma_max at most the trained network's largest level, for a start from the prior."""
+        entry = samplers()[self.controls["sampler"].value]
+        if entry.start != "prior" or self.controls["score"].value != "trained":
+            return
+        largest = self.networks.largest_sigma(self.controls["target"].value)
+        if self.controls["sigma_max"].value > largest:
+            self._put("sigma_max", largest)
 
     def _grey_out(self) -> None:
         uses = samplers()[self.controls["sampler"].value].uses
         for name in SAMPLER_FIELDS:
             self.controls[name].disabled = name not in uses
+
+    def _show_note(self) -> None:
+        self.note.value = html.escape(samplers()[self.controls["sampler"].value].note)
 
     # ------------------------------------------------------------------ runs, in the worker thread
     def request(self) -> None:
@@ -224,6 +269,7 @@ class Explorer(widgets.HBox):
             self.frame_label,
             self.play,
             self.numbers,
+            self.note,
             self.message,
             self.progress,
             *self.children,
@@ -318,7 +364,7 @@ class Explorer(widgets.HBox):
             self.frame_label.value = self._frame_text(frame)
 
     def _frame_text(self, frame: int) -> str:
-        return f"σ = {self.result.frame_sigmas[frame]:.3g}, step {int(self.result.steps[frame])}"
+        return f"{self.result.where(frame)}, step {int(self.result.steps[frame])}"
 
 
 def explorer(
