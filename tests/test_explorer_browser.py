@@ -79,6 +79,9 @@ def explore_server(log: Path):
     on the way out, whatever happened.
     """
     port = free_port()
+    # the kernel imports ncsn_toy from this checkout, whatever the environment has installed
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     with open(log, "w") as out:
         process = subprocess.Popen(
             [
@@ -95,6 +98,7 @@ def explore_server(log: Path):
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            env=environment,
             start_new_session=True,
             # Ctrl-C as in a terminal
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -150,7 +154,8 @@ def test_the_page_answers_a_new_sampler_in_a_real_browser_and_ctrl_c_stops_it(tm
 
 
 def browse(server: str, screenshot: Path) -> tuple[list[str], list[str]]:
-    """Open the page, wait for numbers, choose another sampler, wait for new numbers and picture.
+    """Open the page, wait for numbers, drag the levels to 3, choose another sampler, then DDIM,
+    and wait each time for new numbers and picture.
 
     Returns the errors the page logged and the addresses on other hosts it asked for.
     """
@@ -192,24 +197,79 @@ def browse(server: str, screenshot: Path) -> tuple[list[str], list[str]]:
             # the paper's annealed Langevin, 10 levels x 100 steps
             assert "1000 score evaluations" in first
 
+            # a pointer lands on whole pixels, give or take two: stops must be further apart
+            assert drag_to_stop(page, "levels", 3) >= 5
+            # 3 levels of the preset's 100 steps
+            wait_for_numbers(page, " 300 score evaluations")
+            levels = page.locator(".widget-slider:has(> label:text-is('levels'))")
+            # the box beside the slider
+            count = levels.locator("xpath=..").locator("input[type=number]")
+            assert count.input_value() == "3"
+            # the last frame of the new run: after its 300 steps
+            assert page.locator(".ncsn-frame").inner_text() == "σ = 1, step 300"
+
             sampler = page.locator(".widget-dropdown:has(label:text-is('sampler')) select")
+            eta_slider = page.locator(
+                '.widget-slider:has(label:text-is("DDIM\'s eta")) .noUi-target'
+            )
+            assert eta_slider.get_attribute("disabled") == "true"
             # its preset: 100 levels, one step each
             sampler.select_option(label="consistent annealed sampling")
-            page.wait_for_function(
-                f"() => document.querySelector('{NUMBERS}')"
-                "?.innerText.includes(' 100 score evaluations')",
-                timeout=UPDATE_MS,
-            )
-            page.wait_for_function(
-                "src => document.querySelector('.ncsn-picture').src !== src",
-                arg=first_src,
-                timeout=UPDATE_MS,
-            )
+            wait_for_numbers(page, " 100 score evaluations")
+            wait_for_new_picture(page, first_src)
             assert numbers.inner_text().startswith("weights")
             assert numbers.inner_text() != first
             assert picture.screenshot() != first_pixels
             assert page.locator(".ncsn-message").inner_text() == ""
+
+            # DDIM's preset: 50 steps of DDPM's schedule, eta 0
+            src = picture.get_attribute("src")
+            sampler.select_option(label="DDIM")
+            wait_for_numbers(page, " 50 score evaluations")
+            wait_for_new_picture(page, src)
+            assert numbers.inner_text().startswith("weights")
+            assert page.locator(".ncsn-message").inner_text() == ""
+            assert "VP coordinates" in page.locator(".ncsn-note").inner_text()
+            # DDIM reads eta, which the other samplers grey out
+            assert eta_slider.get_attribute("disabled") is None
             page.screenshot(path=screenshot, full_page=True)
         finally:
             browser.close()
     return errors, external
+
+
+def wait_for_numbers(page, words: str) -> None:
+    """Until the line of numbers holds ``words``."""
+    page.wait_for_function(
+        f"words => document.querySelector('{NUMBERS}')?.innerText.includes(words)",
+        arg=words,
+        timeout=UPDATE_MS,
+    )
+
+
+def wait_for_new_picture(page, src: str) -> None:
+    """Until the picture is another than ``src``."""
+    page.wait_for_function(
+        "src => document.querySelector('.ncsn-picture').src !== src", arg=src, timeout=UPDATE_MS
+    )
+
+
+def drag_to_stop(page, label: str, value: int) -> float:
+    """Drag the handle of the slider ``label`` with the mouse to its stop for ``value``, as a
+    hand would (to a whole pixel); returns the pixels between two stops.
+
+    The slider's stops are 1, 2, 3, ... from the left end: stop ``value`` is at the fraction
+    (value - 1) / (number of stops - 1) of the track.
+    """
+    slider = page.locator(f".widget-slider:has(> label:text-is('{label}'))")
+    handle = slider.locator(".noUi-handle")
+    track = slider.locator(".noUi-base").bounding_box()
+    stops = int(float(handle.get_attribute("aria-valuemax"))) + 1
+    spacing = track["width"] / (stops - 1)
+    start = handle.bounding_box()
+    y = round(start["y"] + start["height"] / 2)
+    page.mouse.move(round(start["x"] + start["width"] / 2), y)
+    page.mouse.down()
+    page.mouse.move(round(track["x"] + spacing * (value - 1)), y, steps=10)
+    page.mouse.up()
+    return spacing

@@ -102,15 +102,18 @@ class Explorer(widgets.HBox):
             (self.message, "ncsn-message"),
             (self.picture, "ncsn-picture"),
             (self.progress, "ncsn-progress"),
+            (self.frame_label, "ncsn-frame"),
         ):
             widget.add_class(css)
+        # the scrubber and the numbers above the picture (which is tall, with its curve), so
+        # that they stay in sight on a laptop's screen
         view = widgets.VBox(
             [
-                self.picture,
                 widgets.HBox([self.play, self.frame, self.frame_label]),
                 self.numbers,
                 self.message,
                 self.progress,
+                self.picture,
                 self.note,
             ]
         )
