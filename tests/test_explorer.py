@@ -302,12 +302,14 @@ def test_the_curve_under_the_picture_is_the_weights_along_the_run_and_marks_the_
     picture = ExplorePicture(grid=9, resolution=40)
     for settings in (
         ExploreSettings(n_levels=3, n_steps=5, **SMALL),
+        ExploreSettings(n_levels=3, n_steps=5, seed=1, **SMALL),  # the same axes, new lines
         ExploreSettings(sampler="DDIM", n_levels=12, **SMALL),
         ExploreSettings(target="four_gaussians", sigma_max=30.0, **SMALL),
     ):
         result = explore(settings)
         before = picture.rgb(result, 0)
         after = picture.rgb(result, 2)
+        assert np.array_equal(after, ExplorePicture(grid=9, resolution=40).rgb(result, 2))
         steps = result.steps.numpy()
         n_modes = len(result.mixture.weights)
         curves = picture.weight_lines[0::2]  # a line per mode, then its truth (dashed)

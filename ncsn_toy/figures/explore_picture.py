@@ -9,11 +9,12 @@ Two panels, one figure (a matplotlib ``Figure`` on its own Agg canvas, no pyplot
   lies in (:attr:`~.explore_core.ExploreResult.weights_along`), against the truth (dashed), over
   the step of the run, with the sigma of the frames on the top axis; a line marks the frame shown.
 
-Like :class:`~.plotting.Animation`, it redraws only what changes (blitting): the axes, ticks,
-colour bar and the curve of a run are drawn once into a background; a frame restores it and draws
-the density, the arrows, the particles, the title and the marker on top (a few milliseconds,
-where a full draw takes about 50), and the density and the field are recomputed only when the
-noise level changes. So scrubbing through the frames never resamples.
+Like :class:`~.plotting.Animation`, it redraws only what changes (blitting): the axes, ticks and
+colour bar are drawn once into a background, the curve's lines once per run over it (its axes
+when they change); a frame restores that and draws the density, the arrows, the particles, the
+title and the marker on top (a few milliseconds, where a full draw takes about 50), and the
+density and the field are recomputed only when the noise level changes. So scrubbing through the
+frames never resamples.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class ExplorePicture:
         # over the weights, as it is drawn last when blitting
         self.marker = self.curve.axvline(0.0, color="#444444", linewidth=1.0, zorder=3)
         self.weight_lines: list = []  # one line per mode, and its truth, of the current run
+        self.curve.set_animated(True)  # drawn over the static background, once per run
         ax = self.panel.ax
         self._layers = [
             self.panel.image,
@@ -115,27 +117,23 @@ class ExplorePicture:
         # over it must share the axes' position.
         self.fig.canvas.draw()
         self.fig.set_layout_engine("none")
+        self._static = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        self._axes: tuple | None = None  # the curve's limits and ticks in _axes_background
         self._extent = extent
         self._level = None
         self._result = None
 
     def _draw_curve(self, result: ExploreResult) -> None:
-        """The mode weights along ``result``'s run into the background (once per run)."""
-        for line in self.weight_lines:
-            line.remove()
+        """The mode weights along ``result``'s run into the background (once per run).
+
+        Its axes (limits, ticks, labels: some 30 texts, tens of milliseconds) are drawn again
+        only when they change; the lines of a run are drawn over them.
+        """
         steps = result.steps.numpy()  # (F,)
         along = result.weights_along.numpy()  # (F, K)
         truth = result.mixture.weights.tolist()  # (K,)
-        colors = matplotlib.colormaps["tab10"]
-        self.weight_lines = []
-        for k, weight in enumerate(truth):
-            color = colors(k % 10)
-            (line,) = self.curve.plot(steps, along[:, k], color=color, linewidth=1.3)
-            dashed = self.curve.axhline(weight, color=color, linewidth=0.9, linestyle="--")
-            self.weight_lines += [line, dashed]
-        top = max(float(along.max()), max(truth))
-        self.curve.set_ylim(0.0, min(1.0, 1.12 * top) if top > 0 else 1.0)
-        self.curve.set_xlim(0, max(int(steps[-1]), 1))
+        # in tenths, so that the axes change with the target, not with every run
+        top = np.ceil(11 * max(float(along.max()), *truth)) / 10
         positions = []
         labels = []
         for frame in np.unique(np.linspace(0, len(steps) - 1, SIGMA_TICKS).round().astype(int)):
@@ -144,8 +142,29 @@ class ExplorePicture:
                 continue  # a sampler at one noise level (plain Langevin) names it once
             positions.append(int(steps[frame]))
             labels.append(label)
-        self.sigma_axis.set_xticks(positions, labels)
-        self.fig.canvas.draw()  # everything but the animated layers
+        axes = (max(int(steps[-1]), 1), min(float(top), 1.0), tuple(positions), tuple(labels))
+        if axes != self._axes:
+            self.curve.set_xlim(0, axes[0])
+            self.curve.set_ylim(0.0, axes[1])
+            self.sigma_axis.set_xticks(positions, labels)
+            self.fig.canvas.restore_region(self._static)
+            self.fig.draw_artist(self.curve)  # without its lines and marker, which are animated
+            self._axes_background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+            self._axes = axes
+        for line in self.weight_lines:
+            line.remove()
+        self.weight_lines = []
+        colors = matplotlib.colormaps["tab10"]
+        # over the spines (zorder 2.5), as they are drawn after them when blitting
+        style = {"animated": True, "zorder": 2.6}
+        for k, weight in enumerate(truth):
+            color = colors(k % 10)
+            (line,) = self.curve.plot(steps, along[:, k], color=color, linewidth=1.3, **style)
+            dashed = self.curve.axhline(weight, color=color, linewidth=0.9, ls="--", **style)
+            self.weight_lines += [line, dashed]
+        self.fig.canvas.restore_region(self._axes_background)
+        for line in self.weight_lines:
+            self.fig.draw_artist(line)
         self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
         self._result = result
 
