@@ -8,8 +8,9 @@
     from DDPM's prior N(0, I); the VE rows from N(0, sigma_max^2 I). The energy distance is
     also given in standard errors above that of exact samples.
 
-The DDPM and DDIM rows run ``config.n_headline_seeds`` seeds (20 at full size), the VE rows
-``config.n_seeds`` (table 5's rows again, on the same settings).
+Exact samples, DDPM and DDIM with eta 0 (the rows of the targets) run
+``config.n_headline_seeds`` seeds (20 at full size), the other rows ``config.n_seeds`` (5): at
+20 seeds every row would take 22 min on the shared 2 cores, most of it in the energy distances.
 
 References: Ho et al., NeurIPS 2020; Song, Meng & Ermon, ICLR 2021; Song et al., ICLR 2021;
 Karras et al., NeurIPS 2022 (EDM).
@@ -67,7 +68,9 @@ class Row(NamedTuple):
     run: Run | None  # None: exact i.i.d. samples
     evaluations: int  # score (noise predictor) evaluations per particle
     start: Start  # the prior it starts from
-    headline: bool  # measured over config.n_headline_seeds seeds (else config.n_seeds)
+    # measured over config.n_headline_seeds seeds (else config.n_seeds): exact samples, DDPM and
+    # DDIM with eta 0
+    headline: bool
 
 
 def vp_start(mixture: GaussianMixture, n: int, g: torch.Generator) -> torch.Tensor:
@@ -118,7 +121,8 @@ def _noise_predictor_rows(
     rows = [Row(score, f"DDPM, {n} steps", _ddpm(eps_fn, schedule), n, vp_start, True)]
     for steps, eta in ddim:
         label = f"DDIM, {steps} steps, eta={eta:g}"
-        rows.append(Row(score, label, _ddim(eps_fn, schedule, steps, eta), steps, vp_start, True))
+        run = _ddim(eps_fn, schedule, steps, eta)
+        rows.append(Row(score, label, run, steps, vp_start, eta == 0))
     sigma_low = schedule.sigmas[0].item()
     sigma_high = schedule.sigmas[-1].item()
     label = (
@@ -126,7 +130,7 @@ def _noise_predictor_rows(
         f"(sigma {sigma_high:.0f}->{sigma_low:.2g}, EDM grid, rho=7)"
     )
     flow = _flow_through_ve(eps_fn, schedule, FLOW_STEPS)
-    rows.append(Row(score, label, flow, FLOW_STEPS, vp_start, True))
+    rows.append(Row(score, label, flow, FLOW_STEPS, vp_start, False))
     return rows
 
 
@@ -182,7 +186,10 @@ def ddpm_sampler_table(
 
 def distance_in_standard_errors(row: dict, exact: dict) -> float:
     """How far a row's mean energy distance lies above that of exact samples, in standard errors
-    of the difference: (mean - mean_exact) / sqrt(se^2 + se_exact^2), se = sd / sqrt(seeds)."""
+    of the difference: (mean - mean_exact) / sqrt(se^2 + se_exact^2), se = sd / sqrt(seeds).
+    NaN with fewer than two seeds on either side (no sd to measure)."""
+    if min(len(row["distance"]), len(exact["distance"])) < 2:
+        return math.nan
     values = torch.tensor(row["distance"], dtype=torch.float64)
     reference = torch.tensor(exact["distance"], dtype=torch.float64)
     variance = values.var() / len(values) + reference.var() / len(reference)
@@ -200,6 +207,7 @@ def format_ddpm_samplers(result: dict) -> str:
         "score",
         "sampler",
         "score evaluations",
+        "seeds",
         "mode weights",
         "max weight error",
         "within-mode std",
@@ -211,17 +219,18 @@ def format_ddpm_samplers(result: dict) -> str:
     for r in rows:
         weights = torch.tensor(r["weights"])  # (seeds, K)
         per_mode = [mean_std(weights[:, k].tolist(), 3) for k in range(weights.shape[1])]
-        gap = "—" if r is exact else f"{distance_in_standard_errors(r, exact):+.1f}"
+        gap = math.nan if r is exact else distance_in_standard_errors(r, exact)
         lines.append(
             [
                 r["score"],
                 r["sampler"],
                 r["evaluations"],
+                len(r["weights"]),
                 ", ".join(per_mode),
                 f"{r['max_weight_error']:.4f}",
                 spreads(r),
                 mean_se(r["distance"], 4),
-                gap,
+                "—" if math.isnan(gap) else f"{gap:+.1f}",
                 mean_std(r["seconds"], 2),
             ]
         )
@@ -232,8 +241,9 @@ def format_ddpm_samplers(result: dict) -> str:
     particles = sizes["n_particles"]
     caption = (
         f"The paper's mixture. Mode weights and seconds: mean ± sd over {headline} seeds of "
-        f"{particles} particles (the VE rows: sd over {seeds} seeds of {particles} particles); "
-        "energy distance: mean ± standard error over the same seeds (sd / sqrt(seeds)), and how "
+        f"{particles} particles for exact samples, DDPM and DDIM with eta 0, and sd over "
+        f"{seeds} seeds of {particles} particles for the other rows (column seeds); energy "
+        "distance: mean ± standard error over the same seeds (sd / sqrt(seeds)), and how "
         "far it lies above that of exact samples in standard errors of the difference. Max "
         "weight error: of the mean weights. Within-mode std: the smallest and the largest over "
         "modes and axes, each averaged over the seeds (DDPM and DDIM end at the data, std 1; the "
