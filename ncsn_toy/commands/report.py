@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["markdown_table", "mean_std", "over_seeds", "machine"]
+__all__ = ["markdown_table", "mean_std", "mean_se", "over_seeds", "machine"]
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -27,6 +27,16 @@ def mean_std(values: Sequence[float], digits: int = 3) -> str:
     if len(values) < 2:
         return f"{t.mean().item():.{digits}f}"
     return f"{t.mean().item():.{digits}f} ± {t.std().item():.{digits}f}"
+
+
+def mean_se(values: Sequence[float], digits: int = 3) -> str:
+    """``"0.0012 ± 0.0004"``: the mean and its standard error, sd / sqrt(len(values)), or one
+    value alone."""
+    t = torch.tensor(values, dtype=torch.float64)
+    if len(values) < 2:
+        return f"{t.mean().item():.{digits}f}"
+    se = t.std().item() / len(values) ** 0.5
+    return f"{t.mean().item():.{digits}f} ± {se:.{digits}f}"
 
 
 def over_seeds(n_seeds: int, n_particles: int) -> str:

@@ -13,7 +13,10 @@ returning JSON-ready rows, with a formatter that prints them as a Markdown table
 7.-8. the networks between their levels, and continuous-sigma training
    (:mod:`~ncsn_toy.commands.sde_network_study`);
 9.-11. ``fit`` on every target, the paper's Fig. 2 setup, and the dimension study
-   (:mod:`~ncsn_toy.commands.zoo_study`).
+   (:mod:`~ncsn_toy.commands.zoo_study`);
+12. DDPM and DDIM beside the VE samplers (:mod:`~ncsn_toy.commands.ddpm_study`);
+13.-14. the trained noise predictor as a score, and DDPM's likelihood
+   (:mod:`~ncsn_toy.commands.ddpm_network_study`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..networks import EpsilonNet
 from ..recipes import RECIPES, load_or_train
+from .ddpm_network_study import ddpm_likelihood_table, ddpm_score_error_table, format_ddpm_networks
+from .ddpm_study import ddpm_sampler_table, format_ddpm_samplers
 from .measure import QUICK, ReproduceConfig, references
 from .network_study import (
     format_score_errors,
@@ -64,10 +70,14 @@ def reproduce(
             name, config.checkpoints, retrain=config.retrain, progress=progress
         )
     refs = references(config)
+    # the score networks of table 2 (the noise predictor has its own table, 13)
+    score_models = {
+        name: model for name, model in models.items() if not isinstance(model, EpsilonNet)
+    }
     # the result's key of each study, and the study
     studies = {
         "samplers": functools.partial(sampler_table, models, config, refs, between),
-        "score_error": functools.partial(score_error_table, models, config),
+        "score_error": functools.partial(score_error_table, score_models, config),
         "evaluations": functools.partial(evaluation_study, config, refs),
         "sigma_input": functools.partial(sigma_input_table, config, refs, between),
         "sde_samplers": functools.partial(sde_sampler_table, models, config, refs, between),
@@ -88,6 +98,9 @@ def reproduce(
         if config.targets:
             zoo = dataclasses.replace(zoo, targets=tuple(config.targets))
         studies["zoo"] = functools.partial(zoo_study, zoo, progress=progress)
+    studies["ddpm_samplers"] = functools.partial(ddpm_sampler_table, models, config, refs, between)
+    studies["ddpm_score_error"] = functools.partial(ddpm_score_error_table, models, config)
+    studies["ddpm_likelihood"] = functools.partial(ddpm_likelihood_table, models, config)
     # wall seconds of each study (the models and references are loaded before the first)
     study_seconds = {}
     for name, study in tqdm(studies.items(), desc="reproduce", disable=not progress, leave=False):
@@ -116,6 +129,8 @@ def format_tables(result: dict) -> str:
     ]
     if "zoo" in result:
         parts.append(format_zoo(result["zoo"], QUICK if quick else "").rstrip())
+    parts.append(format_ddpm_samplers(result))
+    parts.append(format_ddpm_networks(result))
     if quick:
         parts.insert(
             0,

@@ -3,7 +3,9 @@
 6. **ODE log-likelihood** (:func:`ncsn_toy.likelihood.ode_log_likelihood`) against
    ``log_prob(x, sigma_min)`` on x ~ p_sigma_min: mean signed and mean absolute gap (nats), with
    the prior and with the exact p_{sigma_max} in its place (the discretisation alone), against
-   the number of steps, and -KL(p_{sigma_max} || prior), the prior's expected share of the gap.
+   the number of Heun steps and for torchdiffeq's adaptive dopri5 at a few tolerances, and
+   -KL(p_{sigma_max} || prior), the prior's expected share of the gap. Score evaluations are
+   counted by a counter around the score function (Heun: 2 a step; dopri5: as many as it asks).
 
 References: Song et al., ICLR 2021 (Eq. 39, the instantaneous change of variables); Hutchinson,
 1989 (the trace estimator).
@@ -20,7 +22,7 @@ from torch import nn
 
 from ..likelihood import ode_log_likelihood
 from ..mixtures import GaussianMixture
-from ..sde import VESDE, score_evaluations
+from ..sde import VESDE
 from ..targets import target
 from .measure import QUICK, ReproduceConfig
 from .report import markdown_table
@@ -29,14 +31,20 @@ from .sde_study import NETS, SDE_NETS, SETTINGS, modes
 __all__ = ["likelihood_table", "format_likelihood"]
 
 
+# dopri5's rtol = atol in table 6 (quick: the middle one)
+TOLERANCES = (1e-4, 1e-5, 1e-6)
+
+
 class _Case(NamedTuple):
-    """One row of table 6: which score, on which SDE, with how many Heun steps."""
+    """One row of table 6: which score, on which SDE, with which solver."""
 
     label: str
     score: Callable
     sde: VESDE
-    steps: int
+    steps: int | None  # Heun steps (None for dopri5)
     hutchinson: bool  # Hutchinson's trace estimate instead of the exact divergence
+    method: str = "heun"  # "heun" on EDM's grid, or "dopri5" (adaptive)
+    tolerance: float | None = None  # dopri5's rtol = atol
 
 
 def _kl_to_prior(mixture: GaussianMixture, sde: VESDE, n: int) -> float:
@@ -60,30 +68,54 @@ def _recording_prior(
 
 
 def _cases(
-    name: str, models: dict[str, nn.Module], steps: tuple[int, ...], mixture: GaussianMixture
+    name: str,
+    models: dict[str, nn.Module],
+    steps: tuple[int, ...],
+    others: int,
+    tolerances: tuple[float, ...],
+    mixture: GaussianMixture,
 ) -> list[_Case]:
-    """The rows of table 6 for one mixture: the exact score at every number of steps, then the
-    exact score with Hutchinson's estimator and on the network's SDE, and the trained networks."""
+    """The rows of table 6 for one mixture: the exact score at every number of ``steps`` and
+    with dopri5 at every tolerance, then with ``others`` steps: the exact score with
+    Hutchinson's estimator and on the network's SDE, and the trained networks."""
     settings = SETTINGS[name]
     model = models[NETS[name]]
     net_sde = VESDE(settings.sigma_min, model.sigmas[0].item())
-    cases = [_Case("exact score", mixture.score, settings.sde(), k, False) for k in steps]
+    sde = settings.sde()
+    cases = [_Case("exact score", mixture.score, sde, k, False) for k in steps]
     cases += [
-        _Case("exact score, Hutchinson", mixture.score, settings.sde(), steps[-2], True),
-        _Case("exact score", mixture.score, net_sde, steps[-2], False),
-        _Case(f"trained {NETS[name]}", model, net_sde, steps[-2], False),
+        _Case("exact score", mixture.score, sde, None, False, "dopri5", tolerance)
+        for tolerance in tolerances
+    ]
+    cases += [
+        _Case("exact score, Hutchinson", mixture.score, sde, others, True),
+        _Case("exact score", mixture.score, net_sde, others, False),
+        _Case(f"trained {NETS[name]}", model, net_sde, others, False),
     ]
     if name in SDE_NETS:
         wide = models[SDE_NETS[name]]
         wide_sde = VESDE(settings.sigma_min, wide.sigmas[0].item())
-        cases.append(_Case(f"trained {SDE_NETS[name]}", wide, wide_sde, steps[-2], False))
+        cases.append(_Case(f"trained {SDE_NETS[name]}", wide, wide_sde, others, False))
     return cases
+
+
+def _counted(score: Callable, calls: list[int]) -> Callable:
+    """``score``, adding 1 to ``calls[0]`` at every call."""
+
+    def counted(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        calls[0] += 1
+        return score(x, sigma)
+
+    return counted
 
 
 def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> list[dict]:
     """Table 6: the ODE log-likelihood against log p_{sigma_min}(x), x ~ p_{sigma_min}."""
     n = min(config.n_particles, 2000)
-    steps = (16, 64) if config.quick else (16, 32, 64, 128, 256)
+    # Heun steps of the exact score (1024: the floor the prior leaves), and of the other rows
+    steps = (16, 64) if config.quick else (16, 32, 64, 128, 256, 1024)
+    others = 16 if config.quick else 128
+    tolerances = TOLERANCES[1:2] if config.quick else TOLERANCES
     rows = []
     for name, settings in SETTINGS.items():
         mixture = target(name)
@@ -93,16 +125,20 @@ def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> l
         exact = mixture.log_prob(x, settings.sigma_min)  # (n,)
         # (sigma_min, sigma_max) -> KL(p_{sigma_max} || prior): the same for every case on that SDE
         kl = {}
-        for case in _cases(name, models, steps, mixture):
+        for case in _cases(name, models, steps, others, tolerances, mixture):
             sde = case.sde
             # the ODE's endpoint x(sigma_max): one integration serves both priors
             endpoints = []
+            calls = [0]
             begin = time.perf_counter()
             ll = ode_log_likelihood(
-                case.score,
+                _counted(case.score, calls),
                 x,
                 sde,
                 case.steps,
+                method=case.method,
+                rtol=case.tolerance or 1e-5,
+                atol=case.tolerance or 1e-5,
                 hutchinson=case.hutchinson,
                 generator=torch.Generator().manual_seed(4),
                 prior=_recording_prior(sde, endpoints),
@@ -120,7 +156,9 @@ def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> l
                     "score": case.label,
                     "sigma_max": sde.sigma_max,
                     "steps": case.steps,
-                    "evaluations": score_evaluations("ode_log_likelihood", case.steps),
+                    "method": case.method,
+                    "tolerance": case.tolerance,
+                    "evaluations": calls[0],
                     "hutchinson": case.hutchinson,
                     "signed_gap": (ll - exact).mean().item(),
                     "absolute_gap": (ll - exact).abs().mean().item(),
@@ -143,13 +181,13 @@ def format_likelihood(result: dict) -> str:
         "mixture",
         "score",
         "sigma_max",
-        "Heun steps",
+        "solver",
         "score evaluations",
         "mean signed gap",
-        "mean |gap|",
+        r"mean \|gap\|",
         "mean signed gap, exact p_sigma_max",
-        "mean |gap|, exact p_sigma_max",
-        "-KL(p_sigma_max || prior)",
+        r"mean \|gap\|, exact p_sigma_max",
+        r"-KL(p_sigma_max \|\| prior)",
         "seconds",
     ]
     lines = []
@@ -159,7 +197,7 @@ def format_likelihood(result: dict) -> str:
                 modes(r["mixture"]),
                 r["score"],
                 f"{r['sigma_max']:g}",
-                r["steps"],
+                _solver(r),
                 r["evaluations"],
                 f"{r['signed_gap']:+.4f}",
                 f"{r['absolute_gap']:.4f}",
@@ -171,3 +209,11 @@ def format_likelihood(result: dict) -> str:
         )
     heading = f"### ODE log-likelihood against log p_sigma_min(x) (nats){quick}"
     return heading + "\n\n" + markdown_table(headers, lines)
+
+
+def _solver(row: dict) -> str:
+    """A row's solver: ``"Heun, 128 steps"`` or ``"dopri5, rtol = atol = 1e-05"`` (a row
+    without a method is from before dopri5 joined the table: Heun)."""
+    if row.get("method", "heun") == "dopri5":
+        return f"dopri5, rtol = atol = {row['tolerance']:g}"
+    return f"Heun, {row['steps']} steps"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import animations, sde, stills, zoo
+from . import animations, ddpm, sde, stills, zoo
 from .parts import Context, RenderConfig
 
 __all__ = ["FIGURES", "RenderConfig", "render"]
@@ -36,6 +36,8 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
     "sampler_pareto.png": sde.sampler_pareto,
     "probability_flow.gif": sde.probability_flow,
     "ode_likelihood.png": sde.ode_likelihood,
+    "ncsn_vs_ddpm.gif": ddpm.ncsn_vs_ddpm,
+    "ddim_path.png": ddpm.ddim_path,
     # targets.png, score_error_objectives.png, annealed_langevin_{ring,grid,spiral}.gif
     **zoo.ZOO_FIGURES,
 }
