@@ -189,7 +189,14 @@ def _adaptive(
     ends = torch.tensor([math.log(sigmas[0]), math.log(sigmas[-1])], dtype=y.dtype)
     # step_t: the last step ends at sigma_max exactly (by default torchdiffeq steps past the
     # end and interpolates back, which would evaluate the score above sigma_max)
-    options = {"max_num_steps": MAX_ADAPTIVE_STEPS, "step_t": ends[-1:]}
+    # first_step: torchdiffeq's guess of the first step comes from a derivative at sigma_min
+    # and, in float32, can ask for sigma ~ 1e16 and fail ("underflow in dt"); a hundredth of
+    # the interval is a safe start, from which the steps adapt
+    options = {
+        "max_num_steps": MAX_ADAPTIVE_STEPS,
+        "step_t": ends[-1:],
+        "first_step": (ends[1] - ends[0]).item() / 100,
+    }
     try:
         xs, deltas = torchdiffeq.odeint(
             derivative, (y, delta), ends, method="dopri5", rtol=rtol, atol=atol, options=options

@@ -453,3 +453,16 @@ def test_the_likelihood_of_a_ddpm_model_through_the_conversion():
     x = noised.sample(300, generator=torch.Generator().manual_seed(13))
     log_p = vp_log_likelihood(exact_eps(p, schedule), x, schedule)
     assert (log_p - noised.log_prob(x)).abs().mean().item() < 0.05
+
+
+def test_the_ddpm_likelihood_runs_in_float32():
+    """dopri5's own first step, guessed at sigma_0 = 0.01, asked for sigma ~ 1e16 in float32 and
+    failed ("underflow in dt"); it now starts from a hundredth of the interval. Within 0.05
+    nats on average of the exact log density, as in float64 (the prior's share, about 0.02)."""
+    p = two_gaussians()
+    schedule = DDPMSchedule.linear()
+    noised = p.perturb(schedule.scales[0].item(), schedule.stds[0].item())
+    x = noised.sample(100, generator=torch.Generator().manual_seed(14))
+    log_p = vp_log_likelihood(exact_eps(p, schedule), x, schedule)
+    assert log_p.dtype == torch.float32
+    assert (log_p - noised.log_prob(x)).abs().mean().item() < 0.05
