@@ -165,8 +165,10 @@ def test_read_only_folder_is_refused(tmp_path):
 
 
 def test_render_out_is_relative_to_the_current_directory(tmp_path):
+    # PYTHONPATH: this checkout's package, whatever else is installed
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = run_command(
-        "render", "--fast", "--only", "score_field_mixture", "--out", "figs", cwd=tmp_path
+        "render", "--fast", "--only", "score_field_mixture", "--out", "figs", cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "figs" / "score_field_mixture.png").is_file()

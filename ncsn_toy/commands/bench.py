@@ -13,7 +13,9 @@ are the result.
 3. a training step against a plain Adam loop;
 4. a GIF frame of the renderer against a new figure + ``savefig`` to PNG + read back;
 5. end to end: ``render`` of the full figure set and the notebook in fast mode (wall time);
-6. score evaluations each sampler needs to reach a mode-weight error <= 0.02 (machine-independent).
+6. score evaluations each sampler needs to reach a mode-weight error <= 0.02 (machine-independent);
+7. under load: each hot path beside a busy neighbour process (:mod:`.bench_load`), and a plain
+   script calling the library, quiet and beside one and two busy processes (:mod:`.bench_script`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from .baselines import (
 )
 from .bench_end_to_end import end_to_end_rows, evaluations_rows
 from .bench_load import format_load, load_rows
+from .bench_script import format_script, script_rows
 from .explore import explorer_timings, format_timings
 from .report import machine, markdown_table
 
@@ -68,6 +71,7 @@ class BenchConfig:
     budgets: tuple[int, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000)  # score evaluations tried
 
     load_repeats: int = 5  # repeats of each setting in the load rows
+    script_repeats: int = 5  # runs of the plain script in each of its settings
     quick: bool = False  # a smoke test: tiny sizes, and no verdict on any target
 
     @classmethod
@@ -83,6 +87,7 @@ class BenchConfig:
             seeds=1,
             budgets=(10, 100),
             load_repeats=1,
+            script_repeats=1,
             quick=True,
         )
 
@@ -296,6 +301,9 @@ def bench(
     def load() -> list[dict]:
         return load_rows(quick=config.quick, repeats=config.load_repeats)
 
+    def script() -> dict:
+        return script_rows(quick=config.quick, repeats=config.script_repeats)
+
     def end_to_end() -> list[dict]:
         return end_to_end_rows() if config.end_to_end else []
 
@@ -308,6 +316,7 @@ def bench(
     steps = {
         "timed": timed,
         "load": load,
+        "script": script,
         "end_to_end": end_to_end,
         "explorer": explorer,
         "evaluations": evaluations,
@@ -375,6 +384,9 @@ def format_bench(result: dict) -> str:
             format_load(result["load"], judge),
         ),
     ]
+    # results written before the script rows existed have none
+    if result.get("script"):
+        parts.append(format_script(result["script"], judge))
     if result["end_to_end"]:
         wall = [[r["benchmark"], f"{r['ours']:.1f}"] for r in result["end_to_end"]]
         parts += ["### End to end", markdown_table(["what", "seconds"], wall)]

@@ -1,5 +1,8 @@
-"""``bench`` rows that run whole commands or studies: wall time of ``render`` and of the notebook,
-and the score evaluations each sampler needs to reach a mode-weight error <= 0.02."""
+"""``bench`` rows that run whole commands or studies.
+
+The wall time of ``render`` and of the notebook, and the score evaluations each sampler needs to
+reach a mode-weight error <= 0.02.
+"""
 
 from __future__ import annotations
 

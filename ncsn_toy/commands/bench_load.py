@@ -1,6 +1,7 @@
-"""``bench`` under load: each hot path on a quiet machine and beside a busy neighbour process,
-with the thread policy (:class:`ncsn_toy.runtime.ThreadPolicy`) and with torch's old default
-(one thread per core).
+"""``bench`` under load: each hot path on a quiet machine and beside a busy neighbour process.
+
+Each runs with the thread policy (:class:`ncsn_toy.runtime.ThreadPolicy`) and with torch's old
+default (one thread per core).
 
 The neighbour is a Python process spinning on one core, started and stopped here. Each hot path
 is timed, alternating the settings being compared so that drift hits them alike, and the median

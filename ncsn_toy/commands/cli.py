@@ -5,16 +5,21 @@ parses arguments, checks every output location before any work starts, applies t
 policy (:class:`ncsn_toy.runtime.ThreadPolicy`) and reports. Paths given on the command line are
 relative to the current directory; the defaults are the repository's own folders. ``train``,
 ``reproduce`` and ``bench`` never replace an existing file unless given ``--overwrite``;
-``render`` regenerates its figures (they are deterministic), so it replaces them.
+``render`` regenerates its figures (they are deterministic), so it replaces them. Ctrl-C (SIGINT)
+and SIGTERM stop a command alike: the file being written is not replaced, its temporary file is
+removed, and the exit status is 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..runtime import ThreadPolicy, repository_root
@@ -23,6 +28,8 @@ from . import explore
 __all__ = ["main", "build_parser", "UsageError"]
 
 ROOT = repository_root()
+# what a command stopped by Ctrl-C or SIGTERM leaves
+UNWOUND = "files already written are complete; the one being written was not replaced"
 
 
 class UsageError(Exception):
@@ -59,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Figures are deterministic: rendering again replaces them with the same bytes.",
     )
     render.add_argument(
-        "--out", type=Path, default=ROOT / "gif", help=f"output folder (default: {ROOT / 'gif'})"
+        "--out", type=str, default=ROOT / "gif", help=f"output folder (default: {ROOT / 'gif'})"
     )
     render.add_argument(
         "--fast", action="store_true", help="fewer frames and particles (for tests)"
@@ -90,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--out",
-        type=Path,
+        type=str,
         default=ROOT / "checkpoints",
         help=f"output folder (default: {ROOT / 'checkpoints'})",
     )
@@ -136,12 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument(
         "--json",
-        type=Path,
+        type=str,
         help="where to write the numbers (default: "
         f"{ROOT / 'results' / 'reproduce.json'}; none with --fast)",
     )
     reproduce.add_argument(
-        "--checkpoints", type=Path, default=ROOT / "checkpoints", help="checkpoint folder"
+        "--checkpoints", type=str, default=ROOT / "checkpoints", help="checkpoint folder"
     )
     reproduce.add_argument(
         "--retrain", action="store_true", help="train the networks instead of loading them"
@@ -169,13 +176,48 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="small sizes, few repeats: a smoke test that judges no target",
     )
-    bench.add_argument("--json", type=Path, help="also write the numbers as JSON to this file")
+    bench.add_argument("--json", type=str, help="also write the numbers as JSON to this file")
     bench.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
     explore.add_parser(commands, parents=[common])
     return parser
 
 
-# ------------------------------------------------------------------------------ output checks
+# ------------------------------------------------------------------------------ argument checks
+# the options that name a path, and what each names
+PATH_OPTIONS = {"out": "folder", "json": "file", "checkpoints": "folder"}
+
+
+def _paths(args: argparse.Namespace) -> None:
+    """Turn the path options given on the command line into ``Path`` objects, in place.
+
+    An empty one is refused: ``Path("")`` is the current directory, so ``--out ""`` would write
+    there.
+    """
+    for name, kind in PATH_OPTIONS.items():
+        value = getattr(args, name, None)
+        if not isinstance(value, str):  # not given (None) or the default (already a Path)
+            continue
+        if not value:
+            raise UsageError(
+                f"--{name} is empty; give a {kind}, or leave --{name} out for the default"
+            )
+        setattr(args, name, Path(value))
+
+
+def _figure_names(only: list[str] | None) -> None:
+    """Check the names of ``render --only`` (with or without extension) before anything is
+    created."""
+    from ..figures import FIGURES
+
+    stems = {Path(name).stem for name in FIGURES}
+    unknown = [name for name in only or () if name not in FIGURES and name not in stems]
+    if unknown:
+        raise UsageError(
+            f"unknown figure(s) {', '.join(unknown)}; expected names out of: "
+            f"{', '.join(sorted(stems))}"
+        )
+
+
 def writable_folder(path: Path) -> Path:
     """Check, before any work, that files can be written into ``path`` (created if missing)."""
     if path.exists() and not path.is_dir():
@@ -198,6 +240,20 @@ def writable_file(path: Path, overwrite: bool) -> Path:
         raise UsageError(f"{path} exists; pass --overwrite to replace it, or give another path")
     writable_folder(path.parent)
     return path
+
+
+@contextlib.contextmanager
+def _write_errors_name(path: Path) -> Iterator[None]:
+    """An ``OSError`` raised in the block names ``path`` (the file, or the folder, being written).
+
+    A full disk can surface as a bare "[Errno 27] File too large" from a file object's flush.
+    """
+    try:
+        yield
+    except OSError as err:
+        if str(path) in str(err):
+            raise
+        raise OSError(f"could not write {path}: {err.strerror or err}") from err
 
 
 # the largest --steps, --seeds or --threads: far above any honest run; beyond, Python's range()
@@ -245,7 +301,8 @@ def _train(args: argparse.Namespace, threads: ThreadPolicy) -> int:
             # fit() on a named target without a recipe
             model = fit(target(name.removeprefix("ncsn_")), steps=args.steps, progress=True)
             model.metadata.update(recipe=name, mixture_name=name.removeprefix("ncsn_"))
-        path = save_recipe(model, args.out)
+        with _write_errors_name(args.out / f"{name}.pt"):
+            path = save_recipe(model, args.out)
         kilobytes = path.stat().st_size / 1024
         adam_steps = model.metadata["train"]["steps"]
         print(
@@ -261,6 +318,10 @@ def _reproduce(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     from .reproduce import ReproduceConfig, format_tables, reproduce
 
     _positive(args.seeds, "--seeds")
+    if not args.retrain and not args.checkpoints.is_dir():
+        raise UsageError(
+            f"no checkpoint folder {args.checkpoints}; give --checkpoints or --retrain"
+        )
     path = args.json or (None if args.fast else ROOT / "results" / "reproduce.json")
     if path is not None:
         writable_file(path, args.overwrite)
@@ -277,7 +338,8 @@ def _reproduce(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     result = reproduce(config, between=threads.refresh)
     print(format_tables(result))
     if path is not None:
-        write_json(path, result)
+        with _write_errors_name(path):
+            write_json(path, result)
         print(f"wrote {path} ({result['seconds']:.0f} s)")
     return 0
 
@@ -286,14 +348,16 @@ def _render(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     """``render``: write the figure set into ``--out``."""
     from ..figures import RenderConfig, render
 
+    _figure_names(args.only)
     writable_folder(args.out)
     config = (
         RenderConfig.fast(retrain=args.retrain) if args.fast else RenderConfig(retrain=args.retrain)
     )
     start = time.perf_counter()
-    written = render(
-        args.out, config, only=args.only, between=threads.refresh, targets=args.target or ()
-    )
+    with _write_errors_name(args.out):
+        written = render(
+            args.out, config, only=args.only, between=threads.refresh, targets=args.target or ()
+        )
     for path, size in written:
         print(f"wrote {path}  {size / 1024:.0f} KB")
     total = sum(size for _, size in written)
@@ -311,7 +375,8 @@ def _bench(args: argparse.Namespace, threads: ThreadPolicy) -> int:
     result = bench(BenchConfig.quick_check() if args.quick else BenchConfig(), threads=threads)
     print(format_bench(result))
     if args.json:
-        write_json(args.json, result)
+        with _write_errors_name(args.json):
+            write_json(args.json, result)
         print(f"wrote {args.json}")
     return 0
 
@@ -325,28 +390,59 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, ThreadPolicy], int]] = {
 }
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds the command as Ctrl-C does (a ``BaseException``, like
+    ``KeyboardInterrupt``, so that no ``except Exception`` stops it on the way out)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """The SIGTERM handler: unwind the command, which removes the temporary file being written."""
+    # a second SIGTERM must not interrupt the removal of that file
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` inside the block; the previous handler is put back
+    after (signal handlers can only be set from the main thread: elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; problems with what was asked (a path, a number, a missing or bad file)
-    are printed as one line on stderr with exit status 2, never as a traceback."""
+    are printed as one line on stderr with exit status 2, never as a traceback.
+
+    Ctrl-C returns 130 and SIGTERM 143 (128 + the signal's number, as a shell reports a process
+    the signal stopped), both after removing the temporary file of the write under way.
+    """
     from ..training import TrainingDivergedError
 
-    args = build_parser().parse_args(argv)
-    try:
-        _positive(args.threads, "--threads")
-        threads = ThreadPolicy(args.threads)
-        threads.apply()
-        return COMMANDS[args.command](args, threads)
-    # ValueError: a bad checkpoint or setting, reported by the package with its path or name;
-    # OSError: a file system refusal the checks could not foresee (a disk that fills up, a folder
-    # where a file was to go)
-    except (UsageError, TrainingDivergedError, ValueError, OSError) as err:
-        # one line, whatever the message holds
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "interrupted: files already written are complete; the one being written was not "
-            "replaced",
-            file=sys.stderr,
-        )
-        return 130
+    with _sigterm_unwinds():
+        try:
+            args = build_parser().parse_args(argv)
+            _positive(args.threads, "--threads")
+            _paths(args)
+            threads = ThreadPolicy(args.threads)
+            threads.apply()
+            return COMMANDS[args.command](args, threads)
+        # ValueError: a bad checkpoint or setting, reported by the package with its path or name;
+        # OSError: a file system refusal the checks could not foresee (a disk that fills up, a
+        # folder where a file was to go)
+        except (UsageError, TrainingDivergedError, ValueError, OSError) as err:
+            # one line, whatever the message holds
+            print("error: " + " ".join(str(err).split()), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"interrupted: {UNWOUND}", file=sys.stderr)
+            return 128 + signal.SIGINT
+        except Terminated:
+            print(f"terminated (SIGTERM): {UNWOUND}", file=sys.stderr)
+            return 128 + signal.SIGTERM

@@ -1,5 +1,6 @@
-"""The zoo's dimension study: the paper's two Gaussians embedded in more dimensions, every sampler
-at the same budget of score evaluations.
+"""The zoo's dimension study: the paper's two Gaussians embedded in more dimensions.
+
+Every sampler runs at the same budget of score evaluations.
 
 The mixture 0.2 N(-m, I) + 0.8 N(m, I), m = (5, 5, 0, ..., 0) (means 10 sqrt(2) apart, as in the
 paper), in d = 2, 8, 32, 128 dimensions, exact score, every sampler of
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -28,13 +29,11 @@ from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling,
 from ..sde import VESDE, probability_flow_sampling, reverse_sde_sampling
 from .report import markdown_table, mean_std, over_seeds
 
-if TYPE_CHECKING:  # zoo_study imports this module
-    from .zoo_study import ZooConfig
-
 __all__ = [
     "dimension_mixture",
     "DIMENSION_SAMPLERS",
     "DimensionSampler",
+    "DimensionSizes",
     "dimension_rows",
     "format_dimensions",
 ]
@@ -43,6 +42,15 @@ __all__ = [
 DimensionSampler = Callable[
     [GaussianMixture, torch.Tensor, NoiseSchedule, int, torch.Generator], torch.Tensor
 ]
+
+
+class DimensionSizes(Protocol):
+    """The sizes :func:`dimension_rows` reads (the zoo study's ``ZooConfig`` has them)."""
+
+    dims: tuple[int, ...]  # dimensions of the study
+    budget: int  # score evaluations per particle
+    n_dim_particles: int  # particles per run
+    n_seeds: int  # runs per row, each with its own start and noise
 
 
 def dimension_mixture(dim: int) -> GaussianMixture:
@@ -142,7 +150,7 @@ DIMENSION_SAMPLERS: dict[str, DimensionSampler] = {
 
 
 def dimension_rows(
-    config: ZooConfig,
+    config: DimensionSizes,
     samplers: dict[str, DimensionSampler] | None = None,
     *,
     progress: bool = False,

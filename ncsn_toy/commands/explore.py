@@ -4,6 +4,8 @@ Voilà runs the small notebook shipped in the package (``ncsn_toy/figures/explor
 displays :func:`ncsn_toy.figures.explorer.explorer`) in its own kernel and serves its widgets on
 127.0.0.1 as a page without code. This module starts it as a child process, waits until the page
 answers, prints the address, opens the browser (unless ``--no-browser``) and stops it on Ctrl-C.
+Each tab runs its own kernel of about 330 MB, so at most ``--max-pages`` run at once
+(:mod:`~ncsn_toy.commands.explore_server`); a tab beyond gets a page that says so.
 
 :func:`explorer_timings` measures the explorer's two speed targets for ``bench``.
 """
@@ -29,12 +31,25 @@ if TYPE_CHECKING:  # the figures (and torch) are imported only when timing
 __all__ = ["add_parser", "run", "free_port", "NOTEBOOK", "explorer_timings", "format_timings"]
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "figures" / "explorer.ipynb"
+# Voilà with a cap on its kernels, run as a script (the server then imports no torch)
+SERVER = Path(__file__).resolve().with_name("explore_server.py")
+# tabs (each with its kernel, about 330 MB) served at once by default: a few comparisons side by
+# side, 1.3 GB at most
+MAX_PAGES = 4
 START_TIMEOUT = 300  # s until Voilà answers: it starts in about 2 s; only stops a hang
 # the JupyterLab extensions that draw ipywidgets in Voilà's page: ipywidgets' own, and Voilà's
 # manager of it
 WIDGETS_EXTENSIONS = ("@jupyter-widgets/jupyterlab-manager", "@voila-dashboards/widgets-manager8")
 CULL_S = 300  # s a kernel without a page connected to it is kept
 STOP_TIMEOUT = 20  # s for Voilà to shut its kernel down after SIGTERM before it is killed
+
+
+def _positive_count(text: str) -> int:
+    """The ``--max-pages`` argument: a positive integer."""
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"a positive integer, got {text}")
+    return count
 
 
 def _port(text: str) -> int:
@@ -60,6 +75,14 @@ def add_parser(
     parser.add_argument("--port", type=_port, help="port to serve on (default: a free one)")
     parser.add_argument(
         "--no-browser", action="store_true", help="do not open a browser, only print the address"
+    )
+    parser.add_argument(
+        "--max-pages",
+        type=_positive_count,
+        default=MAX_PAGES,
+        metavar="N",
+        help="tabs served at once, each with its own kernel of about 330 MB; a tab beyond gets "
+        f"a page that says so (default: {MAX_PAGES})",
     )
     return parser
 
@@ -118,8 +141,7 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
     url = f"http://127.0.0.1:{port}/"
     command = [
         sys.executable,
-        "-m",
-        "voila",
+        str(SERVER),
         str(NOTEBOOK),
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
@@ -134,6 +156,9 @@ def run(args: argparse.Namespace, threads: object = None) -> int:
         # 5 minutes
         f"--MappingKernelManager.cull_idle_timeout={CULL_S}",
         "--MappingKernelManager.cull_interval=60",
+        # at most this many kernels: a tab beyond gets a page that says so
+        "--VoilaConfiguration.multi_kernel_manager_class=__main__.CappedKernelManager",
+        f"--CappedKernelManager.max_kernels={getattr(args, 'max_pages', MAX_PAGES)}",
     ]
     previous_sigint = signal.getsignal(signal.SIGINT)
     previous_sigterm = signal.getsignal(signal.SIGTERM)

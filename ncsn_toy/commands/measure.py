@@ -1,5 +1,7 @@
-"""What every study of ``reproduce`` shares: its sizes, the exact reference samples, and one
-function that runs a sampler for every seed and measures the samples.
+"""What every study of ``reproduce`` shares: its sizes, exact references, a measured sampler run.
+
+The sizes (:class:`ReproduceConfig`), the exact reference samples (:func:`references`), and
+:func:`measure`, which runs a sampler for every seed and measures the samples.
 
 Every sampler starts uniformly over the data's box (``mixture.box()``; [-8, 8]^2 for two modes,
 as in the paper) unless a study says otherwise; mode weights are mean responsibilities

@@ -1,5 +1,4 @@
-"""Tables 2 and 4 of ``reproduce``: the trained networks' score errors, and how sigma enters the
-network.
+"""Tables 2 and 4 of ``reproduce``: the networks' score errors, and how sigma enters the network.
 
 2. **Score error** per sigma of the trained networks, under the data and in high- and
    low-density regions (the paper's Fig. 2).

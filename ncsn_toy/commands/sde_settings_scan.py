@@ -1,5 +1,6 @@
-"""The scan that chose the probability flow's settings: weight bias and spreads against sigma_max
-and rho, exact score.
+"""The scan that chose the probability flow's settings.
+
+Weight bias and spreads against sigma_max and rho, exact score.
 
 Each setting runs once on 40x ``config.n_particles`` from the prior (seed 77, not the tables'
 seeds), so that its weight error is mostly bias: Heun with 10 steps (19 score evaluations) against

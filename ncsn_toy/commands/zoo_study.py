@@ -1,5 +1,4 @@
-"""The zoo in numbers: ``fit`` on every target, the paper's Fig. 2 objectives, and the dimension
-study.
+"""The zoo in numbers: ``fit`` on every target, the paper's Fig. 2 objectives, the dimensions.
 
 Three studies, each a list of JSON-ready rows, formatted as Markdown by :func:`format_zoo`:
 
