@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import animations, sde, stills, zoo
+from . import animations, sde, stills, weights_along, zoo
 from .parts import Context, RenderConfig
 
 __all__ = ["FIGURES", "RenderConfig", "render"]
@@ -36,6 +36,7 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
     "sampler_pareto.png": sde.sampler_pareto,
     "probability_flow.gif": sde.probability_flow,
     "ode_likelihood.png": sde.ode_likelihood,
+    "weights_along_the_run.png": weights_along.weights_along_the_run,
     # targets.png, score_error_objectives.png, annealed_langevin_{ring,grid,spiral}.gif
     **zoo.ZOO_FIGURES,
 }
