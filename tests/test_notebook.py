@@ -1,6 +1,9 @@
-"""The tutorial notebook: committed clean, runs top to bottom in both modes, changes no file, every
-number of its prose printed by a cell, its teaching loops checked equal to the package, and
-`git status` clean after a learner runs and saves it."""
+"""The tutorial notebook: committed clean, runs top to bottom in both modes, changes no file.
+
+Every number of its prose is printed by a cell, its teaching loops are checked equal to the
+package, and `git status` stays clean after a learner runs and saves it (with the one-time setup
+of docs/notebook.md).
+"""
 
 import ast
 import copy
@@ -11,6 +14,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -45,7 +49,7 @@ def committed_notebook() -> dict:
 
 
 def code_source(nb) -> str:
-    return "\n".join(c["source"] for c in nb["cells"] if c["cell_type"] == "code")
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
 
 
 def test_notebook_shows_the_committed_figures_without_running():
@@ -231,6 +235,22 @@ def test_every_number_of_the_prose_is_printed_by_a_cell(default_run):
 
 # --- git status after a learner runs and saves it -------------------------------------------------
 
+# the server side of a save: Jupyter's server with the environment's extensions, saving the model
+# the browser sends (the executed notebook, with the kernel spec of the running kernel)
+SERVER_SAVE = """
+import json, sys
+import asyncio
+from jupyter_core.utils import ensure_async
+from jupyter_server.serverapp import ServerApp
+
+root, executed = sys.argv[1], sys.argv[2]
+app = ServerApp()
+app.initialize(argv=[f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False"],
+               new_httpserver=False)
+model = {"type": "notebook", "format": "json", "content": json.load(open(executed))}
+asyncio.run(ensure_async(app.contents_manager.save(model, "NCSN_toy_Example.ipynb")))
+"""
+
 
 def setup_line() -> str:
     """The one-time setup that docs/notebook.md gives for a clean `git status`."""
@@ -239,19 +259,19 @@ def setup_line() -> str:
     return re.search(r"```bash\n(.+?)\n```", section, re.S).group(1).strip()
 
 
-def as_jupyter_saves(nb: nbformat.NotebookNode, path: Path) -> None:
-    """Write ``nb`` as Jupyter's server does after Run All and save: outputs, execution counts,
-    the running kernel's language_info and spec, the widgets' state, nbformat's layout."""
+def as_the_browser_sends(nb: nbformat.NotebookNode) -> dict:
+    """The executed notebook as JupyterLab sends it to the server after Run All: outputs,
+    execution counts, the kernel's language_info, the widgets' state, the running kernel's spec."""
     from jupyter_client.kernelspec import KernelSpecManager
 
     spec = KernelSpecManager().get_kernel_spec(KERNEL)
-    saved = copy.deepcopy(nb)
-    saved.metadata.kernelspec = {
+    sent = json.loads(nbformat.writes(nb))
+    sent["metadata"]["kernelspec"] = {
         "display_name": spec.display_name,
         "language": spec.language,
         "name": KERNEL,
     }
-    nbformat.write(saved, path, version=nbformat.NO_CONVERT)
+    return sent
 
 
 def git(repo: Path, *args: str) -> str:
@@ -260,44 +280,92 @@ def git(repo: Path, *args: str) -> str:
     ).stdout
 
 
-def test_git_status_stays_clean_after_running_and_saving(default_run, tmp_path):
-    """In a repository holding the committed notebook and .gitattributes, the executed notebook,
-    saved as Jupyter saves it, shows as modified; after the one-time setup of docs/notebook.md,
-    `git status` is clean: the filter strips what a run adds."""
+def checkout(tmp_path: Path) -> Path:
+    """A repository holding the committed notebook, .gitattributes and .gitignore, and the
+    package's folder beside them (what marks a checkout of this project)."""
     repo = tmp_path / "repo"
-    repo.mkdir()
+    (repo / "ncsn_toy" / "figures").mkdir(parents=True)
     git(repo, "init", "-q")
     git(repo, "config", "user.email", "test@example.org")
     git(repo, "config", "user.name", "test")
-    (repo / ".gitattributes").write_bytes((ROOT / ".gitattributes").read_bytes())
+    for name in (".gitattributes", ".gitignore"):
+        (repo / name).write_bytes((ROOT / name).read_bytes())
     (repo / NOTEBOOK.name).write_bytes(committed_bytes())
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "the committed notebook")
-    as_jupyter_saves(default_run, repo / NOTEBOOK.name)
-    assert outputs_of(nbformat.read(repo / NOTEBOOK.name, as_version=4)), "nothing was run"
-    assert git(repo, "status", "--porcelain") != "", "without the filter the run shows"
-    # the setup line runs the nbstripout of this Python's environment
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return repo
+
+
+def test_git_status_stays_clean_after_running_and_saving(default_run, tmp_path):
+    """The executed notebook saved by Jupyter's server: without the setup it shows as modified
+    (git compares sizes before any clean filter); after the one-time setup of docs/notebook.md,
+    run into a private prefix, the server saves the committed bytes and `git status` is clean."""
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    repo = checkout(tmp_path)
+    sent = tmp_path / "sent.ipynb"
+    sent.write_text(json.dumps(as_the_browser_sends(default_run)))
+    model = {"type": "notebook", "format": "json", "content": json.loads(sent.read_text())}
+    FileContentsManager(root_dir=str(repo)).save(model, NOTEBOOK.name)
+    assert git(repo, "status", "--porcelain") == f" M {NOTEBOOK.name}\n", "a plain save shows"
+    git(repo, "checkout", "-q", NOTEBOOK.name)
+    # the setup line, into a private prefix; a server that reads only that prefix's config (and
+    # keeps its runtime files private) then saves the same model
+    jupyter = {name: str(tmp_path / name) for name in ("config", "data", "runtime")}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "JUPYTER_CONFIG_PATH": str(tmp_path / "prefix" / "etc" / "jupyter"),
+        "JUPYTER_CONFIG_DIR": jupyter["config"],
+        "JUPYTER_DATA_DIR": jupyter["data"],
+        "JUPYTER_RUNTIME_DIR": jupyter["runtime"],
+    }
+    prefix = tmp_path / "prefix"
+    subprocess.run(f"{setup_line()} --prefix {prefix}", shell=True, check=True, cwd=ROOT, env=env)
     subprocess.run(
-        ["bash", "-c", setup_line()], cwd=repo, check=True, env={**os.environ, "PATH": path}
+        [sys.executable, "-c", SERVER_SAVE, str(repo), str(sent)],
+        check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
     )
+    assert (repo / NOTEBOOK.name).read_bytes() == committed_bytes()
     assert git(repo, "status", "--porcelain") == ""
-    assert git(repo, "diff") == ""
 
 
-def test_the_committed_notebook_is_what_the_filter_writes(tmp_path):
-    """The filter of the one-time setup leaves the committed bytes unchanged (stable cell ids, no
-    language_info), so a notebook opened and saved without running stays clean too."""
-    keys = re.search(r'extrakeys "([^"]+)"', setup_line()).group(1)
+def test_the_committed_notebook_is_what_saving_and_the_filter_write(tmp_path):
+    """The committed bytes are what the hook makes of them (a notebook opened and saved without
+    running stays clean) and what nbstripout, the filter .gitattributes names, writes."""
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    from ncsn_toy.figures.notebook_save import pre_save_hook
+
+    repo = checkout(tmp_path)
+    model = {"type": "notebook", "format": "json", "content": json.loads(committed_bytes())}
+    FileContentsManager(root_dir=str(repo), pre_save_hook=pre_save_hook).save(model, NOTEBOOK.name)
+    assert (repo / NOTEBOOK.name).read_bytes() == committed_bytes()
     # outside any repository: no git config of this checkout adds keys of its own
     stripped = subprocess.run(
-        [sys.executable, "-m", "nbstripout", "--extra-keys", keys],
+        [sys.executable, "-m", "nbstripout"],
         input=committed_bytes(),
         capture_output=True,
         check=True,
         cwd=tmp_path,
     ).stdout
     assert stripped == committed_bytes()
+
+
+def test_the_hook_leaves_other_notebooks_alone(default_run, tmp_path):
+    from ncsn_toy.figures.notebook_save import pre_save_hook
+
+    server = SimpleNamespace(root_dir=str(checkout(tmp_path)))
+    model = {"type": "notebook", "content": json.loads(nbformat.writes(default_run))}
+    elsewhere = copy.deepcopy(model)
+    pre_save_hook(model=elsewhere, path="copy_of_the_tutorial.ipynb", contents_manager=server)
+    assert elsewhere == model
+    pre_save_hook(model=model, path=NOTEBOOK.name, contents_manager=server)
+    assert outputs_of(nbformat.from_dict(elsewhere["content"]))
+    assert not outputs_of(nbformat.from_dict(model["content"]))
 
 
 def test_readme_gives_the_one_time_setup():
