@@ -342,7 +342,9 @@ def test_the_committed_notebook_is_what_saving_and_the_filter_write(tmp_path):
 
     repo = checkout(tmp_path)
     model = {"type": "notebook", "format": "json", "content": json.loads(committed_bytes())}
-    FileContentsManager(root_dir=str(repo), pre_save_hook=pre_save_hook).save(model, NOTEBOOK.name)
+    server = FileContentsManager(root_dir=str(repo))
+    server.register_pre_save_hook(pre_save_hook)  # as the extension does
+    server.save(model, NOTEBOOK.name)
     assert (repo / NOTEBOOK.name).read_bytes() == committed_bytes()
     # outside any repository: no git config of this checkout adds keys of its own
     stripped = subprocess.run(
