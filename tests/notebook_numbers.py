@@ -2,10 +2,10 @@
 
 A number in a Markdown cell is supported when the notebook's code holds it (a float literal of the
 same value, e.g. a step size) or when a code cell of the same section or of an earlier one prints
-it, within the rounding of both: the prose "0.22" is supported by a printed "0.218" (both round to
-the same interval), not by "0.213". A learner never reads a number that the notebook has not yet
-shown. Sections are the Markdown cells' "## " headings. Signs are ignored (prose gives magnitudes:
-"off by 0.02 nats" for a printed "-0.0236").
+it, at least as precisely and within the rounding of both: the prose "0.22" is supported by a
+printed "0.218", not by "0.213" nor by "0.2". A learner never reads a number that the notebook has
+not yet shown. Sections are the Markdown cells' "## " headings. Signs are ignored (prose gives
+magnitudes: "off by 0.02 nats" for a printed "-0.0236").
 """
 
 from __future__ import annotations
@@ -37,10 +37,14 @@ class Number:
         scale = 10.0 ** int(exponent or 0)
         return cls(text, abs(float(text)), 0.5 * 10.0**-decimals * scale)
 
-    def agrees_with(self, other: Number) -> bool:
-        """Whether the two roundings can come from the same value: their intervals overlap in more
-        than an end point (a printed "0.214" does not support "0.213")."""
-        return abs(self.value - other.value) < self.half_unit + other.half_unit - 1e-12
+    def supported_by(self, printed: Number) -> bool:
+        """Whether ``printed`` shows this number: given at least as precisely, and rounding to
+        it (their intervals overlap in more than an end point: a printed "0.214" does not support
+        "0.213", and a printed "0.2" supports "0.2" but not "0.21")."""
+        return (
+            printed.half_unit <= self.half_unit * (1 + 1e-9)
+            and abs(self.value - printed.value) < self.half_unit + printed.half_unit - 1e-12
+        )
 
 
 @dataclass
@@ -105,7 +109,7 @@ def unsupported(cells: list[dict]) -> list[str]:
             number = Number.parse(text)
             if number.value in every_float:
                 continue
-            if not any(number.agrees_with(printed) for printed in shown):
+            if not any(number.supported_by(printed) for printed in shown):
                 missing.append(f"{section.title}: {text}")
     return missing
 

@@ -26,13 +26,17 @@ def test_prose_numbers_leave_out_links_addresses_and_identifiers():
     assert prose_numbers(text) == ["5.42", "0.2", "1.02"]
 
 
-def test_a_number_agrees_within_the_rounding_of_both():
-    assert Number.parse("0.22").agrees_with(Number.parse("0.218"))
-    assert Number.parse("0.0044").agrees_with(Number.parse("0.00438"))
-    assert Number.parse("0.02").agrees_with(Number.parse("-0.0236"))  # signs are not compared
-    assert not Number.parse("0.22").agrees_with(Number.parse("0.213"))
-    assert not Number.parse("0.213").agrees_with(Number.parse("0.214"))
-    assert not Number.parse("5.44").agrees_with(Number.parse("-5.42"))
+def test_a_number_is_supported_by_a_printed_one_as_precise_and_within_its_rounding():
+    assert Number.parse("0.22").supported_by(Number.parse("0.218"))
+    assert Number.parse("0.0044").supported_by(Number.parse("0.00438"))
+    assert Number.parse("0.02").supported_by(Number.parse("-0.0236"))  # signs are not compared
+    assert Number.parse("0.2").supported_by(Number.parse("0.2"))
+    assert not Number.parse("0.22").supported_by(Number.parse("0.213"))
+    assert not Number.parse("0.213").supported_by(Number.parse("0.214"))
+    assert not Number.parse("5.44").supported_by(Number.parse("-5.42"))
+    # a coarser print does not support a finer number
+    assert not Number.parse("0.214").supported_by(Number.parse("0.2"))
+    assert not Number.parse("1.02").supported_by(Number.parse("1.0"))
     assert Number.parse("1.4e-06").half_unit == 0.5e-7
 
 
