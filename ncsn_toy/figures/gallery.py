@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import animations, ddpm, sde, stills, zoo
+from . import animations, ddpm, sde, stills, weights_along, zoo
 from .parts import Context, RenderConfig
 
 __all__ = ["FIGURES", "RenderConfig", "render"]
@@ -38,6 +38,7 @@ FIGURES: dict[str, Callable[[Context, Path], None]] = {
     "ode_likelihood.png": sde.ode_likelihood,
     "ncsn_vs_ddpm.gif": ddpm.ncsn_vs_ddpm,
     "ddim_path.png": ddpm.ddim_path,
+    "weights_along_the_run.png": weights_along.weights_along_the_run,
     # targets.png, score_error_objectives.png, annealed_langevin_{ring,grid,spiral}.gif
     **zoo.ZOO_FIGURES,
 }

@@ -1,0 +1,126 @@
+"""The tutorial notebook's plumbing, out of its way: threads, fast mode, figures, result tables.
+
+The notebook ``NCSN_toy_Example.ipynb`` starts with::
+
+    from ncsn_toy.figures.tutorial import setup
+
+    tutorial = setup()
+
+:func:`setup` sets torch's threads for the machine's load (as every command does), reads the fast
+mode from the environment (``NCSN_TOY_FAST=1``, what the test suite runs) and prints the versions.
+The returned :class:`Tutorial` draws a figure of the gallery again (:meth:`Tutorial.redraw`) only
+where it would differ from the committed one that the notebook's Markdown already shows: in fast
+mode (smaller sizes) or with networks trained in the notebook.
+:meth:`Tutorial.show_samplers_table` shows the sampler rows of ``results/reproduce.json``, the
+numbers only a longer run gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..runtime import ThreadPolicy, repository_root
+from .gallery import FIGURES, RenderConfig, render
+
+__all__ = ["setup", "Tutorial", "samplers_table", "FAST_ENVIRONMENT_VARIABLE", "REPRODUCE_JSON"]
+
+# the environment variable that asks for the fast mode (the test suite sets it)
+FAST_ENVIRONMENT_VARIABLE = "NCSN_TOY_FAST"
+# the committed results of `python -m ncsn_toy reproduce`
+REPRODUCE_JSON = Path("results") / "reproduce.json"
+
+
+@dataclass
+class Tutorial:
+    """What the notebook's setup decided, and the helpers that keep plumbing out of its cells."""
+
+    fast: bool  # NCSN_TOY_FAST=1 in the environment: every size of the notebook shrinks
+    threads: int  # torch's intra-op threads, chosen for the machine's load
+    retrain: bool = False  # networks are trained in the notebook, not loaded
+
+    def use(self, *, fast: bool, retrain: bool) -> None:
+        """The notebook's parameters: fast mode, and whether its networks are trained there."""
+        self.fast = bool(fast)
+        self.retrain = bool(retrain)
+
+    @property
+    def redraws(self) -> bool:
+        """Whether figures are drawn again: only where they would differ from the committed ones."""
+        return self.fast or self.retrain
+
+    def redraw(self, *names: str) -> None:
+        """Draw these figures of the gallery again and show them, if they would differ from gif/.
+
+        In fast mode (smaller sizes) or with networks trained in the notebook. Drawn into a
+        temporary folder that is removed at once: a notebook run writes no file. A name this
+        version's gallery does not draw is said so in a printed line, and skipped.
+        """
+        if not self.redraws:
+            return
+        from IPython.display import Image, display
+
+        known = [name for name in names if name in FIGURES]
+        for name in names:
+            if name not in FIGURES:
+                print(f"{name} is not in this version's gallery: not drawn again")
+        if not known:  # render's only=[] would mean every figure
+            return
+        config = (RenderConfig.fast if self.fast else RenderConfig)(retrain=self.retrain)
+        with tempfile.TemporaryDirectory(prefix="ncsn_toy_") as folder:
+            for path, _ in render(folder, config, only=known, progress=False):
+                display(Image(data=path.read_bytes(), format=path.suffix.lstrip(".")))
+
+    def show_samplers_table(self, root: Path | None = None) -> None:
+        """Show the sampler rows of results/reproduce.json as a table (means over its seeds)."""
+        from IPython.display import Markdown, display
+
+        display(Markdown(samplers_table(root)))
+
+
+def samplers_table(root: Path | None = None) -> str:
+    """The sampler rows of results/reproduce.json as a Markdown table (means over its seeds)."""
+    path = (root or repository_root()) / REPRODUCE_JSON
+    if not path.is_file():
+        return f"{path} is missing: run `python -m ncsn_toy reproduce` to make it"
+    result = json.loads(path.read_text())
+    seeds = result["config"]["n_seeds"]
+    particles = result["config"]["n_particles"]
+    lines = [
+        f"Mean over {seeds} seeds of {particles:,} particles each:",
+        "",
+        "| mixture | sampler | max weight error | energy distance | score evaluations |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result["samplers"]:
+        distance = sum(row["distance"]) / len(row["distance"])
+        mixture = row["mixture"].replace("_", " ")
+        lines.append(
+            f"| {mixture} | {row['sampler']} | {row['max_weight_error']:.3f} | "
+            f"{distance:.4f} | {row['evaluations']} |"
+        )
+    return "\n".join(lines)
+
+
+def setup() -> Tutorial:
+    """The notebook's first cell: threads for this machine's load, fast mode, the versions.
+
+    Threads: two threads that wait for each other on the notebook's small tensors run many times
+    slower as soon as another program is busy (docs/speed.md), so the count follows the load,
+    unless ``NCSN_TOY_THREADS`` (or ``OMP_NUM_THREADS``) chooses it.
+    """
+    import torch
+
+    import ncsn_toy
+
+    threads = ThreadPolicy().apply()
+    fast = os.environ.get(FAST_ENVIRONMENT_VARIABLE) == "1"
+    plural = "s" if threads > 1 else ""
+    print(
+        f"ncsn_toy {ncsn_toy.__version__}, torch {torch.__version__} ({threads} thread{plural}), "
+        f"fast={fast}"
+    )
+    return Tutorial(fast=fast, threads=threads)
