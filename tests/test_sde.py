@@ -501,7 +501,7 @@ def test_divergence_names_the_step_and_sigma(name):
                 two_gaussians().score, torch.zeros(3, 2), VESDE(0.1, 1.0), 3, method="multistep"
             ),
             ValueError,
-            r"method must be one of \('heun', 'euler'\)",
+            r"method must be one of \('heun', 'euler', 'dopri5'\)",
         ),
         (
             lambda: score_evaluations("ode_log_likelihood", 3, denoise=True),
