@@ -72,8 +72,9 @@ def descendants(pid: int) -> dict[int, bytes]:
 
 
 @contextlib.contextmanager
-def explore_server(log: Path):
-    """`python -m ncsn_toy explore --no-browser --port P`: yields the process and its address.
+def explore_server(log: Path, *options: str):
+    """`python -m ncsn_toy explore --no-browser --port P [options]`: yields the process and its
+    address.
 
     The address is the one the command prints. The process (and everything below it) is stopped
     on the way out, whatever happened.
@@ -94,6 +95,7 @@ def explore_server(log: Path):
                 str(port),
                 "--threads",
                 "1",
+                *options,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -6,13 +6,7 @@ first tab is closed (Voilà stops its kernel) the second one loads. Same browser
 as test_explorer_browser.py.
 """
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -21,15 +15,10 @@ from test_explorer_browser import (
     CHROMIUM_ARGS,
     NUMBERS,
     PAGE_MS,
-    START_S,
     STOP_S,
-    command_line,
     descendants,
+    explore_server,
 )
-
-from ncsn_toy.commands.explore import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.is_file(),
@@ -42,54 +31,6 @@ def kernels(pid: int) -> list[int]:
     return [p for p, command in descendants(pid).items() if command and b"ipykernel" in command]
 
 
-@contextlib.contextmanager
-def explore_with_one_page(log: Path):
-    """`python -m ncsn_toy explore --max-pages 1`: yields the process and its address; stops it
-    (and everything below it) on the way out."""
-    port = free_port()
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ncsn_toy",
-                "explore",
-                "--no-browser",
-                "--port",
-                str(port),
-                "--threads",
-                "1",
-                "--max-pages",
-                "1",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-    tree: dict[int, bytes] = {}
-    try:
-        deadline = time.monotonic() + START_S
-        while "the explorer is at" not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield process, f"http://127.0.0.1:{port}/"
-    finally:
-        tree.update(descendants(process.pid))
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid, command in tree.items():
-            if command is not None and command_line(pid) == command:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
-
 def wait_for_numbers(page) -> None:
     page.wait_for_function(
         f"() => document.querySelector('{NUMBERS}')?.innerText.startsWith('weights')",
@@ -99,7 +40,10 @@ def wait_for_numbers(page) -> None:
 
 def test_a_tab_beyond_the_cap_gets_a_page_that_says_so(tmp_path):
     log = tmp_path / "server.log"
-    with explore_with_one_page(log) as (process, server), sync_playwright() as playwright:
+    with (
+        explore_server(log, "--max-pages", "1") as (process, server),
+        sync_playwright() as playwright,
+    ):
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=PAGE_MS
         )
