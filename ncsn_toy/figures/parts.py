@@ -20,7 +20,15 @@ from ..samplers import Trajectory
 from ..targets import plot_extent
 from .plotting import COLORS, Animation, FieldGrid, Panel, add_colorbar, new_figure
 
-__all__ = ["RenderConfig", "Context", "extent", "weights_text", "field_panel", "sampler_animation"]
+__all__ = [
+    "RenderConfig",
+    "Context",
+    "extent",
+    "weights_text",
+    "field_panel",
+    "score_error_image",
+    "sampler_animation",
+]
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,39 @@ def field_panel(ax, ctx: Context, mixture: GaussianMixture, sigma: float, **kwar
     )
     panel.set_density(mixture.log_prob(panel.pixels, sigma))
     return panel
+
+
+def score_error_image(
+    errors: Panel,
+    model: nn.Module,
+    mixture: GaussianMixture,
+    sigma: float,
+    pixels: torch.Tensor,
+    resolution: int,
+):
+    """Draw log10 |s_θ(x) − ∇log p_σ(x)|² over ``pixels`` (r*r, 2) on ``errors``, with the contours
+    log p_σ = −8, −5, −3 that bound where the samples live; returns the image for a colour bar."""
+    with torch.no_grad():
+        err = (model(pixels) - mixture.score(pixels, sigma)).square().sum(1)  # (r*r,)
+    r = resolution
+    image = errors.ax.imshow(
+        torch.log10(err + 1e-6).reshape(r, r).numpy(),
+        origin="lower",
+        extent=errors.extent,
+        cmap="magma_r",
+        vmin=-3,
+        vmax=2,
+        zorder=0,
+    )
+    errors.ax.contour(
+        pixels[:, 0].reshape(r, r).numpy(),
+        pixels[:, 1].reshape(r, r).numpy(),
+        mixture.log_prob(pixels, sigma).reshape(r, r).numpy(),
+        levels=[-8.0, -5.0, -3.0],
+        colors=COLORS["reference"],
+        linewidths=1.0,
+    )
+    return image
 
 
 def sampler_animation(

@@ -14,7 +14,7 @@ from ..metrics import relative_score_error
 from ..noise_levels import geometric_sigmas
 from ..samplers import annealed_langevin_dynamics, langevin_dynamics
 from ..targets import two_gaussians, uniform_in_box
-from .parts import Context, extent, field_panel, weights_text
+from .parts import Context, extent, field_panel, score_error_image, weights_text
 from .plotting import COLORS, FieldGrid, Panel, add_colorbar, new_figure, nice, save_png
 
 __all__ = [
@@ -184,28 +184,9 @@ def score_error(ctx: Context, path: Path) -> None:
     with torch.no_grad():
         learned.set_field(model(learned.grid.points))
     learned.set_title("learned score s_θ(x) (ScoreNet, DSM)")
-    errors = Panel(axes[2], extent(mixture), density=False, resolution=ctx.config.resolution)
-    pixels = learned.pixels
-    with torch.no_grad():
-        err = (model(pixels) - mixture.score(pixels, sigma)).square().sum(1)
     r = ctx.config.resolution
-    image = errors.ax.imshow(
-        torch.log10(err + 1e-6).reshape(r, r).numpy(),
-        origin="lower",
-        extent=errors.extent,
-        cmap="magma_r",
-        vmin=-3,
-        vmax=2,
-        zorder=0,
-    )
-    errors.ax.contour(
-        pixels[:, 0].reshape(r, r).numpy(),
-        pixels[:, 1].reshape(r, r).numpy(),
-        mixture.log_prob(pixels, sigma).reshape(r, r).numpy(),
-        levels=[-8.0, -5.0, -3.0],
-        colors=COLORS["reference"],
-        linewidths=1.0,
-    )
+    errors = Panel(axes[2], extent(mixture), density=False, resolution=r)
+    image = score_error_image(errors, model, mixture, sigma, learned.pixels, r)
     numbers = relative_score_error(model, mixture, sigma, 20_000, ctx.generator(7))
     errors.set_title(
         f"squared error |s_θ − ∇log p_σ|² (teal: log p_σ = −8, −5, −3)\n"

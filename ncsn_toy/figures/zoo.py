@@ -31,8 +31,8 @@ from ..networks import NoiseConditionalScoreNet
 from ..targets import TARGETS, target, two_gaussians
 from ..training import fit
 from .animations import network_annealed_animation
-from .parts import Context, extent, field_panel
-from .plotting import COLORS, Panel, add_colorbar, new_figure, save_png
+from .parts import Context, extent, field_panel, score_error_image
+from .plotting import Panel, add_colorbar, new_figure, save_png
 
 __all__ = [
     "targets",
@@ -97,26 +97,7 @@ def score_error_objectives(ctx: Context, path: Path) -> None:
             learned.set_field(model(learned.grid.points))
         learned.set_title(f"{label}\n{train['steps']} steps x batch {train['batch_size']}")
         errors = Panel(axes[len(OBJECTIVES) + col], extent(mixture), density=False, resolution=r)
-        pixels = learned.pixels
-        with torch.no_grad():
-            err = (model(pixels) - mixture.score(pixels, sigma)).square().sum(1)
-        image = errors.ax.imshow(
-            torch.log10(err + 1e-6).reshape(r, r).numpy(),
-            origin="lower",
-            extent=errors.extent,
-            cmap="magma_r",
-            vmin=-3,
-            vmax=2,
-            zorder=0,
-        )
-        errors.ax.contour(
-            pixels[:, 0].reshape(r, r).numpy(),
-            pixels[:, 1].reshape(r, r).numpy(),
-            mixture.log_prob(pixels, sigma).reshape(r, r).numpy(),
-            levels=[-8.0, -5.0, -3.0],
-            colors=COLORS["reference"],
-            linewidths=1.0,
-        )
+        image = score_error_image(errors, model, mixture, sigma, learned.pixels, r)
         numbers = relative_score_error(model, mixture, sigma, 20_000, ctx.generator(7))
         errors.set_title(
             f"squared error against ∇log p{'_σ' if sigma else ''}; relative error\n"
