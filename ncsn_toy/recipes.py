@@ -4,15 +4,15 @@ One :class:`Recipe` per file in ``checkpoints/``. ``python -m ncsn_toy train`` r
 :func:`train_recipe` for each and saves the result with :func:`save_recipe`; figures and
 ``reproduce`` load them with :func:`load_or_train`.
 
-The choices below were measured (README, "How sigma enters the network"): the original notebook's
-exact network with its raw-sigma input does not reach a relative score error of 0.05 at every level
-on four modes, while the same layout fed log(sigma) and with its output divided by sigma (NCSNv2)
-does. Large batches (2048) matter on four modes: the mode weights that annealed Langevin produces
-depend on the learned field between the modes, where the data is thin and the gradient noise of
-small batches leaves errors that vary from one training run to the next. The smallest noise level is
-0.2, so the samples of p_0.2 have within-mode standard deviation sqrt(1 + 0.2^2) = 1.02; the largest
-is about the largest distance between modes (NCSNv2, technique 1): 20 for two modes (the paper's),
-30 for four; 800 for the network of the score SDEs, whose prior must match p_sigma_max.
+The choices below were measured (docs/training.md, "How sigma enters the network"): the original
+notebook's exact network with its raw-sigma input does not reach a relative score error of 0.05 at
+every level on four modes, while the same layout fed log(sigma) and with its output divided by sigma
+(NCSNv2) does. Large batches (2048) matter on four modes: the mode weights that annealed Langevin
+produces depend on the learned field between the modes, where the data is thin and the gradient
+noise of small batches leaves errors that vary from one training run to the next. The smallest noise
+level is 0.2, so the samples of p_0.2 have within-mode standard deviation sqrt(1 + 0.2^2) = 1.02;
+the largest is about the largest distance between modes (NCSNv2, technique 1): 20 for two modes (the
+paper's), 30 for four; 800 for the network of the score SDEs, whose prior must match p_sigma_max.
 """
 
 from __future__ import annotations
@@ -177,9 +177,9 @@ RECIPES: dict[str, Recipe] = {
         ),
         # for the score SDEs (sde.py): the prior N(0, sigma_max^2 I) must match p_sigma_max, whose
         # mean is (3, 3): from sigma_max = 20 the probability flow biases the weights by ~1.15 /
-        # sigma_max = 0.06 (README, "Why sigma_max = 800"). Levels up to 800 as the exact score's
-        # samplers start (commands/sde_study.SETTINGS), with EDM's input scaling (data_std) and
-        # twice the steps (README, "continuous sigma in training")
+        # sigma_max = 0.06 (docs/score-sdes.md, "Why sigma_max = 800"). Levels up to 800 as the
+        # exact score's samplers start (commands/sde_study.SETTINGS), with EDM's input scaling
+        # (data_std) and twice the steps (docs/score-sdes.md, "Continuous sigma in training")
         Recipe(
             "ncsn_sde_two_gaussians",
             "two_gaussians",

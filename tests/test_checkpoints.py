@@ -146,7 +146,7 @@ def test_committed_networks_meet_the_score_error_target(name):
     """The target: relative score error <= 0.05 at every one of the network's sigmas.
 
     Estimated on 20,000 points per level; the committed networks measure at most about 0.03
-    (README), so the Monte Carlo error of the estimate (a few percent of its value) cannot
+    (docs/training.md), so the Monte Carlo error of the estimate (a few percent of its value) cannot
     decide the outcome.
     """
     model = load_or_train(name)

@@ -314,8 +314,8 @@ def test_committed_fitted_checkpoints_hold_fit_settings_and_meet_the_target(name
     """Made by fit(target(...)): the derived schedule is in the metadata and is the sigmas.
 
     The target: relative score error <= 0.05 at every level, on 20,000 points per level. The
-    committed networks measure at most 0.03 (README); the Monte Carlo error of the estimate is a
-    few percent of its value, so it cannot decide the outcome.
+    committed networks measure at most 0.03 (docs/training.md); the Monte Carlo error of the
+    estimate is a few percent of its value, so it cannot decide the outcome.
     """
     from ncsn_toy import load_checkpoint, relative_score_error
     from ncsn_toy.recipes import DEFAULT_CHECKPOINTS

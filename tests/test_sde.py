@@ -566,10 +566,10 @@ def test_the_committed_sde_network_meets_the_trained_weight_target():
     """The target for trained networks: max weight error <= 0.02 with at most 50 score evaluations.
 
     The recipe's sampler (multistep, 20 steps: 20 evaluations) from the prior at the network's
-    sigma_max = 800, 20,000 particles: the weights' standard error is
-    sqrt(0.2 * 0.8 / 20000) = 0.003 and the network's bias measures about 0.002 (README), so 0.02
-    is more than 5 standard errors above it; from sigma_max = 20 the prior's mismatch alone gives
-    0.054 (exact score).
+    sigma_max = 800, 20,000 particles: the weights' standard error is sqrt(0.2 * 0.8 / 20000) =
+    0.003 and the network's bias measures about 0.002 (docs/score-sdes.md), so 0.02 is more than 5
+    standard errors above it; from sigma_max = 20 the prior's mismatch alone gives 0.054 (exact
+    score).
     """
     from ncsn_toy.commands.sde_study import SETTINGS
     from ncsn_toy.metrics import mode_weights

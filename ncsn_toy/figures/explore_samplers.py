@@ -317,7 +317,7 @@ _DDIM_NOTE = (
 def samplers() -> dict[str, SamplerEntry]:
     """The drop-down, in order: label -> :class:`SamplerEntry`.
 
-    The presets are the settings measured in the README: the paper's eps = 0.1 with T = 1000
+    The presets are the settings measured in docs/results.md: the paper's eps = 0.1 with T = 1000
     Langevin steps, or L = 10 levels of T = 100 steps from sigma 20 to 1 (Fig. 3); 100 levels for
     consistent annealed sampling (one step each). The continuous-time samplers (Song et al. 2021)
     start from their prior at sigma_max = 800 (their note says why). DDPM runs the 1000 steps of
