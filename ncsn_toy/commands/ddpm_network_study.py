@@ -24,10 +24,9 @@ from torch import nn
 
 from ..ddpm import DDPMSchedule, exact_eps, ve_score_fn
 from ..likelihood import vp_log_likelihood
-from ..metrics import relative_score_error
 from ..targets import target
 from .ddpm_study import MIXTURE, NET
-from .measure import QUICK, ReproduceConfig, at_sigma
+from .measure import QUICK, ReproduceConfig, score_error_at
 from .report import markdown_table
 
 __all__ = [
@@ -72,13 +71,7 @@ def ddpm_score_error_table(models: dict[str, nn.Module], config: ReproduceConfig
     score = ve_score_fn(model, schedule)
     rows = []
     for sigma in (first, *SCORE_SIGMAS, last):
-        err = relative_score_error(
-            at_sigma(score, sigma),
-            mixture,
-            sigma,
-            config.n_score_points,
-            generator=torch.Generator().manual_seed(7),
-        )
+        err = score_error_at(score, mixture, sigma, config)
         size, error = _eps_error(model, schedule, sigma, config.n_score_points)
         rows.append(
             {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..metrics import energy_distance, mode_statistics
+from ..metrics import ScoreError, energy_distance, mode_statistics, relative_score_error
 from ..mixtures import GaussianMixture
 from ..recipes import DEFAULT_CHECKPOINTS
 from ..targets import target, uniform_in_box
@@ -29,6 +29,7 @@ __all__ = [
     "references",
     "max_weight_error",
     "at_sigma",
+    "score_error_at",
     "QUICK",
     "Run",
 ]
@@ -115,6 +116,20 @@ def at_sigma(model: Callable, sigma: float) -> Callable[[torch.Tensor], torch.Te
         return model(x, sigma)
 
     return score
+
+
+def score_error_at(
+    model: Callable, mixture: GaussianMixture, sigma: float, config: ReproduceConfig
+) -> ScoreError:
+    """The relative score error of a noise-conditional ``model`` at ``sigma``, every study's way:
+    on ``config.n_score_points`` points drawn with seed 7, so that rows compare on equal points."""
+    return relative_score_error(
+        at_sigma(model, sigma),
+        mixture,
+        sigma,
+        config.n_score_points,
+        generator=torch.Generator().manual_seed(7),
+    )
 
 
 def max_weight_error(weights: list[list[float]], mixture: GaussianMixture) -> float:

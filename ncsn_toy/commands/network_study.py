@@ -24,7 +24,7 @@ from ..recipes import RECIPES
 from ..samplers import annealed_langevin_dynamics
 from ..targets import target
 from ..training import NCSN_OPTIONS, seeded_init, train_noise_conditional
-from .measure import QUICK, ReproduceConfig, at_sigma, max_weight_error, measure
+from .measure import QUICK, ReproduceConfig, at_sigma, max_weight_error, measure, score_error_at
 from .report import markdown_table, mean_std
 
 __all__ = [
@@ -117,13 +117,7 @@ def _study_variant(recipe, train, options: dict, config, reference) -> dict:
     seconds = time.perf_counter() - start
     errors = []
     for sigma in sigmas.tolist():
-        error = relative_score_error(
-            at_sigma(model, sigma),
-            mixture,
-            sigma,
-            config.n_score_points,
-            generator=torch.Generator().manual_seed(7),
-        )
+        error = score_error_at(model, mixture, sigma, config)
         errors.append(error.overall)
 
     def run(x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -18,14 +18,20 @@ import math
 import torch
 from torch import nn
 
-from ..metrics import relative_score_error
 from ..networks import NoiseConditionalScoreNet
 from ..noise_levels import data_std, geometric_sigmas
 from ..recipes import RECIPES
 from ..sde import VESDE
 from ..targets import target
 from ..training import seeded_init, train_noise_conditional
-from .measure import QUICK, ReproduceConfig, at_sigma, max_weight_error, measure, references
+from .measure import (
+    QUICK,
+    ReproduceConfig,
+    max_weight_error,
+    measure,
+    references,
+    score_error_at,
+)
 from .report import markdown_table, mean_std, over_seeds
 from .sde_study import NETS, SDE_NETS, SETTINGS, modes, prior_start, sampler_rows, spreads
 
@@ -49,13 +55,7 @@ def between_levels_table(models: dict[str, nn.Module], config: ReproduceConfig) 
         outside = [largest * 2, largest * 1.25, smallest * 0.75]
         for kind, sigmas in (("level", grid[::2]), ("between", grid[1::2]), ("outside", outside)):
             for sigma in sigmas:
-                err = relative_score_error(
-                    at_sigma(model, sigma),
-                    mixture,
-                    sigma,
-                    config.n_score_points,
-                    generator=torch.Generator().manual_seed(7),
-                )
+                err = score_error_at(model, mixture, sigma, config)
                 rows.append({"model": name, "sigma": sigma, "where": kind, **err._asdict()})
     return rows
 
@@ -89,13 +89,7 @@ def continuous_table(config: ReproduceConfig, refs: dict | None = None) -> list[
                 fine = torch.logspace(math.log10(recipe.sigma_min), math.log10(sigma_max), 12)
                 errors = []
                 for sigma in fine.tolist():
-                    error = relative_score_error(
-                        at_sigma(model, sigma),
-                        mixture,
-                        sigma,
-                        config.n_score_points,
-                        generator=torch.Generator().manual_seed(7),
-                    )
+                    error = score_error_at(model, mixture, sigma, config)
                     errors.append(error.overall)
                 sde = VESDE(recipe.sigma_min, sigma_max)
                 # the wide range: the exact score's grid

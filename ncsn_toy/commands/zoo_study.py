@@ -40,7 +40,7 @@ from .dimension_study import (
     dimension_rows,
     format_dimensions,
 )
-from .measure import at_sigma
+from .measure import score_error_at
 from .report import markdown_table, mean_std, over_seeds
 
 __all__ = [
@@ -140,13 +140,7 @@ def _target_row(name: str, mixture: GaussianMixture, config: ZooConfig) -> dict:
     levels = model.sigmas.tolist()
     errors = []
     for sigma in levels:
-        error = relative_score_error(
-            at_sigma(model, sigma),
-            mixture,
-            sigma,
-            config.n_score_points,
-            generator=torch.Generator().manual_seed(7),
-        )
+        error = score_error_at(model, mixture, sigma, config)
         errors.append(error.overall)
     reference = mixture.sample(config.n_reference, generator=torch.Generator().manual_seed(99))
     runs: dict[str, list] = {"tv": [], "std_min": [], "std_max": [], "distance": []}
