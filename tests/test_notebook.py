@@ -372,3 +372,42 @@ def test_the_hook_leaves_other_notebooks_alone(default_run, tmp_path):
 
 def test_readme_gives_the_one_time_setup():
     assert setup_line() in (ROOT / "README.md").read_text()
+
+
+# --- the sampler table it shows from results/reproduce.json ---------------------------------------
+
+
+def test_the_sampler_table_counts_the_seeds_of_its_rows(tmp_path):
+    """The caption gives the seeds the rows hold (not the config's count for other tables), a
+    column does where rows differ, and the labels are split into sampler, score and settings."""
+    from ncsn_toy.figures.tutorial import samplers_table, split_label
+
+    assert split_label("annealed Langevin, exact score (paper: sigma 20->1, L=10)") == (
+        "annealed Langevin",
+        "exact score",
+        "paper: sigma 20→1, L=10",
+    )
+    assert split_label("probability flow, exact score, multistep (DPM-Solver++(2M)), 20 steps") == (
+        "probability flow, multistep, 20 steps",
+        "exact score",
+        "DPM-Solver++(2M)",
+    )
+    committed = json.loads((ROOT / "results" / "reproduce.json").read_text())
+    seeds = {len(row["weights"]) for row in committed["samplers"]}
+    table = samplers_table(ROOT)
+    if len(seeds) == 1:
+        assert f"Each row: {seeds.pop()} seeds" in table
+    row = {"evaluations": 10, "max_weight_error": 0.01, "mixture": "two_gaussians"}
+    rows = [
+        {**row, "sampler": "a (x=1)", "weights": [[0.2, 0.8]] * 3, "distance": [0.0] * 3},
+        {**row, "sampler": "  + a step", "weights": [[0.2, 0.8]] * 2, "distance": [0.0] * 2},
+    ]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "reproduce.json").write_text(
+        json.dumps({"config": {"n_seeds": 5, "n_particles": 100}, "samplers": rows})
+    )
+    table = samplers_table(tmp_path)
+    assert "2 to 3 seeds" in table
+    assert "5 seeds" not in table
+    assert "| a | | x=1 | 3 |" in table.replace("|  |", "| |")
+    assert "| a + a step | | x=1 | 2 |" in table.replace("|  |", "| |")

@@ -18,6 +18,7 @@ numbers only a longer run gives.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -26,7 +27,14 @@ from pathlib import Path
 from ..runtime import ThreadPolicy, repository_root
 from .gallery import FIGURES, RenderConfig, render
 
-__all__ = ["setup", "Tutorial", "samplers_table", "FAST_ENVIRONMENT_VARIABLE", "REPRODUCE_JSON"]
+__all__ = [
+    "setup",
+    "Tutorial",
+    "samplers_table",
+    "split_label",
+    "FAST_ENVIRONMENT_VARIABLE",
+    "REPRODUCE_JSON",
+]
 
 # the environment variable that asks for the fast mode (the test suite sets it)
 FAST_ENVIRONMENT_VARIABLE = "NCSN_TOY_FAST"
@@ -75,34 +83,92 @@ class Tutorial:
                 display(Image(data=path.read_bytes(), format=path.suffix.lstrip(".")))
 
     def show_samplers_table(self, root: Path | None = None) -> None:
-        """Show the sampler rows of results/reproduce.json as a table (means over its seeds)."""
+        """Show the sampler rows of results/reproduce.json as tables (:func:`samplers_table`)."""
         from IPython.display import Markdown, display
 
         display(Markdown(samplers_table(root)))
 
 
 def samplers_table(root: Path | None = None) -> str:
-    """The sampler rows of results/reproduce.json as a Markdown table (means over its seeds)."""
+    """The sampler rows of results/reproduce.json as Markdown tables, one per mixture.
+
+    Each row's numbers are over its own seeds (``len(row["weights"])``): the caption gives their
+    count, and a column does where rows differ. The max weight error is that of the weights
+    averaged over the seeds (``max_k |mean weight_k - w_k|``), as ``reproduce`` computes it; the
+    energy distance is the mean over the seeds. A sampler's label is split into the sampler, the
+    score it uses and its settings (the label's parenthesised parts), to keep the table narrow.
+    """
     path = (root or repository_root()) / REPRODUCE_JSON
     if not path.is_file():
         return f"{path} is missing: run `python -m ncsn_toy reproduce` to make it"
     result = json.loads(path.read_text())
-    seeds = result["config"]["n_seeds"]
+    rows = result["samplers"]
     particles = result["config"]["n_particles"]
+    seeds = sorted({len(row["weights"]) for row in rows})
+    same = len(seeds) == 1
+    worst_sd = math.sqrt(0.25 / (min(seeds) * particles))  # a mean weight near 1/2, fewest seeds
+    counted = f"{seeds[0]} seeds" if same else f"{seeds[0]} to {seeds[-1]} seeds (column 'seeds')"
     lines = [
-        f"Mean over {seeds} seeds of {particles:,} particles each:",
-        "",
-        "| mixture | sampler | max weight error | energy distance | score evaluations |",
-        "|---|---|---|---|---|",
+        f"Each row: {counted} of {particles:,} particles each. *Max weight error*: the largest "
+        "|mean weight over the seeds - true weight|, the error of the seed-mean weights (the "
+        f"binomial standard deviation of a seed-mean weight is at most {worst_sd:.4f}); *energy "
+        "distance*: the mean over the seeds.",
     ]
-    for row in result["samplers"]:
-        distance = sum(row["distance"]) / len(row["distance"])
-        mixture = row["mixture"].replace("_", " ")
-        lines.append(
-            f"| {mixture} | {row['sampler']} | {row['max_weight_error']:.3f} | "
-            f"{distance:.4f} | {row['evaluations']} |"
-        )
+    header = ["sampler", "score", "settings"] + ([] if same else ["seeds"])
+    header += ["max weight error", "energy distance", "score evaluations"]
+    for mixture in dict.fromkeys(row["mixture"] for row in rows):
+        lines += ["", f"**{mixture.replace('_', ' ')}**", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        above = ("", "", "")
+        for row in (r for r in rows if r["mixture"] == mixture):
+            sampler, score, settings = split_label(row["sampler"])
+            if sampler.startswith("+"):  # "  + final denoising step": the row above, plus a step
+                sampler, score, settings = f"{above[0]} {sampler}", above[1], above[2]
+            above = (sampler, score, settings)
+            distance = sum(row["distance"]) / len(row["distance"])
+            cells = [sampler, score, settings] + ([] if same else [str(len(row["weights"]))])
+            cells += [f"{row['max_weight_error']:.3f}", f"{distance:.4f}", str(row["evaluations"])]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# the scores a sampler label of reproduce.json names, after the sampler
+SCORES = ("exact score", "trained NCSN", "trained ScoreNet")
+
+
+def split_label(label: str) -> tuple[str, str, str]:
+    """A reproduce.json sampler label as (sampler, score, settings).
+
+    The settings are the label's top-level parenthesised parts, joined by "; " ("paper:" kept);
+    the score is the part named in :data:`SCORES`. "annealed Langevin, exact score (paper: sigma
+    20->1, L=10, T=100, eps=0.1)" gives ("annealed Langevin", "exact score", "paper: sigma 20→1,
+    L=10, T=100, eps=0.1").
+    """
+    outside, inside, depth, part = [], [], 0, ""
+    for char in label:
+        if char == "(":
+            if depth == 0:
+                outside.append(part)
+                part = ""
+            else:
+                part += char
+            depth += 1
+        elif char == ")" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                inside.append(part)
+                part = ""
+            else:
+                part += char
+        else:
+            part += char
+    outside.append(part)
+    words = [w.strip() for w in ",".join(outside).split(",")]
+    words = [w for w in words if w]
+    score = next((w for w in words if w in SCORES), "")
+    sampler = ", ".join(w for w in words if w != score) or label.strip()
+    settings = "; ".join(p.strip() for p in inside).replace("->", "→")
+    return sampler, score, settings
 
 
 def setup() -> Tutorial:
