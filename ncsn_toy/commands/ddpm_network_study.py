@@ -172,8 +172,8 @@ def _format_score_errors(rows: list[dict], quick: str, points: int) -> str:
         f"{rows[0]['model']} read as the VE score s(x_bar, sigma) = -eps_theta(sqrt(a) x_bar, "
         "t) / sigma, at the (fractional) step t of each sigma. Relative score error as in the "
         f"score error table ({points} points each). E‖ε*‖² is the size of the noise it "
-        "predicts, sigma^2 E‖grad log p_sigma‖², and E‖ε_θ − ε*‖² its error there (their ratio "
-        "is the relative error; other draws of the same size)."
+        "predicts, sigma^2 E‖grad log p_sigma‖², and E‖ε_θ − ε*‖² its error there "
+        "(their ratio is the relative error; other draws of the same size)."
     )
     return heading + "\n\n" + caption + "\n\n" + markdown_table(headers, lines)
 

@@ -272,6 +272,11 @@ def format_timings(rows: list[dict], judge: bool = True) -> str:
 
     from .report import markdown_table
 
+    def verdict(row: dict) -> str:
+        if not judge:
+            return "— (quick)"
+        return "yes" if row["seconds"] <= row["target"] else "**no**"
+
     return (
         f"### Explorer (median, ms; torch threads: {torch.get_num_threads()})\n\n"
         + markdown_table(
@@ -282,7 +287,7 @@ def format_timings(rows: list[dict], judge: bool = True) -> str:
                     f"{1000 * r['seconds']:.0f}",
                     f"{1000 * r['worst']:.0f}",
                     f"<= {1000 * r['target']:.0f}",
-                    ("yes" if r["seconds"] <= r["target"] else "**no**") if judge else "— (quick)",
+                    verdict(r),
                 ]
                 for r in rows
             ],

@@ -143,7 +143,8 @@ def ncsn_vs_ddpm(ctx: Context, path: Path) -> None:
         level = f"σ = {nice(sigma)} (view ±{nice(area[1])})"
         if noising:
             left = f"NCSN, variance exploding: x + σ z\nnoising, {level}\n"
-            right = f"DDPM, variance preserving: √ā x + √(1−ā) z\nnoising, {step}: the left × √ā\n"
+            right = "DDPM, variance preserving: √ā x + √(1−ā) z\n"
+            right += f"noising, {step}: the left × √ā\n"
             left += f"std of the points {x_ve.std().item():.3g}"
             right += f"std of the points {x_vp.std().item():.3g}, √ā = {scale:.3g}"
         else:
@@ -262,7 +263,12 @@ def ddim_path(ctx: Context, path: Path) -> None:
     ax.set_xlabel("σ = √(1−ā) / √ā (sampling runs left to right)")
     ax.set_ylabel("first coordinate of x / √ā")
     ax.set_title(
-        "NCSN's x: the same DDIM steps ÷ √ā (dots) on\nthe VE probability-flow ODE (Heun, lines)",
+        "\n".join(
+            [
+                "NCSN's x: the same DDIM steps ÷ √ā (dots) on",
+                "the VE probability-flow ODE (Heun, lines)",
+            ]
+        ),
         fontsize=10,
     )
     ax.grid(True, which="major", alpha=0.3)

@@ -186,8 +186,8 @@ class ExploreResult:
         truth = "/".join(f"{w:.3f}" for w in self.mixture.weights.tolist())
         return (
             f"weights {sampled} (truth {truth}) · max weight error {self.max_weight_error:.3f} · "
-            f"energy distance {self.energy_distance:.4f} · {self.evaluations} score evaluations · "
-            f"{self.seconds:.2f} s"
+            f"energy distance {self.energy_distance:.4f} · "
+            f"{self.evaluations} score evaluations · {self.seconds:.2f} s"
         )
 
     def where(self, frame: int) -> str:

@@ -301,11 +301,11 @@ _PRIOR_NOTE = (
     "with it, σ_max is set there, and the bias stays."
 )
 _VP_NOTE = (
-    "DDPM's particles live in VP coordinates: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) z, about N(0, I) at "
-    "t = 999 (Ho et al.'s linear schedule, T = 1000 steps). Behind them: the density of x_t and "
-    "the arrows −ε(x, t) = √(1−ᾱ_t) ∇log p_t. The σ of a frame is the VE noise level of its "
-    "step, √(1−ᾱ_t)/√ᾱ_t, since x_t/√ᾱ_t = x_0 + σ z; the curve asks which mode each "
-    "x_t/√ᾱ_t lies in."
+    "DDPM's particles live in VP coordinates: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) z, "
+    "about N(0, I) at t = 999 (Ho et al.'s linear schedule, T = 1000 steps). Behind them: the "
+    "density of x_t and the arrows −ε(x, t) = √(1−ᾱ_t) ∇log p_t. The σ of a frame "
+    "is the VE noise level of its step, √(1−ᾱ_t)/√ᾱ_t, since x_t/√ᾱ_t = x_0 + σ z; "
+    "the curve asks which mode each x_t/√ᾱ_t lies in."
 )
 _DDIM_NOTE = (
     f"{_VP_NOTE} DDIM takes 'levels' steps, evenly spaced over t = 999…0 (one ε evaluation "

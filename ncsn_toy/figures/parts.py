@@ -100,8 +100,9 @@ def score_error_image(
     pixels: torch.Tensor,
     resolution: int,
 ):
-    """Draw log10 |s_θ(x) − ∇log p_σ(x)|² over ``pixels`` (r*r, 2) on ``errors``, with the contours
-    log p_σ = −8, −5, −3 that bound where the samples live; returns the image for a colour bar."""
+    """Draw log10 |s_θ(x) − ∇log p_σ(x)|² over ``pixels`` (r*r, 2) on ``errors``,
+    with the contours log p_σ = −8, −5, −3 that bound where the samples live; returns the
+    image for a colour bar."""
     with torch.no_grad():
         err = (model(pixels) - mixture.score(pixels, sigma)).square().sum(1)  # (r*r,)
     r = resolution
