@@ -26,7 +26,7 @@ from ..ddpm import DDPMSchedule, exact_eps, ve_score_fn
 from ..likelihood import vp_log_likelihood
 from ..targets import target
 from .ddpm_study import MIXTURE, NET
-from .measure import QUICK, ReproduceConfig, score_error_at
+from .measure import ReproduceConfig, quick_note, score_error_at
 from .report import markdown_table
 
 __all__ = [
@@ -213,7 +213,7 @@ def _format_likelihood(rows: list[dict], quick: str) -> str:
 
 def format_ddpm_networks(result: dict) -> str:
     """Tables 13 and 14 of a ``reproduce`` result, as Markdown ("" if the result has none)."""
-    quick = QUICK if result.get("config", {}).get("quick") else ""
+    quick = quick_note(result.get("config", {}))
     parts = []
     if "ddpm_score_error" in result:
         points = result["config"]["n_score_points"]

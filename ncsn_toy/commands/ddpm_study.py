@@ -30,7 +30,7 @@ from ..ddpm import VPSDE, DDPMSchedule, ddim_sampling, ddpm_sampling, exact_eps,
 from ..mixtures import GaussianMixture
 from ..sde import VESDE, probability_flow_sampling
 from ..targets import target
-from .measure import QUICK, ReproduceConfig, Run, max_weight_error, measure, references
+from .measure import ReproduceConfig, Run, max_weight_error, measure, quick_note, references
 from .report import markdown_table, mean_se, mean_std
 from .sde_study import SETTINGS, prior_start, sampler_rows, spreads
 
@@ -234,7 +234,7 @@ def format_ddpm_samplers(result: dict) -> str:
                 mean_std(r["seconds"], 2),
             ]
         )
-    quick = QUICK if sizes.get("quick") else ""
+    quick = quick_note(sizes)
     heading = f"### DDPM and DDIM beside the VE samplers, one score{quick}"
     headline = sizes["n_headline_seeds"]
     seeds = sizes["n_seeds"]

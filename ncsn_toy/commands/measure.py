@@ -31,6 +31,7 @@ __all__ = [
     "at_sigma",
     "score_error_at",
     "QUICK",
+    "quick_note",
     "Run",
 ]
 
@@ -38,6 +39,11 @@ __all__ = [
 QUICK = " — quick check (--fast): rough numbers"
 # a sampler as the studies run it: (x0, generator) -> samples
 Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def quick_note(config: dict) -> str:
+    """:data:`QUICK` for the ``config`` of a result made with --fast, else "" (table headings)."""
+    return QUICK if config.get("quick") else ""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,14 @@ from ..recipes import RECIPES
 from ..samplers import annealed_langevin_dynamics
 from ..targets import target
 from ..training import NCSN_OPTIONS, seeded_init, train_noise_conditional
-from .measure import QUICK, ReproduceConfig, at_sigma, max_weight_error, measure, score_error_at
+from .measure import (
+    ReproduceConfig,
+    at_sigma,
+    max_weight_error,
+    measure,
+    quick_note,
+    score_error_at,
+)
 from .report import markdown_table, mean_std
 
 __all__ = [
@@ -150,7 +157,7 @@ def format_score_errors(rows: list[dict], sizes: dict) -> str:
     headers = ["model", "sigma", "under the data", "high density", "low density"]
     heading = (
         "### Relative score error (under p_sigma; high / low density: inside / outside its 99% "
-        f"region){QUICK if sizes.get('quick') else ''}"
+        f"region){quick_note(sizes)}"
     )
     return heading + "\n\n" + markdown_table(headers, lines)
 
@@ -189,5 +196,5 @@ def format_sigma_inputs(rows: list[dict], sizes: dict) -> str:
         "energy distance",
         "training seconds",
     ]
-    heading = f"### How sigma enters the network ({over}){QUICK if sizes.get('quick') else ''}"
+    heading = f"### How sigma enters the network ({over}){quick_note(sizes)}"
     return heading + "\n\n" + markdown_table(headers, lines)

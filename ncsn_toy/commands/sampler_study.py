@@ -26,7 +26,7 @@ from ..noise_levels import geometric_sigmas
 from ..samplers import annealed_langevin_dynamics, consistent_annealed_sampling, langevin_dynamics
 from ..sde import score_evaluations
 from ..targets import target, uniform_in_box
-from .measure import QUICK, ReproduceConfig, Run, max_weight_error, measure, references
+from .measure import ReproduceConfig, Run, max_weight_error, measure, quick_note, references
 from .report import markdown_table, mean_std, over_seeds
 from .sde_study import SETTINGS, flow_run, prior_start
 
@@ -315,7 +315,7 @@ def format_samplers(rows: list[dict], sizes: dict) -> str:
         "score evaluations",
         "seconds",
     ]
-    heading = f"### Samplers{QUICK if sizes.get('quick') else ''}"
+    heading = f"### Samplers{quick_note(sizes)}"
     # a result without n_headline_seeds ran table 1 over n_seeds
     seeds = sizes.get("n_headline_seeds", sizes["n_seeds"])
     caption = (
@@ -341,8 +341,7 @@ def format_evaluations(rows: list[dict], sizes: dict) -> str:
         )
     headers = ["sampler", "score evaluations", "max weight error", "energy distance"]
     heading = (
-        "### Weight error against score evaluations (exact score, two modes)"
-        f"{QUICK if sizes.get('quick') else ''}"
+        f"### Weight error against score evaluations (exact score, two modes){quick_note(sizes)}"
     )
     caption = (
         f"Energy distance: {over_seeds(sizes['n_seeds'], sizes['n_particles'])}. Max weight "

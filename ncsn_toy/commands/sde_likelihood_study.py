@@ -24,7 +24,7 @@ from ..likelihood import ode_log_likelihood
 from ..mixtures import GaussianMixture
 from ..sde import VESDE
 from ..targets import target
-from .measure import QUICK, ReproduceConfig
+from .measure import ReproduceConfig, quick_note
 from .report import markdown_table
 from .sde_study import NETS, SDE_NETS, SETTINGS, modes
 
@@ -176,7 +176,7 @@ def format_likelihood(result: dict) -> str:
     """Table 6 of a ``reproduce`` result, as Markdown ("" if the result has none)."""
     if "sde_likelihood" not in result:
         return ""
-    quick = QUICK if result.get("config", {}).get("quick") else ""
+    quick = quick_note(result.get("config", {}))
     headers = [
         "mixture",
         "score",

@@ -25,10 +25,10 @@ from ..sde import VESDE
 from ..targets import target
 from ..training import seeded_init, train_noise_conditional
 from .measure import (
-    QUICK,
     ReproduceConfig,
     max_weight_error,
     measure,
+    quick_note,
     references,
     score_error_at,
 )
@@ -117,7 +117,7 @@ def continuous_table(config: ReproduceConfig, refs: dict | None = None) -> list[
 def format_network_tables(result: dict) -> str:
     """Tables 7 and 8 of a ``reproduce`` result (the keys this module writes), as Markdown."""
     sizes = result.get("config", {})
-    quick = QUICK if sizes.get("quick") else ""
+    quick = quick_note(sizes)
     parts = []
     if "sde_between_levels" in result:
         parts.append(_format_between_levels(result["sde_between_levels"], quick))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..recipes import RECIPES
 from ..sde import VESDE
 from ..targets import target
-from .measure import QUICK, ReproduceConfig
+from .measure import ReproduceConfig, quick_note
 from .report import markdown_table
 from .sde_study import BIAS_FACTOR, NETS, SETTINGS, flow_run, large_run, modes
 
@@ -64,7 +64,7 @@ def format_settings_scan(result: dict) -> str:
     """The scan of a ``reproduce`` result, as Markdown ("" if the result has none)."""
     if "sde_settings" not in result:
         return ""
-    quick = QUICK if result.get("config", {}).get("quick") else ""
+    quick = quick_note(result.get("config", {}))
     headers = [
         "mixture",
         "solver",

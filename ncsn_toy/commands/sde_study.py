@@ -33,7 +33,7 @@ from ..sde import (
     score_evaluations,
 )
 from ..targets import target
-from .measure import QUICK, ReproduceConfig, Run, max_weight_error, measure, references
+from .measure import ReproduceConfig, Run, max_weight_error, measure, quick_note, references
 from .report import markdown_table, mean_std, over_seeds
 
 __all__ = [
@@ -296,7 +296,7 @@ def format_sde_samplers(result: dict) -> str:
     if "sde_samplers" not in result:
         return ""
     sizes = result["config"]
-    quick = QUICK if sizes.get("quick") else ""
+    quick = quick_note(sizes)
     headers = [
         "mixture",
         "score",
