@@ -32,6 +32,7 @@ __all__ = [
     "score_error_at",
     "QUICK",
     "quick_note",
+    "counted",
     "Run",
 ]
 
@@ -39,6 +40,16 @@ __all__ = [
 QUICK = " — quick check (--fast): rough numbers"
 # a sampler as the studies run it: (x0, generator) -> samples
 Run = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def counted(fn: Callable, calls: list[int]) -> Callable:
+    """``fn`` (a score or noise predictor), adding 1 to ``calls[0]`` at every call."""
+
+    def wrapped(x: torch.Tensor, level: float) -> torch.Tensor:
+        calls[0] += 1
+        return fn(x, level)
+
+    return wrapped
 
 
 def quick_note(config: dict) -> str:

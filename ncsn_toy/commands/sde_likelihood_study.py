@@ -24,7 +24,7 @@ from ..likelihood import ode_log_likelihood
 from ..mixtures import GaussianMixture
 from ..sde import VESDE
 from ..targets import target
-from .measure import ReproduceConfig, quick_note
+from .measure import ReproduceConfig, counted, quick_note
 from .report import markdown_table
 from .sde_study import NETS, SDE_NETS, SETTINGS, modes
 
@@ -99,16 +99,6 @@ def _cases(
     return cases
 
 
-def _counted(score: Callable, calls: list[int]) -> Callable:
-    """``score``, adding 1 to ``calls[0]`` at every call."""
-
-    def counted(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        calls[0] += 1
-        return score(x, sigma)
-
-    return counted
-
-
 def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> list[dict]:
     """Table 6: the ODE log-likelihood against log p_{sigma_min}(x), x ~ p_{sigma_min}."""
     n = min(config.n_particles, 2000)
@@ -132,7 +122,7 @@ def likelihood_table(models: dict[str, nn.Module], config: ReproduceConfig) -> l
             calls = [0]
             begin = time.perf_counter()
             ll = ode_log_likelihood(
-                _counted(case.score, calls),
+                counted(case.score, calls),
                 x,
                 sde,
                 case.steps,
