@@ -59,6 +59,38 @@ def test_notebook_shows_the_committed_figures_without_running():
         assert f"(gif/{name})" in markdown, f"{name} is not referenced in a Markdown cell"
 
 
+def redrawn_names(nb) -> list[str]:
+    """The figure names of every ``tutorial.redraw(...)`` call in the notebook's code cells."""
+    names = []
+    for node in ast.walk(ast.parse(code_source(nb))):
+        call = node if isinstance(node, ast.Call) else None
+        if call and isinstance(call.func, ast.Attribute) and call.func.attr == "redraw":
+            names += [arg.value for arg in call.args if isinstance(arg, ast.Constant)]
+    return names
+
+
+def test_retrained_networks_redraw_every_figure_once():
+    """With LOAD_PRETRAINED = False every figure of the gallery is drawn again, once, by name."""
+    names = redrawn_names(nbformat.read(NOTEBOOK, as_version=4))
+    assert sorted(names) == sorted(FIGURES)
+
+
+def test_redraw_shows_figures_only_for_networks_trained_in_the_notebook(monkeypatch, capsys):
+    import IPython.display
+
+    from ncsn_toy.figures.tutorial import Tutorial
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    Tutorial(fast=True, threads=1).redraw("score_field_mixture.png")
+    assert shown == []  # fast mode alone: the committed figure stands
+    retrained = Tutorial(fast=True, threads=1, retrain=True)
+    retrained.redraw("score_field_mixture.png", "no_such_figure.png")
+    assert len(shown) == 1
+    assert shown[0].data.startswith(b"\x89PNG")  # drawn, as a PNG, inline
+    assert "no_such_figure.png is not in this version's gallery" in capsys.readouterr().out
+
+
 def test_notebook_is_committed_without_outputs():
     nb = committed_notebook()
     assert nb["metadata"]["kernelspec"]["name"] == KERNEL
@@ -209,7 +241,7 @@ def test_notebook_runs_top_to_bottom_in_fast_mode_and_repeats(tmp_path):
         patch.setenv("NCSN_TOY_THREADS", "1")
         nb = watched_run(True, tmp_path / "first")
         assert not [o for o in outputs_of(nb) if o.get("output_type") == "error"]
-        assert len(images(nb)) >= len(FIGURES)  # every figure is drawn again (smaller), inline
+        assert images(nb) == []  # the committed figures, shown by Markdown, as in the default mode
         assert "fast=True" in "\n".join(printed(nb))
         # seeded: a second run prints the same
         again = watched_run(True, tmp_path / "again")

@@ -9,8 +9,9 @@ The notebook ``NCSN_toy_Example.ipynb`` starts with::
 :func:`setup` sets torch's threads for the machine's load (as every command does), reads the fast
 mode from the environment (``NCSN_TOY_FAST=1``, what the test suite runs) and prints the versions.
 The returned :class:`Tutorial` draws a figure of the gallery again (:meth:`Tutorial.redraw`) only
-where it would differ from the committed one that the notebook's Markdown already shows: in fast
-mode (smaller sizes) or with networks trained in the notebook.
+where it would differ from the committed one that the notebook's Markdown already shows: with
+networks trained in the notebook. Fast mode shrinks the notebook's own computations, not the
+gallery: its figures are the committed ones (``render --fast`` is tested on its own).
 :meth:`Tutorial.show_samplers_table` shows the sampler rows of ``results/reproduce.json``, the
 numbers only a longer run gives.
 """
@@ -46,7 +47,7 @@ REPRODUCE_JSON = Path("results") / "reproduce.json"
 class Tutorial:
     """What the notebook's setup decided, and the helpers that keep plumbing out of its cells."""
 
-    fast: bool  # NCSN_TOY_FAST=1 in the environment: every size of the notebook shrinks
+    fast: bool  # NCSN_TOY_FAST=1 in the environment: every size of the notebook's cells shrinks
     threads: int  # torch's intra-op threads, chosen for the machine's load
     retrain: bool = False  # networks are trained in the notebook, not loaded
 
@@ -57,15 +58,21 @@ class Tutorial:
 
     @property
     def redraws(self) -> bool:
-        """Whether figures are drawn again: only where they would differ from the committed ones."""
-        return self.fast or self.retrain
+        """Whether figures are drawn again: only with networks trained in the notebook.
+
+        Only then would they differ from the committed ones in substance. In fast mode they would
+        only be smaller and noisier, and drawing all of them took two thirds of a fast run (41 of
+        62 s), so fast mode shows the committed figures, as the default mode does.
+        """
+        return self.retrain
 
     def redraw(self, *names: str) -> None:
         """Draw these figures of the gallery again and show them, if they would differ from gif/.
 
-        In fast mode (smaller sizes) or with networks trained in the notebook. Drawn into a
-        temporary folder that is removed at once: a notebook run writes no file. A name this
-        version's gallery does not draw is said so in a printed line, and skipped.
+        With networks trained in the notebook; at the fast sizes (:meth:`RenderConfig.fast`) in
+        fast mode. Drawn into a temporary folder that is removed at once: a notebook run writes no
+        file. A name this version's gallery does not draw is said so in a printed line, and
+        skipped.
         """
         if not self.redraws:
             return
