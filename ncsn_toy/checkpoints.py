@@ -53,6 +53,7 @@ _OPTIONS = {
         "n_hidden_layers": int,
         "activation": str,
         "n_steps": int,
+        "data_std": (float, type(None)),
     },
     "NoiseConditionalScoreNet": {
         "dim": int,

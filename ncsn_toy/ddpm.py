@@ -34,6 +34,7 @@ import torch
 
 from . import _checks
 from .mixtures import GaussianMixture, check_mixture
+from .noise_levels import DDPM_BETA_END, DDPM_BETA_START, linear_betas
 from .samplers import SamplerRun, Trajectory
 from .sde import VESDE
 
@@ -136,13 +137,13 @@ class DDPMSchedule:
 
     @classmethod
     def linear(
-        cls, n_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+        cls,
+        n_steps: int = 1000,
+        beta_start: float = DDPM_BETA_START,
+        beta_end: float = DDPM_BETA_END,
     ) -> DDPMSchedule:
         """Ho et al.'s schedule: betas linear from beta_start to beta_end over n_steps steps."""
-        n_steps = _checks.positive_int(n_steps, "n_steps")
-        start = _checks.positive_float(beta_start, "beta_start")
-        end = _checks.positive_float(beta_end, "beta_end")
-        return cls(torch.linspace(start, end, n_steps, dtype=torch.float64))
+        return cls(linear_betas(n_steps, beta_start, beta_end))
 
     @property
     def n_steps(self) -> int:

@@ -28,7 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _checks
-from .noise_levels import PAPER_N_LEVELS, PAPER_SIGMA_MAX, PAPER_SIGMA_MIN, geometric_sigmas
+from .noise_levels import (
+    PAPER_N_LEVELS,
+    PAPER_SIGMA_MAX,
+    PAPER_SIGMA_MIN,
+    geometric_sigmas,
+    linear_betas,
+)
 
 __all__ = [
     "ScoreNet",
@@ -37,7 +43,12 @@ __all__ = [
     "NonFiniteOutputError",
     "ACTIVATIONS",
     "SIGMA_INPUTS",
+    "MAX_PRECONDITIONED_STEPS",
 ]
+
+# the most steps a preconditioned EpsilonNet takes: it keeps one float per step, and a linear
+# schedule with beta up to 0.02 has long reached pure noise (a_T = exp(-1000) at 100,000 steps)
+MAX_PRECONDITIONED_STEPS = 100_000
 
 
 class NonFiniteOutputError(ValueError):
@@ -252,12 +263,26 @@ class EpsilonNet(nn.Module):
 
     The layout of :class:`NoiseConditionalScoreNet` with the step t in place of sigma. It predicts
     the noise z of x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) z (Ho et al. 2020), which is
-    -sqrt(1 - a_t) times the score of the noised data: a target of unit scale at every step, as
-    sigma s_theta is for NCSN.
+    -sqrt(1 - a_t) times the score of the noised data: a target of unit scale at large t, but
+    of size about sqrt(1 - a_t) ~ sigma_t near the data, where an error of 0.01 in eps is an
+    error of 100% in the score at sigma_t = 0.01.
+
+    Preconditioned (``data_std`` given; Karras et al. 2022, "Elucidating the Design Space of
+    Diffusion-Based Generative Models", Sec. 5 and Table 1, written for eps): the layers see
+    x_t / sqrt(a_t data_std^2 + 1 - a_t), of unit size at every step, and their output F is
+    multiplied by std_t = sqrt(1 - a_t): eps_theta = std_t F(c_in x_t, t / T). Then F predicts
+    -grad log p_t, of unit size at every step, so the score's relative error no longer grows as
+    the noise vanishes. a_t is that of Ho et al.'s linear schedule of ``n_steps`` steps
+    (:func:`~ncsn_toy.noise_levels.linear_betas`); between steps log sigma_t,
+    sigma_t = std_t / sqrt(a_t), is interpolated linearly, as
+    :meth:`~ncsn_toy.ddpm.DDPMSchedule.timestep` does.
 
     Args:
         dim, hidden, n_hidden_layers, activation: as for :class:`ScoreNet`.
         n_steps: T, the steps of the schedule it is trained for (the input is t / T).
+        data_std: the data's standard deviation per axis (e.g.
+            :func:`~ncsn_toy.noise_levels.data_std`) to precondition as above; ``None`` (the
+            default) feeds x and returns the layers' output, as Ho et al. do.
 
     ``forward(x, t)``: ``x`` is ``(n, d)``; ``t`` a step in [0, T - 1] (an int, or a float: the
     ODE samplers ask between steps), a 0-d tensor or an ``(n,)`` tensor; returns ``(n, d)``.
@@ -271,10 +296,19 @@ class EpsilonNet(nn.Module):
         n_hidden_layers: int = 3,
         activation: str = "logsigmoid",
         n_steps: int = 1000,
+        data_std: float | None = None,
     ) -> None:
         super().__init__()
         self.dim = _checks.positive_int(dim, "dim")
         self.n_steps = _checks.positive_int(n_steps, "n_steps")
+        if data_std is not None:
+            data_std = _checks.positive_float(data_std, "data_std")
+            if self.n_steps > MAX_PRECONDITIONED_STEPS:  # the table below holds one float per step
+                raise ValueError(
+                    f"a preconditioned EpsilonNet has at most {MAX_PRECONDITIONED_STEPS} steps, "
+                    f"got n_steps={self.n_steps}"
+                )
+        self.data_std = data_std
         # keyword arguments that rebuild this network (saved in checkpoints)
         self.architecture = {
             "dim": self.dim,
@@ -282,8 +316,14 @@ class EpsilonNet(nn.Module):
             "n_hidden_layers": n_hidden_layers,
             "activation": activation,
             "n_steps": self.n_steps,
+            "data_std": data_std,
         }
         self.net = _mlp(self.dim + 1, self.dim, hidden, n_hidden_layers, activation)
+        if data_std is not None:
+            # log sigma_t of the linear schedule, (T,): a constant of the architecture, not saved
+            log_alphas_cumprod = torch.cumsum(torch.log1p(-linear_betas(self.n_steps)), dim=0)
+            log_sigmas = 0.5 * (torch.log(-torch.expm1(log_alphas_cumprod)) - log_alphas_cumprod)
+            self.register_buffer("log_sigmas", log_sigmas.float(), persistent=False)
 
     def forward(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         x = _check_input(x, self.net, self.dim)
@@ -298,17 +338,41 @@ class EpsilonNet(nn.Module):
             low, high = (v.item() for v in torch.aminmax(t.double()))
             self._check_step(low)
             self._check_step(high)
-            feature = (t.to(x.dtype) / self.n_steps).unsqueeze(1)  # (n, 1)
+            steps = t.to(x.dtype)  # (n,)
+            feature = (steps / self.n_steps).unsqueeze(1)  # (n, 1)
+            if self.data_std is not None:
+                c_in, c_out = self._preconditioning(steps, x.dtype)  # (n,), (n,)
+                x = x * c_in.unsqueeze(1)
             h = first(torch.cat([x, feature], dim=1))  # (n, h)
         else:
-            feature = self._check_step(_checks.real_number(t, "t")) / self.n_steps
+            step = self._check_step(_checks.real_number(t, "t"))
             # W [x; t / T] + b = W_x x + (b + w_t t / T): no (n, d + 1) input to build
             w_x = first.weight[:, : self.dim]  # (h, d)
             w_t = first.weight[:, self.dim]  # (h,)
-            h = F.linear(x, w_x, first.bias + feature * w_t)  # (n, h)
+            if self.data_std is not None:
+                c_in, c_out = self._preconditioning(torch.tensor(step), x.dtype)  # 0-d, 0-d
+                w_x = w_x * c_in
+            h = F.linear(x, w_x, first.bias + step / self.n_steps * w_t)  # (n, h)
         for layer in layers:
             h = layer(h)
+        if self.data_std is not None:
+            h = h * (c_out.unsqueeze(-1) if c_out.dim() > 0 else c_out)
         return _finite_output(h, "EpsilonNet")
+
+    def _preconditioning(
+        self, steps: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(c_in, c_out) at the steps: 1 / sqrt(a data_std^2 + 1 - a) and sqrt(1 - a)."""
+        table = self.log_sigmas.to(dtype)  # (T,)
+        position = steps.to(device=table.device, dtype=dtype)
+        low = position.floor().clamp(0, max(self.n_steps - 2, 0)).long()
+        high = (low + 1).clamp(max=self.n_steps - 1)
+        log_sigma = torch.lerp(table[low], table[high], position - low)
+        sigma_squared = torch.exp(2 * log_sigma)  # (1 - a) / a
+        # a (data_std^2 + sigma^2) = a data_std^2 + 1 - a, with a = 1 / (1 + sigma^2)
+        c_in = torch.sqrt((1 + sigma_squared) / (self.data_std**2 + sigma_squared))
+        c_out = torch.sqrt(sigma_squared / (1 + sigma_squared))
+        return c_in, c_out
 
     def _check_step(self, t: float) -> float:
         if not 0 <= t <= self.n_steps - 1:

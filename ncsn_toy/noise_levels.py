@@ -45,11 +45,34 @@ __all__ = [
     "shell_overlap_ratio",
     "variance_ratio",
     "langevin_step",
+    "DDPM_BETA_START",
+    "DDPM_BETA_END",
+    "linear_betas",
 ]
 
 PAPER_SIGMA_MAX = 20.0  # sigma_1 of the paper's toy experiment
 PAPER_SIGMA_MIN = 1.0  # sigma_L of the paper's toy experiment
 PAPER_N_LEVELS = 10  # L of the paper's toy experiment
+
+
+DDPM_BETA_START = 1e-4  # beta_1 of Ho et al.'s linear schedule
+DDPM_BETA_END = 0.02  # beta_T of Ho et al.'s linear schedule
+
+
+def linear_betas(
+    n_steps: int, beta_start: float = DDPM_BETA_START, beta_end: float = DDPM_BETA_END
+) -> torch.Tensor:
+    """Ho et al.'s (2020) noise schedule: betas linear from beta_start to beta_end, ``(T,)``.
+
+    In float64.
+
+    :class:`~ncsn_toy.ddpm.DDPMSchedule` checks and derives from them; the preconditioned
+    :class:`~ncsn_toy.networks.EpsilonNet` scales by them.
+    """
+    n_steps = _checks.positive_int(n_steps, "n_steps")
+    start = _checks.positive_float(beta_start, "beta_start")
+    end = _checks.positive_float(beta_end, "beta_end")
+    return torch.linspace(start, end, n_steps, dtype=torch.float64)
 
 
 def geometric_sigmas(

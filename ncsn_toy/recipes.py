@@ -211,13 +211,15 @@ RECIPES: dict[str, Recipe] = {
         # DDPM (Ho et al. 2020) on the paper's mixture: the noise predictor eps(x, t) in the
         # noise-conditional layout fed t / T, with SiLU (LogSigmoid learns the small steps
         # several times worse: relative score error 4.5 against 0.15 at sigma = 0.1 after 4000
-        # steps), on the linear schedule of 1000 steps, trained with the simple loss
+        # steps), on the linear schedule of 1000 steps, trained with the simple loss, and
+        # preconditioned (data_std): unpreconditioned, its score was 9.4 off (relative error) at
+        # sigma_0 = 0.01, scaled output alone 0.067, with the scaled input too 0.005
         Recipe(
             "ddpm_two_gaussians",
             "two_gaussians",
             False,
             TrainConfig(steps=12_000, batch_size=2048, lr=1e-2),
-            network={"activation": "silu"},
+            network={"activation": "silu", "data_std": round(data_std(target("two_gaussians")), 2)},
             n_steps=1000,
             ddpm=True,
         ),

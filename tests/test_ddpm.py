@@ -407,6 +407,64 @@ def test_epsilon_net_checkpoint_round_trip(tmp_path):
     assert back.n_steps == 50
 
 
+def plain_twin(net: EpsilonNet) -> EpsilonNet:
+    """The same weights without preconditioning: the layers alone."""
+    options = {**net.architecture, "data_std": None}
+    twin = EpsilonNet(**options)
+    twin.load_state_dict(net.state_dict())
+    return twin
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.0137, 0.5, 3.0, 157.0])
+@pytest.mark.parametrize("per_point", [False, True])
+def test_preconditioned_epsilon_net_recomputed(sigma, per_point):
+    """eps = std F(c_in x, t / T) (Karras et al. 2022, Table 1, for eps), recomputed from VE's
+    sigma: a = 1 / (1 + sigma^2), std = sigma sqrt(a), c_in = 1 / sqrt(a (data_std^2 + sigma^2)),
+    at the (fractional) step where the schedule's sigma is ``sigma``."""
+    torch.manual_seed(0)
+    net = EpsilonNet(data_std=4.0, activation="silu")
+    schedule = DDPMSchedule.linear(net.n_steps)
+    t = schedule.timestep(min(sigma, schedule.sigmas[-1].item()))
+    sigma = math.exp(  # the schedule's own sigma at t: log sigma interpolated between steps
+        torch.lerp(
+            schedule.sigmas.log()[math.floor(t)],
+            schedule.sigmas.log()[min(math.floor(t) + 1, 999)],
+            t - math.floor(t),
+        ).item()
+    )
+    a = 1 / (1 + sigma**2)
+    x = 3 * torch.randn(7, 2, generator=torch.Generator().manual_seed(1))
+    steps = torch.full((7,), t) if per_point else t
+    expected = sigma * math.sqrt(a) * plain_twin(net)(x / math.sqrt(a * (16 + sigma**2)), steps)
+    torch.testing.assert_close(net(x, steps), expected, rtol=2e-5, atol=1e-7)
+
+
+def test_preconditioned_epsilon_net_at_integer_steps_uses_the_schedule():
+    """At the schedule's steps, std is sqrt(1 - alpha_bar_t) exactly (to float32)."""
+    net = EpsilonNet(data_std=2.0, n_steps=100)
+    schedule = DDPMSchedule.linear(100)
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
+    for t in (0, 1, 50, 99):
+        a = schedule.alphas_cumprod[t].item()
+        expected = math.sqrt(1 - a) * plain_twin(net)(x / math.sqrt(a * 4 + 1 - a), t)
+        torch.testing.assert_close(net(x, t), expected, rtol=2e-5, atol=1e-7)
+
+
+def test_preconditioned_epsilon_net_bad_input_and_round_trip(tmp_path):
+    with pytest.raises(ValueError, match="data_std"):
+        EpsilonNet(data_std=0.0)
+    with pytest.raises(TypeError, match="data_std"):
+        EpsilonNet(data_std="4")
+    with pytest.raises(ValueError, match="at most 100000 steps"):
+        EpsilonNet(data_std=1.0, n_steps=100_001)
+    net = EpsilonNet(hidden=16, n_steps=50, data_std=3.0)
+    assert set(net.state_dict()) == set(EpsilonNet(hidden=16, n_steps=50).state_dict())
+    back = load_checkpoint(save_checkpoint(net, tmp_path / "eps.pt"), expect=EpsilonNet)
+    assert back.data_std == 3.0
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(back(x, 7.5), net(x, 7.5))
+
+
 # ------------------------------------------------------------------------------ likelihoods
 def test_dopri5_reaches_the_exact_log_likelihood_of_one_gaussian():
     """With the exact prior the ODE is the only error: dopri5 at 1e-6 matches log p_0.2 of a

@@ -109,12 +109,10 @@ def test_the_noise_predictor_as_a_score(models):
     assert steps[0] == 0.0
     assert steps[-1] == 999.0
     assert steps == sorted(steps)
-    # what the docs say of the committed network (2000 points here): within 0.05 from sigma 0.1
-    # up (measured 0.015 at 0.1 on 20,000), far off at sigma_0 (measured 9.3)
+    # the committed network, preconditioned, is within 0.05 over its whole range (measured on
+    # 20,000 points: at most 0.0053, at sigma_0); 2,000 points here, and the bar is ten times that
     for r in rows:
-        if r["sigma"] >= 0.1:
-            assert r["overall"] < 0.05, r
-    assert rows[0]["overall"] > 1
+        assert r["overall"] < 0.05, r
     # the noise it predicts vanishes at small sigma: sigma^2 E||grad log p_sigma||^2 ~ 2 sigma^2
     assert rows[0]["eps_size"] < 1e-3 < 1.5 < rows[-1]["eps_size"]
     text = format_ddpm_networks({"config": vars(TINY), "ddpm_score_error": rows})
