@@ -162,6 +162,10 @@ def test_atomic_write_syncs_through_a_writable_handle(tmp_path, monkeypatch):
 @pytest.fixture
 def fresh_library_threads(monkeypatch, clean_environment, restore_threads):
     """A new LibraryThreads in place of the package's, taking the count now as torch's own."""
+    return install_library_threads(monkeypatch)
+
+
+def install_library_threads(monkeypatch):
     from ncsn_toy import runtime, samplers, training
 
     threads = runtime.LibraryThreads()
@@ -194,9 +198,15 @@ def test_a_library_call_on_a_busy_machine_runs_one_thread_and_restores(
     assert torch.get_num_threads() == before
 
 
-def test_a_library_call_on_an_idle_machine_uses_every_core(monkeypatch, fresh_library_threads):
+def test_a_library_call_on_an_idle_machine_uses_every_core(
+    monkeypatch, clean_environment, restore_threads
+):
+    # torch's own count as a fresh process has it, one thread per core: the suite's thread policy
+    # may have lowered it for the load (pytest -n 2 runs a second worker beside this one)
+    torch.set_num_threads(len(allowed_cpus()))
+    install_library_threads(monkeypatch)
     monkeypatch.setattr("ncsn_toy.runtime._load_average_of_others", lambda: 0.0)
-    assert threads_seen_by_a_sampler() == min(len(allowed_cpus()), torch.get_num_threads())
+    assert threads_seen_by_a_sampler() == len(allowed_cpus())
 
 
 def test_the_users_choice_wins(monkeypatch, fresh_library_threads):
