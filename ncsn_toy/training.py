@@ -37,7 +37,7 @@ from .ddpm import DDPMSchedule
 from .losses import _anneal_dsm_loss, _ddpm_loss, dsm_loss, sliced_score_matching_loss
 from .mixtures import GaussianMixture, check_mixture
 from .networks import EpsilonNet, NoiseConditionalScoreNet, NonFiniteOutputError, ScoreNet
-from .noise_levels import NoiseSchedule, geometric_sigmas, narrowest_std
+from .noise_levels import NoiseSchedule, geometric_sigmas, linear_betas, narrowest_std
 from .runtime import LIBRARY_THREADS
 
 __all__ = [
@@ -210,6 +210,12 @@ def train_ddpm(
         schedule = DDPMSchedule.linear(model.n_steps)
     if not isinstance(schedule, DDPMSchedule) or schedule.n_steps != model.n_steps:
         raise ValueError(f"schedule must be a DDPMSchedule of the model's {model.n_steps} steps")
+    if model.data_std is not None and not torch.equal(schedule.betas, linear_betas(model.n_steps)):
+        # its scaling is the linear schedule's std: on another schedule F would not be the score
+        raise ValueError(
+            "a preconditioned EpsilonNet (data_std given) scales by the std of "
+            f"DDPMSchedule.linear({model.n_steps}); train it on that schedule"
+        )
 
     def loss_fn(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return _ddpm_loss(net, x, schedule, gen)

@@ -24,6 +24,7 @@ from ncsn_toy import (
 )
 from ncsn_toy.ddpm import ddim_timesteps, denoised_from_eps, ve_score_fn
 from ncsn_toy.likelihood import vp_log_likelihood
+from ncsn_toy.training import TrainConfig, train_ddpm
 
 F64 = torch.float64
 
@@ -458,6 +459,9 @@ def test_preconditioned_epsilon_net_bad_input_and_round_trip(tmp_path):
     with pytest.raises(ValueError, match="at most 100000 steps"):
         EpsilonNet(data_std=1.0, n_steps=100_001)
     net = EpsilonNet(hidden=16, n_steps=50, data_std=3.0)
+    other_schedule = DDPMSchedule(torch.full((50,), 0.01, dtype=F64))
+    with pytest.raises(ValueError, match=r"DDPMSchedule.linear\(50\)"):
+        train_ddpm(two_gaussians(), TrainConfig(steps=1), net, other_schedule, progress=False)
     assert set(net.state_dict()) == set(EpsilonNet(hidden=16, n_steps=50).state_dict())
     back = load_checkpoint(save_checkpoint(net, tmp_path / "eps.pt"), expect=EpsilonNet)
     assert back.data_std == 3.0
