@@ -341,8 +341,8 @@ class EpsilonNet(nn.Module):
             steps = t.to(x.dtype)  # (n,)
             feature = (steps / self.n_steps).unsqueeze(1)  # (n, 1)
             if self.data_std is not None:
-                c_in, c_out = self._preconditioning(steps, x.dtype)  # (n,), (n,)
-                x = x * c_in.unsqueeze(1)
+                c_in, c_out = self._preconditioning(steps, x.dtype)  # (n, 1), (n, 1)
+                x = x * c_in
             h = first(torch.cat([x, feature], dim=1))  # (n, h)
         else:
             step = self._check_step(_checks.real_number(t, "t"))
@@ -350,19 +350,23 @@ class EpsilonNet(nn.Module):
             w_x = first.weight[:, : self.dim]  # (h, d)
             w_t = first.weight[:, self.dim]  # (h,)
             if self.data_std is not None:
-                c_in, c_out = self._preconditioning(torch.tensor(step), x.dtype)  # 0-d, 0-d
+                c_in, c_out = self._preconditioning(torch.tensor(step), x.dtype)  # (1,), (1,)
                 w_x = w_x * c_in
             h = F.linear(x, w_x, first.bias + step / self.n_steps * w_t)  # (n, h)
         for layer in layers:
             h = layer(h)
         if self.data_std is not None:
-            h = h * (c_out.unsqueeze(-1) if c_out.dim() > 0 else c_out)
+            h = h * c_out
         return _finite_output(h, "EpsilonNet")
 
     def _preconditioning(
         self, steps: torch.Tensor, dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(c_in, c_out) at the steps: 1 / sqrt(a data_std^2 + 1 - a) and sqrt(1 - a)."""
+        """(c_in, c_out) at the steps: 1 / sqrt(a data_std^2 + 1 - a) and sqrt(1 - a).
+
+        For ``steps`` of shape (n,), columns (n, 1); for a 0-d step, (1,): each broadcasts over
+        the points' coordinates (or the first layer's input weights).
+        """
         table = self.log_sigmas.to(dtype)  # (T,)
         position = steps.to(device=table.device, dtype=dtype)
         low = position.floor().clamp(0, max(self.n_steps - 2, 0)).long()
@@ -372,7 +376,7 @@ class EpsilonNet(nn.Module):
         # a (data_std^2 + sigma^2) = a data_std^2 + 1 - a, with a = 1 / (1 + sigma^2)
         c_in = torch.sqrt((1 + sigma_squared) / (self.data_std**2 + sigma_squared))
         c_out = torch.sqrt(sigma_squared / (1 + sigma_squared))
-        return c_in, c_out
+        return c_in.unsqueeze(-1), c_out.unsqueeze(-1)
 
     def _check_step(self, t: float) -> float:
         if not 0 <= t <= self.n_steps - 1:
